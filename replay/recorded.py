@@ -1,0 +1,306 @@
+"""RecordedTimeline: the Timeline protocol over a trace file, lazily (index on open, one chunk per visit)."""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from replay.timeline import ChunkSummary, Step, TimelineError, Value
+from tracer.format import (
+    EV_RETURN,
+    EV_UNWIND,
+    EVENT_NAMES,
+    ChunkData,
+    TraceFormatError,
+    TraceReader,
+)
+from tracer.values import decode_text
+
+_CACHE_CHUNKS = 6
+
+
+def to_value(encoded: Any) -> Value:
+    text, literal, truncated = decode_text(encoded)
+    return Value(text, literal, truncated)
+
+
+class _Chunk:
+    """A decoded chunk with the lookups navigation needs, built once per decode."""
+
+    __slots__ = ("data", "frame_meta", "frame_steps", "frame_changes", "values", "number", "start", "count")
+
+    def __init__(self, number: int, data: ChunkData) -> None:
+        self.number = number
+        self.data = data
+        self.start = data.start
+        self.count = len(data.fids)
+        meta: dict[int, tuple[int, int, int, int]] = {}
+        for fid, (code_id, parent, thread, depth, *_rest) in data.keyframe.items():
+            meta[int(fid)] = (int(code_id), int(parent), int(thread), int(depth))
+        for fid, (code_id, parent, thread, depth) in data.frames.items():
+            meta[int(fid)] = (int(code_id), int(parent), int(thread), int(depth))
+        self.frame_meta = meta
+        steps: dict[int, list[int]] = {}
+        for off, fid in enumerate(data.fids):
+            lst = steps.get(fid)
+            if lst is None:
+                steps[fid] = [off]
+            else:
+                lst.append(off)
+        self.frame_steps = steps
+        changes: dict[int, list[list[Any]]] = {}
+        fids = data.fids
+        for change in data.changes:
+            off = change[0]
+            if not 0 <= off < self.count:
+                raise TraceFormatError(f"chunk {number} has a change outside its steps")
+            changes.setdefault(fids[off], []).append(change)
+        self.frame_changes = changes
+        self.values = {int(off): enc for off, enc in data.values}
+
+
+class RecordedTimeline:
+    """A recorded trace, navigable by the replay engine."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.reader = TraceReader(self.path)
+        reader = self.reader
+        self.header = reader.header
+        self.footer = reader.footer
+        self._code_file: dict[int, str] = {}
+        self._code_name: dict[int, str] = {}
+        for code_id, info in reader.codes.items():
+            self._code_file[code_id] = reader.file_path(info.file_id) if info.file_id in reader.files else "?"
+            self._code_name[code_id] = info.qualname
+        self._file_ids = {path: file_id for file_id, (path, _off) in reader.files.items()}
+        self._starts = [entry.start for entry in reader.chunks]
+        self._cache: OrderedDict[int, _Chunk] = OrderedDict()
+        self._summaries: list[ChunkSummary] | None = None
+        self._outputs: dict[int, list[list[Any]]] = {}
+
+    # -- protocol --------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.reader.step_count
+
+    @property
+    def complete(self) -> bool:
+        return True
+
+    @property
+    def truncated_at(self) -> int | None:
+        return self.reader.truncated_at
+
+    def _chunk_for(self, index: int) -> _Chunk:
+        if not 0 <= index < len(self):
+            raise IndexError(f"step {index} is outside the trace (0..{len(self) - 1})")
+        return self._chunk(bisect.bisect_right(self._starts, index) - 1)
+
+    def _chunk(self, number: int) -> _Chunk:
+        chunk = self._cache.get(number)
+        if chunk is not None:
+            self._cache.move_to_end(number)
+            return chunk
+        try:
+            chunk = _Chunk(number, self.reader.read_chunk(number))
+        except TraceFormatError as exc:
+            raise TimelineError(str(exc)) from None
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise TimelineError(f"{os.path.basename(self.path)} has a corrupt chunk {number} ({exc})") from None
+        self._cache[number] = chunk
+        if len(self._cache) > _CACHE_CHUNKS:
+            self._cache.popitem(last=False)
+        return chunk
+
+    def _make_step(self, chunk: _Chunk, off: int) -> Step:
+        data = chunk.data
+        fid = data.fids[off]
+        meta = chunk.frame_meta.get(fid)
+        if meta is None:
+            raise TimelineError(f"step {chunk.start + off} names a frame the trace never introduced")
+        code_id, _parent, thread, depth = meta
+        event = data.events[off]
+        enc = chunk.values.get(off)
+        value = to_value(enc) if enc is not None else None
+        if event == EV_UNWIND:
+            value = None
+        return Step(
+            index=chunk.start + off,
+            event=EVENT_NAMES[event] if event < len(EVENT_NAMES) else "line",
+            file=self._code_file.get(code_id, "?"),
+            line=data.lines[off],
+            func=self._code_name.get(code_id, "?"),
+            depth=depth,
+            thread=thread,
+            frame_id=fid,
+            value=value,
+        )
+
+    def step(self, index: int) -> Step:
+        chunk = self._chunk_for(index)
+        return self._make_step(chunk, index - chunk.start)
+
+    def steps(self, start: int, stop: int) -> Iterator[Step]:
+        stop = min(stop, len(self))
+        index = max(start, 0)
+        while index < stop:
+            chunk = self._chunk_for(index)
+            end = min(stop, chunk.start + chunk.count)
+            for off in range(index - chunk.start, end - chunk.start):
+                yield self._make_step(chunk, off)
+            index = end
+
+    def _frame_state(self, chunk: _Chunk, fid: int, upto_off: int) -> dict[str, Any]:
+        """Encoded locals of frame fid after applying its changes at offsets <= upto_off."""
+        base = chunk.data.keyframe.get(fid)
+        state: dict[str, Any] = dict(base[5]) if base is not None else {}
+        for change in chunk.frame_changes.get(fid, ()):
+            if change[0] > upto_off:
+                break
+            for i in range(1, len(change) - 1, 2):
+                name, enc = change[i], change[i + 1]
+                if enc is None:
+                    state.pop(name, None)
+                else:
+                    state[name] = enc
+        return state
+
+    def locals_at(self, index: int) -> dict[str, Value]:
+        chunk = self._chunk_for(index)
+        off = index - chunk.start
+        state = self._frame_state(chunk, chunk.data.fids[off], off)
+        return {name: to_value(enc) for name, enc in state.items()}
+
+    def _last_step_of(self, fid: int, before: int) -> int | None:
+        """Index of frame fid's latest step at or before `before`, searching back through chunks."""
+        number = bisect.bisect_right(self._starts, before) - 1
+        while number >= 0:
+            chunk = self._chunk(number)
+            offs = chunk.frame_steps.get(fid)
+            if offs:
+                pos = bisect.bisect_right(offs, before - chunk.start) - 1
+                if pos >= 0:
+                    return chunk.start + offs[pos]
+            if fid in chunk.data.frames:  # the frame started in this chunk: nothing earlier
+                return None
+            number -= 1
+        return None
+
+    def stack_at(self, index: int) -> list[Step]:
+        chunk = self._chunk_for(index)
+        here = self._make_step(chunk, index - chunk.start)
+        stack = [here]
+        parent = chunk.frame_meta[here.frame_id][1]
+        seen = {here.frame_id}
+        while parent >= 0 and parent not in seen:
+            seen.add(parent)
+            at = self._last_step_of(parent, index)
+            if at is None:
+                break
+            step = self.step(at)
+            stack.append(step)
+            meta = self._chunk_for(at).frame_meta.get(parent)
+            parent = meta[1] if meta else -1
+        stack.reverse()
+        return stack
+
+    def source(self, file: str) -> str | None:
+        file_id = self._file_ids.get(file)
+        if file_id is None:
+            return None
+        try:
+            return self.reader.source(file_id)
+        except TraceFormatError:
+            return None
+
+    @property
+    def files(self) -> list[str]:
+        return sorted(self._file_ids)
+
+    def _chunk_outputs(self, number: int) -> list[list[Any]]:
+        outs = self._outputs.get(number)
+        if outs is None:
+            outs = list(self._chunk(number).data.outputs)
+            self._outputs[number] = outs
+        return outs
+
+    def output_until(self, index: int) -> str:
+        parts: list[str] = []
+        for number in range(len(self._starts)):
+            if self._starts[number] > index:
+                break
+            for position, _stream, text in self._chunk_outputs(number):
+                if position <= index:
+                    parts.append(text)
+        if self.footer and index >= len(self) - 1:
+            for position, _stream, text in self.footer.get("outputs", ()):
+                if position <= index:
+                    parts.append(text)
+        return "".join(parts)
+
+    def all_output(self) -> list[tuple[int, int, str]]:
+        """Every write as (position, stream, text), in order."""
+        out: list[tuple[int, int, str]] = []
+        for number in range(len(self._starts)):
+            out.extend((int(p), int(s), str(t)) for p, s, t in self._chunk_outputs(number))
+        if self.footer:
+            out.extend((int(p), int(s), str(t)) for p, s, t in self.footer.get("outputs", ()))
+        return out
+
+    def summaries(self) -> Sequence[ChunkSummary]:
+        if self._summaries is None:
+            result = []
+            for entry in self.reader.chunks:
+                s = entry.summary
+                result.append(
+                    ChunkSummary(
+                        start=entry.start,
+                        stop=entry.start + entry.count,
+                        lines=frozenset(
+                            (self._code_file.get(c, "?"), line) for c, line in s.lines
+                        ),
+                        funcs=frozenset(self._code_name.get(c, "?") for c in s.codes),
+                        min_depth=s.min_depth,
+                        max_depth=s.max_depth,
+                        events=frozenset(
+                            name for bit, name in enumerate(EVENT_NAMES) if s.events & (1 << bit)
+                        ),
+                        changed=s.changed,
+                    )
+                )
+            self._summaries = result
+        return self._summaries
+
+    # -- bulk ------------------------------------------------------------------------------------------
+    def iter_states(self) -> Iterator[tuple[Step, dict[str, Any]]]:
+        """Every step with its frame's encoded locals, in one pass (for export and corpus building)."""
+        states: dict[int, dict[str, Any]] = {}
+        for number in range(len(self._starts)):
+            chunk = self._chunk(number)
+            data = chunk.data
+            for fid, frame in data.keyframe.items():
+                if fid not in states:
+                    states[fid] = dict(frame[5])
+            changes = {change[0]: change for change in data.changes}
+            for off in range(chunk.count):
+                fid = data.fids[off]
+                state = states.get(fid)
+                if state is None:
+                    state = states[fid] = {}
+                change = changes.get(off)
+                if change is not None:
+                    for i in range(1, len(change) - 1, 2):
+                        if change[i + 1] is None:
+                            state.pop(change[i], None)
+                        else:
+                            state[change[i]] = change[i + 1]
+                step = self._make_step(chunk, off)
+                yield step, state
+                if data.events[off] in (EV_RETURN, EV_UNWIND):
+                    states.pop(fid, None)
+
+    def close(self) -> None:
+        self.reader.close()

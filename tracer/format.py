@@ -1,0 +1,466 @@
+"""The trace file: a chunked, indexed msgpack stream, and its validating reader.
+
+Layout::
+
+    MAGIC | header map | record | record | ... | footer record | trailer
+
+Records are msgpack arrays whose first element is a tag:
+
+    [TAG_FILE, file_id, path, source or None]         a traced file and its source text
+    [TAG_CODE, code_id, file_id, qualname, firstline]  a traced code object
+    [TAG_CHUNK, chunk_no, start, count, summary, payload]
+        steps start..start+count-1; payload is zlib-compressed msgpack of
+        [keyframe, events, fids, lines, changes, values, frames, outputs]  (see ChunkData)
+    [TAG_FOOTER, footer map]                            index of chunks, totals, exit status
+
+The trailer is 16 bytes: the footer's offset (uint64 little endian) and TRAILER_MAGIC. A process killed
+mid-run leaves no footer: readers then scan the records and stop at the first incomplete one, reporting
+the trace as truncated at that step.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import msgpack
+
+# Format version changelog:
+#   1 (2026-11): first format: header, file/code records, zlib chunks with keyframes, footer index.
+FORMAT_VERSION = 1
+
+MAGIC = b"RTGTRACE"
+TRAILER_MAGIC = b"RTGEND01"
+TRAILER = struct.Struct("<Q8s")
+
+TAG_FILE = 1
+TAG_CODE = 2
+TAG_CHUNK = 3
+TAG_FOOTER = 9
+
+# Event codes in a chunk's events column.
+EVENT_NAMES = ("call", "line", "return", "exception", "unwind", "yield", "resume", "handled")
+EV_CALL, EV_LINE, EV_RETURN, EV_EXCEPTION, EV_UNWIND, EV_YIELD, EV_RESUME, EV_HANDLED = range(8)
+
+# Limits for reading files we may not have written: a hostile file cannot make us allocate without bound.
+MAX_RECORD_BYTES = 256 * 1024 * 1024
+MAX_PAYLOAD_BYTES = 1024 * 1024 * 1024
+_UNPACK_LIMITS: dict[str, Any] = {
+    "raw": False,
+    "strict_map_key": False,  # keyframe/frame maps are keyed by ints
+    "max_buffer_size": MAX_RECORD_BYTES,
+    "max_str_len": 64 * 1024 * 1024,
+    "max_bin_len": MAX_RECORD_BYTES,
+    "max_array_len": 16 * 1024 * 1024,
+    "max_map_len": 4 * 1024 * 1024,
+    "max_ext_len": 0,
+}
+
+
+class TraceFormatError(Exception):
+    """The trace file is missing, empty, foreign, corrupt or of an unsupported version."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSummary:
+    """Index entry summary of one chunk, enough to skip it in searches."""
+
+    lines: frozenset[tuple[int, int]]  # (code_id, line)
+    codes: frozenset[int]
+    min_depth: int
+    max_depth: int
+    events: int  # bit mask over event codes
+    changed: frozenset[str]
+    line_steps: int
+
+    def pack(self) -> list[Any]:
+        flat: list[int] = []
+        for code_id, line in sorted(self.lines):
+            flat.extend((code_id, line))
+        return [
+            flat,
+            sorted(self.codes),
+            self.min_depth,
+            self.max_depth,
+            self.events,
+            sorted(self.changed),
+            self.line_steps,
+        ]
+
+    @classmethod
+    def unpack(cls, data: Any) -> ChunkSummary:
+        flat, codes, min_depth, max_depth, events, changed, line_steps = data
+        pairs = frozenset(zip(flat[0::2], flat[1::2], strict=True))
+        return cls(
+            pairs,
+            frozenset(int(c) for c in codes),
+            int(min_depth),
+            int(max_depth),
+            int(events),
+            frozenset(str(n) for n in changed),
+            int(line_steps),
+        )
+
+
+@dataclass(slots=True)
+class ChunkData:
+    """The decoded contents of one chunk.
+
+    keyframe: {fid: [code_id, parent_fid, thread, depth, line, {name: encoded}]} for every live frame
+              (running or suspended) at the chunk's first step, before that step.
+    events/fids/lines: one entry per step.
+    changes: [[step_offset, name, encoded or None (deleted), name, encoded, ...], ...]
+    values: [[step_offset, encoded], ...] return / yield / exception values.
+    frames: {fid: [code_id, parent_fid, thread, depth]} for frames that start in this chunk.
+    outputs: [[position, stream (1 stdout, 2 stderr), text], ...]: text written before step `position`.
+    """
+
+    start: int
+    keyframe: dict[int, list[Any]]
+    events: bytes
+    fids: list[int]
+    lines: list[int]
+    changes: list[list[Any]]
+    values: list[list[Any]]
+    frames: dict[int, list[Any]]
+    outputs: list[list[Any]]
+
+    def pack_payload(self, level: int = 3) -> bytes:
+        body = msgpack.packb(
+            [
+                self.keyframe,
+                self.events,
+                self.fids,
+                self.lines,
+                self.changes,
+                self.values,
+                self.frames,
+                self.outputs,
+            ],
+            use_bin_type=True,
+        )
+        return zlib.compress(body, level)
+
+    @classmethod
+    def unpack_payload(cls, start: int, count: int, payload: bytes) -> ChunkData:
+        inflater = zlib.decompressobj()
+        body = inflater.decompress(payload, MAX_PAYLOAD_BYTES)
+        if inflater.unconsumed_tail:
+            raise TraceFormatError("a chunk expands beyond the reader's size limit")
+        parts = msgpack.unpackb(body, **{k: v for k, v in _UNPACK_LIMITS.items() if k != "max_buffer_size"})
+        keyframe, events, fids, lines, changes, values, frames, outputs = parts
+        if not (len(events) == len(fids) == len(lines) == count):
+            raise TraceFormatError("a chunk's step columns disagree in length")
+        return cls(start, keyframe, events, fids, lines, changes, values, frames, outputs)
+
+
+@dataclass(frozen=True, slots=True)
+class CodeInfo:
+    file_id: int
+    qualname: str
+    firstline: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkEntry:
+    number: int
+    start: int
+    count: int
+    offset: int
+    summary: ChunkSummary
+
+
+class TraceWriter:
+    """Appends records to a trace file, flushing each chunk to the OS so a killed process loses little."""
+
+    def __init__(self, path: str | os.PathLike[str], header: dict[str, Any]) -> None:
+        self.path = os.fspath(path)
+        self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - kept open for the whole recording
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._chunks: list[list[Any]] = []
+        self._files: list[list[Any]] = []
+        self._codes: list[list[Any]] = []
+        self._offset = 0
+        self._write(MAGIC)
+        self._write(self._packer.pack(dict(header, format_version=FORMAT_VERSION)))
+        self._file.flush()
+        self.closed = False
+
+    def _write(self, data: bytes) -> int:
+        offset = self._offset
+        self._file.write(data)
+        self._offset += len(data)
+        return offset
+
+    def add_file(self, file_id: int, path: str, source: str | None) -> None:
+        offset = self._write(self._packer.pack([TAG_FILE, file_id, path, source]))
+        self._files.append([file_id, path, offset])
+
+    def add_code(self, code_id: int, file_id: int, qualname: str, firstline: int) -> None:
+        self._write(self._packer.pack([TAG_CODE, code_id, file_id, qualname, firstline]))
+        self._codes.append([code_id, file_id, qualname, firstline])
+
+    def add_chunk(self, chunk: ChunkData, summary: ChunkSummary, level: int = 3) -> None:
+        payload = chunk.pack_payload(level)
+        number = len(self._chunks)
+        count = len(chunk.fids)
+        offset = self._write(self._packer.pack([TAG_CHUNK, number, chunk.start, count, summary.pack(), payload]))
+        self._chunks.append([chunk.start, count, offset, summary.pack()])
+        self.flush()
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self, footer: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        body = dict(footer, chunks=self._chunks, files=self._files, codes=self._codes)
+        offset = self._write(self._packer.pack([TAG_FOOTER, body]))
+        self._write(TRAILER.pack(offset, TRAILER_MAGIC))
+        self._file.flush()
+        self._file.close()
+
+    def abandon(self) -> None:
+        """Close the handle without a footer (used in a forked child that must not touch the file)."""
+        self.closed = True
+        try:
+            self._file.close()
+        except Exception:
+            pass
+
+
+def _check(cond: bool, what: str) -> None:
+    if not cond:
+        raise TraceFormatError(what)
+
+
+class TraceReader:
+    """Validating, lazy reader: opening reads the header and the index only."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        name = os.path.basename(self.path)
+        try:
+            self._file: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+        except FileNotFoundError:
+            raise TraceFormatError(f"{self.path}: no such trace file") from None
+        except IsADirectoryError:
+            raise TraceFormatError(f"{self.path} is a directory, not a trace file") from None
+        except OSError as exc:
+            raise TraceFormatError(f"{self.path} cannot be read: {exc.strerror}") from None
+        self.size = os.fstat(self._file.fileno()).st_size
+        self.files: dict[int, tuple[str, int]] = {}
+        self.codes: dict[int, CodeInfo] = {}
+        self.chunks: list[ChunkEntry] = []
+        self.footer: dict[str, Any] | None = None
+        self.truncated_at: int | None = None
+        self._sources: dict[int, str | None] = {}
+        try:
+            self._open(name)
+        except TraceFormatError:
+            self._file.close()
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, msgpack.UnpackException, zlib.error) as exc:
+            self._file.close()
+            raise TraceFormatError(f"{name} is corrupt ({type(exc).__name__}: {exc})") from None
+
+    # -- opening ---------------------------------------------------------------------------------------
+    def _open(self, name: str) -> None:
+        _check(self.size > 0, f"{name} is empty, not a Retrograde trace")
+        magic = self._file.read(len(MAGIC))
+        _check(magic == MAGIC, f"{name} is not a Retrograde trace (wrong magic bytes)")
+        unpacker = msgpack.Unpacker(self._file, **_UNPACK_LIMITS)
+        try:
+            header = unpacker.unpack()
+        except msgpack.OutOfData:
+            raise TraceFormatError(f"{name} is truncated inside its header") from None
+        _check(isinstance(header, dict), f"{name} has a corrupt header")
+        version = header.get("format_version")
+        _check(
+            version == FORMAT_VERSION,
+            f"{name} uses trace format {version!r}; this Retrograde reads format {FORMAT_VERSION}",
+        )
+        self.header: dict[str, Any] = header
+        self._body_start = len(MAGIC) + unpacker.tell()
+        if not self._read_footer(name):
+            self._scan(name)
+
+    def _read_footer(self, name: str) -> bool:
+        if self.size < self._body_start + TRAILER.size:
+            return False
+        self._file.seek(self.size - TRAILER.size)
+        offset, magic = TRAILER.unpack(self._file.read(TRAILER.size))
+        if magic != TRAILER_MAGIC or not (self._body_start <= offset < self.size - TRAILER.size):
+            return False
+        record = self._record_at(offset)
+        _check(
+            isinstance(record, list) and len(record) == 2 and record[0] == TAG_FOOTER,
+            f"{name} has a corrupt footer",
+        )
+        footer = record[1]
+        _check(isinstance(footer, dict), f"{name} has a corrupt footer")
+        for file_id, path, file_offset in footer["files"]:
+            self.files[int(file_id)] = (str(path), int(file_offset))
+        for code_id, file_id, qualname, firstline in footer["codes"]:
+            self.codes[int(code_id)] = CodeInfo(int(file_id), str(qualname), int(firstline))
+        expected = 0
+        for number, (start, count, chunk_offset, summary) in enumerate(footer["chunks"]):
+            _check(start == expected and count > 0, f"{name} has an inconsistent chunk index")
+            _check(self._body_start <= chunk_offset < offset, f"{name} has a chunk offset out of range")
+            self.chunks.append(
+                ChunkEntry(number, int(start), int(count), int(chunk_offset), ChunkSummary.unpack(summary))
+            )
+            expected = start + count
+        _check(expected == footer.get("steps", expected), f"{name}: the index and the step count disagree")
+        self.footer = footer
+        return True
+
+    def _scan(self, name: str) -> None:
+        """No footer (the recording was killed or is still running): rebuild the index by a scan."""
+        self._file.seek(self._body_start)
+        unpacker = msgpack.Unpacker(self._file, **_UNPACK_LIMITS)
+        expected = 0
+        while True:
+            offset = self._body_start + unpacker.tell()
+            try:
+                record = unpacker.unpack()
+            except msgpack.OutOfData:
+                break
+            except (ValueError, msgpack.UnpackException):
+                break  # garbage after the last good record: treat like a cut
+            if not isinstance(record, list) or not record:
+                break
+            tag = record[0]
+            if tag == TAG_FILE and len(record) == 4:
+                self.files[int(record[1])] = (str(record[2]), offset)
+                self._sources[int(record[1])] = record[3] if isinstance(record[3], str) else None
+            elif tag == TAG_CODE and len(record) == 5:
+                self.codes[int(record[1])] = CodeInfo(int(record[2]), str(record[3]), int(record[4]))
+            elif tag == TAG_CHUNK and len(record) == 6:
+                number, start, count, summary = record[1], record[2], record[3], record[4]
+                if start != expected or count <= 0 or number != len(self.chunks):
+                    break
+                self.chunks.append(
+                    ChunkEntry(int(number), int(start), int(count), offset, ChunkSummary.unpack(summary))
+                )
+                expected = start + count
+            elif tag == TAG_FOOTER:
+                break  # a footer without a valid trailer: the index above is what we trust
+            else:
+                break
+        self.truncated_at = expected
+
+    # -- access ----------------------------------------------------------------------------------------
+    def _record_at(self, offset: int) -> Any:
+        self._file.seek(offset)
+        unpacker = msgpack.Unpacker(self._file, **_UNPACK_LIMITS)
+        try:
+            return unpacker.unpack()
+        except msgpack.OutOfData:
+            raise TraceFormatError(
+                f"{os.path.basename(self.path)} is truncated at byte {self.size}"
+            ) from None
+
+    @property
+    def step_count(self) -> int:
+        return self.chunks[-1].start + self.chunks[-1].count if self.chunks else 0
+
+    @property
+    def truncated(self) -> bool:
+        """True when the recording did not end cleanly (killed) or stopped at --max-steps."""
+        return self.truncated_at is not None or bool(self.footer and self.footer.get("max_steps_reached"))
+
+    def read_chunk(self, number: int) -> ChunkData:
+        entry = self.chunks[number]
+        try:
+            record = self._record_at(entry.offset)
+            _check(
+                isinstance(record, list) and len(record) == 6 and record[0] == TAG_CHUNK,
+                f"{os.path.basename(self.path)} has a corrupt chunk {number}",
+            )
+            return ChunkData.unpack_payload(entry.start, entry.count, record[5])
+        except TraceFormatError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, msgpack.UnpackException, zlib.error) as exc:
+            raise TraceFormatError(
+                f"{os.path.basename(self.path)} has a corrupt chunk {number} ({type(exc).__name__})"
+            ) from None
+
+    def source(self, file_id: int) -> str | None:
+        if file_id not in self._sources:
+            path, offset = self.files[file_id]
+            record = self._record_at(offset)
+            self._sources[file_id] = record[3] if isinstance(record, list) and len(record) == 4 else None
+        return self._sources[file_id]
+
+    def file_path(self, file_id: int) -> str:
+        return self.files[file_id][0]
+
+    def iter_chunks(self) -> Iterator[ChunkData]:
+        for number in range(len(self.chunks)):
+            yield self.read_chunk(number)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> TraceReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(slots=True)
+class SummaryBuilder:
+    """Accumulates a chunk's summary (done at flush time, off the per-step path)."""
+
+    lines: set[tuple[int, int]] = field(default_factory=set)
+    codes: set[int] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+
+    def build(self, chunk: ChunkData, frame_meta: dict[int, tuple[int, int]]) -> ChunkSummary:
+        """frame_meta maps fid -> (code_id, depth) for every frame the chunk mentions."""
+        events_mask = 0
+        for ev in set(chunk.events):
+            events_mask |= 1 << ev
+        min_depth, max_depth = 1 << 30, -1
+        metas = {fid: frame_meta[fid] for fid in set(chunk.fids)}
+        for code_id, depth in metas.values():
+            self.codes.add(code_id)
+            min_depth = min(min_depth, depth)
+            max_depth = max(max_depth, depth)
+        lines = {(metas[fid][0], line) for fid, line in zip(chunk.fids, chunk.lines, strict=True)}
+        for change in chunk.changes:
+            self.changed.update(change[1::2])
+        return ChunkSummary(
+            frozenset(lines),
+            frozenset(self.codes),
+            min_depth if max_depth >= 0 else 0,
+            max(max_depth, 0),
+            events_mask,
+            frozenset(self.changed),
+            chunk.events.count(EV_LINE),
+        )
+
+
+def describe_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def read_header_only(data: bytes) -> dict[str, Any]:
+    """Parse just the header of an in-memory trace (used by tests and tools)."""
+    _check(data.startswith(MAGIC), "not a Retrograde trace (wrong magic bytes)")
+    unpacker = msgpack.Unpacker(io.BytesIO(data[len(MAGIC) :]), **_UNPACK_LIMITS)
+    header = unpacker.unpack()
+    _check(isinstance(header, dict), "corrupt header")
+    return header

@@ -1,0 +1,859 @@
+"""The recorder: sys.monitoring callbacks that turn a running program into trace chunks.
+
+Design notes (see DESIGN.md):
+- PY_START is enabled globally; the first time a code object starts we decide once whether it belongs to
+  the program (filters) and either return DISABLE (it never calls us again) or enable its local events.
+- A step stores only what changed in its frame. Candidates come from the code's plan (names the previous
+  line stores; whether it may mutate objects); anything unusual since the frame's last step (a callee ran,
+  another thread ran, an exception) triggers a full check of the frame's locals. Immutable values are
+  compared by identity, mutable ones by their bounded repr.
+- Steps are buffered as small tuples; encoding, compression and I/O happen per chunk. A raw background
+  thread (invisible to ``threading.enumerate``) flushes at least every half second so a killed process
+  loses at most that much.
+- Every callback is wrapped so the program never sees an exception from the recorder; a failure stops
+  recording and is noted in the trace's footer.
+"""
+
+from __future__ import annotations
+
+import _thread
+import fnmatch
+import linecache
+import os
+import sys
+import sysconfig
+import time
+import types
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from tracer.format import (
+    EV_CALL,
+    EV_EXCEPTION,
+    EV_HANDLED,
+    EV_LINE,
+    EV_RESUME,
+    EV_RETURN,
+    EV_UNWIND,
+    EV_YIELD,
+    ChunkData,
+    SummaryBuilder,
+    TraceWriter,
+)
+from tracer.plan import CodePlan, analyse
+from tracer.values import DEFAULT_LIMIT, ValueEncoder, is_immutable
+
+MON = sys.monitoring
+EVENTS = MON.events
+TOOL_ID = 4  # ids 3 and 4 are free for general tools; 0 debugger, 1 coverage, 2 profiler, 5 optimizer
+TOOL_NAME = "retrograde"
+LOCAL_EVENTS = EVENTS.LINE | EVENTS.JUMP | EVENTS.PY_RETURN | EVENTS.PY_YIELD | EVENTS.PY_RESUME
+GLOBAL_EVENTS = (
+    EVENTS.PY_START | EVENTS.RAISE | EVENTS.EXCEPTION_HANDLED | EVENTS.PY_UNWIND | EVENTS.PY_THROW
+)
+DISABLE = MON.DISABLE
+_MISSING = object()
+_PACKAGE_DIRS = tuple(
+    os.path.dirname(os.path.abspath(m.__file__ or ""))
+    for m in (sys.modules[__name__],)
+) + tuple(
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), d)
+    for d in ("replay", "tui", "neural")
+)
+
+
+class RecorderError(Exception):
+    """Recording cannot start (tool id taken, file not writable...)."""
+
+
+def _library_dirs() -> tuple[str, ...]:
+    dirs = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        try:
+            dirs.add(os.path.realpath(sysconfig.get_path(key)))
+        except Exception:
+            pass
+    for p in sys.path:
+        if p.endswith(("site-packages", "dist-packages")):
+            dirs.add(os.path.realpath(p))
+    dirs.add(os.path.realpath(sys.prefix))
+    dirs.add(os.path.realpath(sys.base_prefix))
+    return tuple(sorted(dirs))
+
+
+class FileFilter:
+    """Decides which files are the program's own: the root's tree, minus libraries, plus/minus globs."""
+
+    def __init__(self, root: str, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
+        self.root = os.path.realpath(root)
+        self.include = tuple(include)
+        self.exclude = tuple(exclude)
+        self.libraries = tuple(d for d in _library_dirs() if not self.root.startswith(d + os.sep))
+        self.own = tuple(os.path.realpath(d) for d in _PACKAGE_DIRS)
+
+    def __call__(self, filename: str) -> bool:
+        if not filename or filename.startswith("<"):
+            return False
+        path = os.path.realpath(filename)
+        if any(fnmatch.fnmatch(path, g) or fnmatch.fnmatch(filename, g) for g in self.exclude):
+            return False
+        if any(fnmatch.fnmatch(path, g) or fnmatch.fnmatch(filename, g) for g in self.include):
+            return True
+        if any(path.startswith(d + os.sep) for d in self.own):
+            return False
+        if not path.startswith(self.root + os.sep):
+            return False
+        return not any(path.startswith(d + os.sep) for d in self.libraries)
+
+
+class FrameRecord:
+    """What the recorder remembers of one live frame activation."""
+
+    __slots__ = (
+        "code",
+        "depth",
+        "fid",
+        "frame",
+        "last_line",
+        "last_pos",
+        "mutables",
+        "objs",
+        "parent",
+        "plan",
+        "texts",
+        "thread",
+    )
+
+    def __init__(
+        self, fid: int, code: types.CodeType, plan: CodePlan, frame: Any, parent: int, thread: int, depth: int
+    ) -> None:
+        self.fid = fid
+        self.code = code
+        self.plan = plan
+        self.frame = frame
+        self.parent = parent
+        self.thread = thread
+        self.depth = depth
+        self.objs: dict[str, object] | None = {}
+        self.texts: dict[str, Any] = {}
+        self.mutables: set[str] = set()
+        self.last_line = 0
+        self.last_pos = -2
+
+
+class ThreadState:
+    __slots__ = ("jump_line", "jump_rec", "number", "stack")
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.stack: list[FrameRecord] = []
+        self.jump_rec: FrameRecord | None = None
+        self.jump_line = -1
+
+
+class OutputTee:
+    """Stands in for sys.stdout / sys.stderr: forwards everything, and notes each write on the timeline."""
+
+    def __init__(self, recorder: Recorder, stream: TextIO, number: int) -> None:
+        object.__setattr__(self, "_tee_recorder", recorder)
+        object.__setattr__(self, "_tee_stream", stream)
+        object.__setattr__(self, "_tee_number", number)
+
+    def write(self, text: str) -> int:
+        result = self._tee_stream.write(text)
+        self._tee_recorder.note_output(self._tee_number, text)
+        return result
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tee_stream, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._tee_stream, name, value)
+
+    def __iter__(self) -> Any:
+        return iter(self._tee_stream)
+
+    def __enter__(self) -> Any:
+        return self._tee_stream.__enter__()
+
+    def __exit__(self, *exc: object) -> Any:
+        return self._tee_stream.__exit__(*exc)
+
+
+class Recorder:
+    """Records the program's own frames into a trace file while installed."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        root: str,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        max_steps: int | None = None,
+        value_limit: int = DEFAULT_LIMIT,
+        chunk_steps: int = 16384,
+        flush_interval: float = 0.5,
+        argv: Sequence[str] = (),
+        capture_output: bool = True,
+        compression: int = 3,
+    ) -> None:
+        self.path = path
+        self.filter = FileFilter(root, include, exclude)
+        self.max_steps = max_steps
+        self.encoder = ValueEncoder(value_limit)
+        self.encode = self.encoder.encode
+        self.chunk_steps = chunk_steps
+        self.flush_interval = flush_interval
+        self.compression = compression
+        self.capture_output = capture_output
+        self.argv = list(argv)
+        self._lock = _thread.allocate_lock()
+        self._owner: int | None = None
+        self._codes: dict[int, tuple[types.CodeType, CodePlan | None]] = {}
+        self._files: dict[str, int] = {}
+        self._pending_files: list[tuple[int, str, str | None]] = []
+        self._pending_codes: list[tuple[int, int, str, int]] = []
+        self._threads: dict[int, ThreadState] = {}
+        self._suspended: dict[int, FrameRecord] = {}
+        self._steps: list[tuple[int, int, int, list[Any] | None, Any]] = []
+        self._new_frames: dict[int, list[int]] = {}
+        self._outputs: list[list[Any]] = []
+        self._keyframe: dict[int, list[Any]] = {}
+        self._chunk_start = 0
+        self._count = 0
+        self._line_steps = 0
+        self._next_fid = 0
+        self._next_code = 0
+        self._active = False
+        self._installed = False
+        self._writer: TraceWriter | None = None
+        self._last_flush = time.monotonic()
+        self._flusher_stop = False
+        self._flusher_running = False
+        self._tees: list[tuple[str, OutputTee, TextIO]] = []
+        self.error: str | None = None
+        self.max_steps_reached = False
+        self.exit_status: dict[str, Any] = {"kind": "running"}
+        self.start_time = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self, *, adopt_stack: bool = False) -> None:
+        current = MON.get_tool(TOOL_ID)
+        if current is not None:
+            raise RecorderError(
+                f"sys.monitoring tool id {TOOL_ID} is already in use by {current!r}; "
+                "stop that tool (or the other recording) before recording"
+            )
+        self.start_time = time.time()
+        header = {
+            "tool": TOOL_NAME,
+            "python": sys.version.split()[0],
+            "implementation": sys.implementation.name,
+            "argv": self.argv,
+            "cwd": os.getcwd(),
+            "start_time": self.start_time,
+            "pid": os.getpid(),
+            "value_limit": self.encoder.limit,
+            "root": self.filter.root,
+        }
+        try:
+            self._writer = TraceWriter(self.path, header)
+        except OSError as exc:
+            raise RecorderError(f"cannot write the trace file {self.path}: {exc.strerror}") from None
+        MON.use_tool_id(TOOL_ID, TOOL_NAME)
+        self._installed = True
+        self._register_callbacks()
+        self._active = True
+        if adopt_stack:
+            self._adopt_current_stack(sys._getframe(2))
+        if self.capture_output:
+            for name, number in (("stdout", 1), ("stderr", 2)):
+                stream = getattr(sys, name)
+                if stream is not None:
+                    tee = OutputTee(self, stream, number)
+                    self._tees.append((name, tee, stream))
+                    setattr(sys, name, tee)
+        MON.set_events(TOOL_ID, GLOBAL_EVENTS)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+        self._flusher_running = True
+        _thread.start_new_thread(self._flusher, ())
+
+    def _register_callbacks(self) -> None:
+        register = MON.register_callback
+        register(TOOL_ID, EVENTS.PY_START, self._on_start)
+        register(TOOL_ID, EVENTS.PY_RESUME, self._on_resume)
+        register(TOOL_ID, EVENTS.PY_THROW, self._on_throw)
+        register(TOOL_ID, EVENTS.LINE, self._on_line)
+        register(TOOL_ID, EVENTS.JUMP, self._on_jump)
+        register(TOOL_ID, EVENTS.PY_RETURN, self._on_return)
+        register(TOOL_ID, EVENTS.PY_YIELD, self._on_yield)
+        register(TOOL_ID, EVENTS.RAISE, self._on_raise)
+        register(TOOL_ID, EVENTS.EXCEPTION_HANDLED, self._on_handled)
+        register(TOOL_ID, EVENTS.PY_UNWIND, self._on_unwind)
+
+    def _uninstall(self) -> None:
+        if not self._installed:
+            return
+        self._installed = False
+        try:
+            MON.set_events(TOOL_ID, 0)
+            for entry in self._codes.values():
+                if entry[1] is not None:
+                    MON.set_local_events(TOOL_ID, entry[0], 0)
+            for event in (
+                EVENTS.PY_START,
+                EVENTS.PY_RESUME,
+                EVENTS.PY_THROW,
+                EVENTS.LINE,
+                EVENTS.JUMP,
+                EVENTS.PY_RETURN,
+                EVENTS.PY_YIELD,
+                EVENTS.RAISE,
+                EVENTS.EXCEPTION_HANDLED,
+                EVENTS.PY_UNWIND,
+            ):
+                MON.register_callback(TOOL_ID, event, None)
+            MON.free_tool_id(TOOL_ID)
+        except Exception:
+            pass
+        for name, tee, stream in self._tees:
+            if getattr(sys, name) is tee:
+                setattr(sys, name, stream)
+        self._tees.clear()
+
+    def stop(self) -> None:
+        """Stop recording and finish the file (idempotent)."""
+        with self._lock:
+            self._owner = _thread.get_ident()
+            self._active = False
+            self._flusher_stop = True
+            self._uninstall()
+            writer = self._writer
+            if writer is None or writer.closed:
+                return
+            try:
+                if self._steps:
+                    self._flush_locked()
+            except Exception as exc:  # pragma: no cover - defensive
+                self.error = self.error or f"flush failed: {exc!r}"
+            if self.exit_status.get("kind") == "running":
+                self.exit_status = {"kind": "stopped"}
+            writer.close(
+                {
+                    "steps": self._count,
+                    "line_steps": self._line_steps,
+                    "end_time": time.time(),
+                    "duration": time.time() - self.start_time,
+                    "exit": self.exit_status,
+                    "max_steps_reached": self.max_steps_reached,
+                    "error": self.error,
+                    "outputs": self._outputs,  # written after the last chunk's steps
+                }
+            )
+            self._owner = None
+
+    def _after_fork_in_child(self) -> None:
+        # The child shares our file handle: it must never write to it.
+        self._active = False
+        self._flusher_stop = True
+        self._lock = _thread.allocate_lock()
+        self._owner = None
+        self._uninstall()
+        if self._writer is not None:
+            self._writer.abandon()
+            self._writer = None
+
+    def _flusher(self) -> None:
+        while not self._flusher_stop:
+            time.sleep(self.flush_interval / 2)
+            if self._flusher_stop:
+                break
+            if time.monotonic() - self._last_flush >= self.flush_interval and (self._steps or self._outputs):
+                with self._lock:
+                    if self._active and (self._steps or self._outputs):
+                        try:
+                            self._flush_locked()
+                        except Exception as exc:
+                            self._fail(exc)
+        self._flusher_running = False
+
+    def _fail(self, exc: BaseException) -> None:
+        """An internal error: stop recording (the program runs on) and say why in the footer."""
+        self.error = f"recorder error: {type(exc).__name__}: {exc}"
+        self._active = False
+        try:
+            MON.set_events(TOOL_ID, 0)
+        except Exception:
+            pass
+
+    # -- code objects ----------------------------------------------------------------------------------
+    def _decide(self, code: types.CodeType) -> tuple[types.CodeType, CodePlan | None]:
+        plan: CodePlan | None = None
+        if self.filter(code.co_filename):
+            code_id = self._next_code
+            self._next_code += 1
+            plan = analyse(code, code_id)
+            file_id = self._file_id(code.co_filename)
+            self._pending_codes.append((code_id, file_id, code.co_qualname, code.co_firstlineno))
+            MON.set_local_events(TOOL_ID, code, LOCAL_EVENTS)
+        entry = (code, plan)
+        self._codes[id(code)] = entry  # the code object is kept alive, so its id stays unique
+        return entry
+
+    def _file_id(self, filename: str) -> int:
+        file_id = self._files.get(filename)
+        if file_id is None:
+            file_id = len(self._files)
+            self._files[filename] = file_id
+            source: str | None
+            try:
+                with open(filename, encoding="utf-8", errors="replace") as handle:
+                    source = handle.read()
+            except OSError:
+                lines = linecache.getlines(filename)
+                source = "".join(lines) if lines else None
+            self._pending_files.append((file_id, os.path.abspath(filename), source))
+        return file_id
+
+    def _adopt_current_stack(self, frame: Any) -> None:
+        """record() used as a context manager: the caller's frames already run; take them as live."""
+        chain = []
+        while frame is not None:
+            chain.append(frame)
+            frame = frame.f_back
+        with self._lock:
+            ts = self._thread(_thread.get_ident())
+            for fr in reversed(chain):
+                entry = self._codes.get(id(fr.f_code)) or self._decide(fr.f_code)
+                if entry[1] is None:
+                    continue
+                rec = self._new_record(ts, fr.f_code, entry[1], fr)
+                rec.last_line = fr.f_lineno or 0
+                self._full_check(rec)
+
+    # -- per-thread state ------------------------------------------------------------------------------
+    def _thread(self, tid: int) -> ThreadState:
+        ts = self._threads.get(tid)
+        if ts is None:
+            ts = ThreadState(len(self._threads))
+            self._threads[tid] = ts
+        return ts
+
+    def _new_record(self, ts: ThreadState, code: types.CodeType, plan: CodePlan, frame: Any) -> FrameRecord:
+        stack = ts.stack
+        parent = stack[-1].fid if stack else -1
+        rec = FrameRecord(self._next_fid, code, plan, frame, parent, ts.number, len(stack))
+        self._next_fid += 1
+        stack.append(rec)
+        self._new_frames[rec.fid] = [plan.code_id, parent, ts.number, rec.depth]
+        return rec
+
+    def _top(self, ts: ThreadState, code: types.CodeType, frame_getter: int = 2) -> FrameRecord | None:
+        """The record of the frame that raised the event; resynchronises the stack if it drifted."""
+        stack = ts.stack
+        if stack:
+            rec = stack[-1]
+            if rec.code is code:
+                return rec
+        frame = sys._getframe(frame_getter)
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i].frame is frame:
+                del stack[i + 1 :]
+                return stack[i]
+        entry = self._codes.get(id(code))
+        if entry is None or entry[1] is None:
+            return None
+        rec = self._new_record(ts, code, entry[1], frame)
+        self._full_check(rec)
+        return rec
+
+    # -- state checks ----------------------------------------------------------------------------------
+    def _set(self, rec: FrameRecord, name: str, obj: object, changes: list[Any] | None) -> list[Any] | None:
+        objs = rec.objs
+        assert objs is not None
+        enc = self.encode(obj)
+        objs[name] = obj
+        if is_immutable(obj):
+            rec.mutables.discard(name)
+        else:
+            rec.mutables.add(name)
+        if rec.texts.get(name, _MISSING) != enc:
+            rec.texts[name] = enc
+            if changes is None:
+                changes = [name, enc]
+            else:
+                changes.append(name)
+                changes.append(enc)
+        return changes
+
+    def _full_check(self, rec: FrameRecord) -> list[Any] | None:
+        frame = rec.frame
+        if frame is None:
+            return None
+        if rec.objs is None:
+            rec.objs = {}
+        objs = rec.objs
+        mutables = rec.mutables
+        texts = rec.texts
+        changes: list[Any] | None = None
+        seen = 0
+        module = rec.plan.is_module
+        for name, obj in list(frame.f_locals.items()):
+            if module and (
+                (name.startswith("__") and name.endswith("__")) or type(obj) is types.ModuleType
+            ):
+                continue
+            seen += 1
+            old = objs.get(name, _MISSING)
+            if old is obj:
+                if name in mutables:
+                    enc = self.encode(obj)
+                    if texts[name] != enc:
+                        texts[name] = enc
+                        if changes is None:
+                            changes = [name, enc]
+                        else:
+                            changes += (name, enc)
+                continue
+            changes = self._set(rec, name, obj, changes)
+        if seen != len(objs):
+            present = frame.f_locals
+            for name in [n for n in objs if n not in present]:
+                del objs[name]
+                texts.pop(name, None)
+                mutables.discard(name)
+                if changes is None:
+                    changes = [name, None]
+                else:
+                    changes += (name, None)
+        return changes
+
+    def _check(self, rec: FrameRecord) -> list[Any] | None:
+        """Changes in rec's frame since its last step: targeted when only its own line ran, else full."""
+        if rec.last_pos != self._count - 1 or rec.objs is None:
+            return self._full_check(rec)
+        plan = rec.plan
+        line_plan = plan.lines.get(rec.last_line)
+        always = plan.always
+        if line_plan is None:
+            if not always:
+                return None
+            if always[0] == "*":
+                return self._full_check(rec)
+            names: Sequence[str] = always
+            mutate = False
+        else:
+            names = line_plan.stores + always if always else line_plan.stores
+            mutate = line_plan.may_mutate
+        if not names and not (mutate and rec.mutables):
+            return None
+        frame = rec.frame
+        if frame is None:
+            return None
+        f_locals = frame.f_locals
+        objs = rec.objs
+        changes: list[Any] | None = None
+        module = plan.is_module
+        for name in names:
+            obj = f_locals.get(name, _MISSING)
+            if obj is _MISSING:
+                if name in objs:
+                    del objs[name]
+                    rec.texts.pop(name, None)
+                    rec.mutables.discard(name)
+                    if changes is None:
+                        changes = [name, None]
+                    else:
+                        changes += (name, None)
+                continue
+            if objs.get(name, _MISSING) is obj:
+                continue
+            if module and (
+                (name.startswith("__") and name.endswith("__")) or type(obj) is types.ModuleType
+            ):
+                continue
+            changes = self._set(rec, name, obj, changes)
+        if mutate and rec.mutables:
+            texts = rec.texts
+            encode = self.encode
+            for name in rec.mutables:
+                enc = encode(objs[name])
+                if texts[name] != enc:
+                    texts[name] = enc
+                    if changes is None:
+                        changes = [name, enc]
+                    else:
+                        changes += (name, enc)
+        return changes
+
+    # -- emitting --------------------------------------------------------------------------------------
+    def _emit(self, event: int, rec: FrameRecord, line: int, changes: list[Any] | None, value: Any) -> None:
+        self._steps.append((event, rec.fid, line, changes, value))
+        rec.last_pos = self._count
+        rec.last_line = line
+        self._count += 1
+        if event == EV_LINE:
+            self._line_steps += 1
+        if len(self._steps) >= self.chunk_steps or not (self._count & 1023):
+            if len(self._steps) >= self.chunk_steps or (
+                time.monotonic() - self._last_flush >= self.flush_interval
+            ):
+                self._flush_locked()
+        if self.max_steps is not None and self._count >= self.max_steps:
+            self.max_steps_reached = True
+            self._active = False
+            MON.set_events(TOOL_ID, 0)
+            for entry in self._codes.values():
+                if entry[1] is not None:
+                    MON.set_local_events(TOOL_ID, entry[0], 0)
+
+    def note_output(self, stream: int, text: str) -> None:
+        if not self._active or not text or self._owner == _thread.get_ident():
+            return
+        with self._lock:
+            self._outputs.append([self._count, stream, text if type(text) is str else str(text)])
+
+    def _snapshot_keyframe(self) -> dict[int, list[Any]]:
+        frames: dict[int, list[Any]] = {}
+        for ts in self._threads.values():
+            for rec in ts.stack:
+                frames[rec.fid] = [
+                    rec.plan.code_id, rec.parent, rec.thread, rec.depth, rec.last_line, dict(rec.texts)
+                ]
+        for rec in self._suspended.values():
+            frames[rec.fid] = [
+                rec.plan.code_id, rec.parent, rec.thread, rec.depth, rec.last_line, dict(rec.texts)
+            ]
+        return frames
+
+    def _flush_locked(self) -> None:
+        writer = self._writer
+        if writer is None or writer.closed:
+            return
+        for file_id, path, source in self._pending_files:
+            writer.add_file(file_id, path, source)
+        self._pending_files.clear()
+        for code_id, file_id, qualname, firstline in self._pending_codes:
+            writer.add_code(code_id, file_id, qualname, firstline)
+        self._pending_codes.clear()
+        steps = self._steps
+        self._last_flush = time.monotonic()
+        if not steps:
+            return  # outputs wait for the next chunk (or go in the footer at the end)
+        self._steps = []
+        events = bytes([s[0] for s in steps])
+        chunk = ChunkData(
+            start=self._chunk_start,
+            keyframe=self._keyframe,
+            events=events,
+            fids=[s[1] for s in steps],
+            lines=[s[2] for s in steps],
+            changes=[[i, *s[3]] for i, s in enumerate(steps) if s[3]],
+            values=[[i, s[4]] for i, s in enumerate(steps) if s[4] is not None],
+            frames=self._new_frames,
+            outputs=self._outputs,
+        )
+        meta = {fid: (v[0], v[3]) for fid, v in self._keyframe.items()}
+        meta.update({fid: (v[0], v[3]) for fid, v in self._new_frames.items()})
+        writer.add_chunk(chunk, SummaryBuilder().build(chunk, meta), self.compression)
+        self._chunk_start = self._count
+        self._new_frames = {}
+        self._outputs = []
+        self._keyframe = self._snapshot_keyframe()
+
+    # -- callbacks -------------------------------------------------------------------------------------
+    def _on_start(self, code: types.CodeType, offset: int) -> Any:
+        entry = self._codes.get(id(code))
+        if entry is None:
+            if self._owner == _thread.get_ident():
+                return None
+            with self._lock:
+                self._owner = _thread.get_ident()
+                try:
+                    entry = self._codes.get(id(code)) or self._decide(code)
+                except Exception as exc:
+                    self._fail(exc)
+                    return DISABLE
+                finally:
+                    self._owner = None
+        plan = entry[1]
+        if plan is None:
+            return DISABLE
+        tid = _thread.get_ident()
+        if self._owner == tid or not self._active:
+            return None
+        frame = sys._getframe(1)
+        with self._lock:
+            self._owner = tid
+            try:
+                if self._active:
+                    ts = self._thread(tid)
+                    rec = self._new_record(ts, code, plan, frame)
+                    ts.jump_rec = None
+                    self._emit(EV_CALL, rec, frame.f_lineno, self._full_check(rec), None)
+            except Exception as exc:
+                self._fail(exc)
+            finally:
+                self._owner = None
+        return None
+
+    def _resume_common(self, code: types.CodeType, event: int) -> None:
+        entry = self._codes.get(id(code))
+        if entry is None or entry[1] is None:
+            return
+        tid = _thread.get_ident()
+        if self._owner == tid or not self._active:
+            return
+        frame = sys._getframe(2)
+        with self._lock:
+            self._owner = tid
+            try:
+                if self._active:
+                    ts = self._thread(tid)
+                    rec = self._suspended.pop(id(frame), None)
+                    if rec is None or rec.code is not code:
+                        rec = self._new_record(ts, code, entry[1], frame)
+                    else:
+                        rec.frame = frame
+                        rec.parent = ts.stack[-1].fid if ts.stack else -1
+                        rec.depth = len(ts.stack)
+                        rec.thread = ts.number
+                        ts.stack.append(rec)
+                    ts.jump_rec = None
+                    self._emit(event, rec, frame.f_lineno, self._full_check(rec), None)
+            except Exception as exc:
+                self._fail(exc)
+            finally:
+                self._owner = None
+
+    def _on_resume(self, code: types.CodeType, offset: int) -> Any:
+        self._resume_common(code, EV_RESUME)
+
+    def _on_throw(self, code: types.CodeType, offset: int, exc: BaseException) -> Any:
+        self._resume_common(code, EV_RESUME)
+
+    def _on_line(self, code: types.CodeType, line: int) -> Any:
+        tid = _thread.get_ident()
+        if self._owner == tid or not self._active:
+            return None
+        with self._lock:
+            self._owner = tid
+            try:
+                ts = self._threads.get(tid)
+                if ts is None:
+                    ts = self._thread(tid)
+                rec = self._top(ts, code)
+                if rec is not None:
+                    if ts.jump_rec is rec:
+                        ts.jump_rec = None
+                        if ts.jump_line == line and rec.last_pos == self._count - 1:
+                            return None  # the backward jump already reported this line
+                    self._emit(EV_LINE, rec, line, self._check(rec), None)
+            except Exception as exc:
+                self._fail(exc)
+            finally:
+                self._owner = None
+        return None
+
+    def _on_jump(self, code: types.CodeType, source: int, destination: int) -> Any:
+        if destination > source:
+            return DISABLE
+        tid = _thread.get_ident()
+        if self._owner == tid or not self._active:
+            return None
+        with self._lock:
+            self._owner = tid
+            try:
+                ts = self._thread(tid)
+                rec = self._top(ts, code)
+                if rec is not None:
+                    line = rec.plan.line_of_offset(code, destination)
+                    if line is not None:
+                        self._emit(EV_LINE, rec, line, self._check(rec), None)
+                        ts.jump_rec = rec
+                        ts.jump_line = line
+            except Exception as exc:
+                self._fail(exc)
+            finally:
+                self._owner = None
+        return None
+
+    def _leave(self, code: types.CodeType, event: int, value: object, suspend: bool) -> None:
+        tid = _thread.get_ident()
+        if self._owner == tid or not self._active:
+            return
+        with self._lock:
+            self._owner = tid
+            try:
+                ts = self._thread(tid)
+                rec = self._top(ts, code, 3)
+                if rec is not None:
+                    frame = rec.frame
+                    line = frame.f_lineno if frame is not None else rec.last_line
+                    changes = self._check(rec)
+                    encoded = self.encode(value) if event != EV_UNWIND else None
+                    ts.jump_rec = None
+                    self._emit(event, rec, line if line is not None else rec.last_line, changes, encoded)
+                    if ts.stack and ts.stack[-1] is rec:
+                        ts.stack.pop()
+                    if suspend and frame is not None:
+                        rec.frame = None
+                        rec.objs = None  # keep texts only: a suspended generator's values stay unowned
+                        rec.mutables = set()
+                        self._suspended[id(frame)] = rec
+                    else:
+                        self._suspended.pop(id(frame), None)
+                        rec.frame = None
+            except Exception as exc:
+                self._fail(exc)
+            finally:
+                self._owner = None
+
+    def _on_return(self, code: types.CodeType, offset: int, value: object) -> Any:
+        self._leave(code, EV_RETURN, value, False)
+
+    def _on_yield(self, code: types.CodeType, offset: int, value: object) -> Any:
+        self._leave(code, EV_YIELD, value, True)
+
+    def _on_unwind(self, code: types.CodeType, offset: int, exc: BaseException) -> Any:
+        entry = self._codes.get(id(code))
+        if entry is None or entry[1] is None:
+            return None
+        self._leave(code, EV_UNWIND, exc, False)
+        return None
+
+    def _exception_step(self, code: types.CodeType, event: int, exc: BaseException) -> None:
+        entry = self._codes.get(id(code))
+        if entry is None or entry[1] is None:
+            return
+        tid = _thread.get_ident()
+        if self._owner == tid or not self._active:
+            return
+        with self._lock:
+            self._owner = tid
+            try:
+                ts = self._thread(tid)
+                rec = self._top(ts, code, 3)
+                if rec is not None and rec.frame is not None:
+                    ts.jump_rec = None
+                    line = rec.frame.f_lineno
+                    self._emit(
+                        event, rec, line if line is not None else rec.last_line, self._check(rec),
+                        self.encode(exc),
+                    )
+            except Exception as err:
+                self._fail(err)
+            finally:
+                self._owner = None
+
+    def _on_raise(self, code: types.CodeType, offset: int, exc: BaseException) -> Any:
+        self._exception_step(code, EV_EXCEPTION, exc)
+
+    def _on_handled(self, code: types.CodeType, offset: int, exc: BaseException) -> Any:
+        self._exception_step(code, EV_HANDLED, exc)

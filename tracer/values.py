@@ -1,0 +1,216 @@
+"""Bounded, exception-safe encoding of Python values as reprs, with literal (structural) builtins.
+
+An encoded value is what goes in the trace: a ``str`` when the text is a Python literal that
+``ast.literal_eval`` turns back into an equal value, else a list ``[text, flags]`` (opaque; bit 0 of
+flags set when the text was cut at the limit). Cost is bounded by the limit, not by the size of the
+value: a container with a million elements costs as much as one with a hundred.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any
+
+DEFAULT_LIMIT = 1000
+ELLIPSIS = "..."
+FLAG_TRUNCATED = 1
+
+# Values of these exact types can only change by rebinding the name: an identity check is enough.
+IMMUTABLE_TYPES: frozenset[type] = frozenset(
+    {
+        int,
+        float,
+        bool,
+        type(None),
+        str,
+        bytes,
+        complex,
+        range,
+        type,
+        types.FunctionType,
+        types.BuiltinFunctionType,
+        types.ModuleType,
+        types.CodeType,
+        type(Ellipsis),
+        type(NotImplemented),
+    }
+)
+# Exact types whose repr is a literal when their elements' reprs are.
+_SCALAR_LITERALS: frozenset[type] = frozenset({int, float, bool, type(None), str, bytes, complex})
+_FAST_ELEMENT_TYPES: frozenset[type] = frozenset({int, float, bool, type(None)})
+_CONTAINERS: frozenset[type] = frozenset({list, tuple, dict, set, frozenset})
+_NON_LITERAL_FLOATS = frozenset({"inf", "-inf", "nan"})
+_FAST_LEN = 256  # containers up to this size whose elements are plain numbers use the C repr directly
+
+Encoded = str | list[Any]
+
+
+def is_immutable(value: object) -> bool:
+    """True when only rebinding can change the value's repr (so identity checks suffice)."""
+    t = type(value)
+    if t in IMMUTABLE_TYPES:
+        return True
+    if t is tuple or t is frozenset:
+        if len(value) > 64:  # type: ignore[arg-type]
+            return False
+        return all(type(x) in IMMUTABLE_TYPES for x in value)  # type: ignore[attr-defined]
+    return False
+
+
+class _Budget(Exception):
+    """Raised inside the slow encoder when the text reached the limit."""
+
+
+class ValueEncoder:
+    """Turns values into bounded reprs; never raises, never lets the program see an exception."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self.limit = max(limit, 16)
+
+    def encode(self, value: object) -> Encoded:
+        t = type(value)
+        try:
+            if t in _SCALAR_LITERALS:
+                if t is str or t is bytes:
+                    if len(value) > self.limit:  # type: ignore[arg-type]
+                        return self._cut(repr(value[: self.limit + 1]))  # type: ignore[index]
+                    text = repr(value)
+                else:
+                    text = repr(value)
+                    if t is float and text in _NON_LITERAL_FLOATS:
+                        return [text, 0]
+                return text if len(text) <= self.limit else self._cut(text)
+            if t in _CONTAINERS:
+                return self._encode_container(value)
+            text = repr(value)
+            if type(text) is not str:
+                text = str(text)
+            return [text, 0] if len(text) <= self.limit else self._cut(text)
+        except BaseException as exc:  # a raising __repr__ must never reach the program
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return [f"<unrepresentable {_type_name(t)}: {type(exc).__name__}>", 0]
+
+    def _cut(self, text: str) -> list[Any]:
+        return [text[: self.limit] + ELLIPSIS, FLAG_TRUNCATED]
+
+    def _encode_container(self, value: Any) -> Encoded:
+        n = len(value)
+        if n <= _FAST_LEN:
+            if type(value) is dict:
+                kinds = set(map(type, value))
+                kinds.update(map(type, value.values()))
+            else:
+                kinds = set(map(type, value))
+            if kinds <= _FAST_ELEMENT_TYPES or (
+                kinds <= _SCALAR_LITERALS and _short_strings(value, kinds, self.limit)
+            ):
+                text = repr(value)
+                if len(text) > self.limit:
+                    return self._cut(text)
+                return [text, 0] if type(value) is frozenset else text
+        # Slow path: build the repr piece by piece, stopping at the limit.
+        parts: list[str] = []
+        state = {"size": 0, "literal": True}
+        try:
+            self._walk(value, parts, state, set())
+        except _Budget:
+            return self._cut("".join(parts))
+        text = "".join(parts)
+        if len(text) > self.limit:
+            return self._cut(text)
+        return text if state["literal"] else [text, 0]
+
+    def _emit(self, parts: list[str], state: dict[str, Any], piece: str) -> None:
+        parts.append(piece)
+        state["size"] += len(piece)
+        if state["size"] > self.limit:
+            raise _Budget
+
+    def _walk(self, value: Any, parts: list[str], state: dict[str, Any], active: set[int]) -> None:
+        t = type(value)
+        emit: Callable[[str], None] = lambda piece: self._emit(parts, state, piece)  # noqa: E731
+        if t not in _CONTAINERS:
+            if t is str and len(value) > self.limit:
+                emit(repr(value[: self.limit + 1]))
+                return
+            if t not in _SCALAR_LITERALS:
+                state["literal"] = False
+            try:
+                emit(repr(value))
+            except _Budget:
+                raise
+            except Exception as exc:
+                state["literal"] = False
+                emit(f"<unrepresentable {_type_name(t)}: {type(exc).__name__}>")
+            return
+        if id(value) in active:  # a container that contains itself: repr shows [...]
+            state["literal"] = False
+            emit("{...}" if t is dict else "[...]")
+            return
+        active.add(id(value))
+        if t is dict:
+            emit("{")
+            for i, (k, v) in enumerate(value.items()):
+                if i:
+                    emit(", ")
+                self._walk(k, parts, state, active)
+                emit(": ")
+                self._walk(v, parts, state, active)
+            emit("}")
+        elif t is list or t is tuple:
+            emit("[" if t is list else "(")
+            for i, item in enumerate(value):
+                if i:
+                    emit(", ")
+                self._walk(item, parts, state, active)
+            emit("]" if t is list else ("," if len(value) == 1 else "") + ")")
+        else:  # set / frozenset
+            if not value:
+                emit("set()" if t is set else "frozenset()")
+            else:
+                if t is frozenset:
+                    state["literal"] = False
+                    emit("frozenset(")
+                emit("{")
+                for i, item in enumerate(value):
+                    if i:
+                        emit(", ")
+                    self._walk(item, parts, state, active)
+                emit("}" if t is set else "})")
+        active.discard(id(value))
+
+
+def _short_strings(value: Any, kinds: set[type], limit: int) -> bool:
+    """True when every str/bytes element (and dict key/value) is short enough for a direct repr."""
+    if str not in kinds and bytes not in kinds:
+        return True
+    items: Any = value
+    if type(value) is dict:
+        items = list(value)
+        items.extend(value.values())
+    total = 0
+    for item in items:
+        if type(item) is str or type(item) is bytes:
+            total += len(item)
+            if total > limit:
+                return False
+    return True
+
+
+def _type_name(t: type) -> str:
+    try:
+        return t.__qualname__
+    except Exception:
+        return "object"
+
+
+def decode_text(encoded: Encoded) -> tuple[str, bool, bool]:
+    """(text, literal, truncated) of an encoded value."""
+    if type(encoded) is str:
+        return encoded, True, False
+    text, flags = encoded[0], encoded[1]
+    return str(text), False, bool(int(flags) & FLAG_TRUNCATED)
