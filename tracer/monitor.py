@@ -47,7 +47,9 @@ MON = sys.monitoring
 EVENTS = MON.events
 TOOL_ID = 4  # ids 3 and 4 are free for general tools; 0 debugger, 1 coverage, 2 profiler, 5 optimizer
 TOOL_NAME = "retrograde"
-LOCAL_EVENTS = EVENTS.LINE | EVENTS.JUMP | EVENTS.PY_RETURN | EVENTS.PY_YIELD | EVENTS.PY_RESUME
+LOCAL_EVENTS = (
+    EVENTS.LINE | EVENTS.JUMP | EVENTS.PY_RETURN | EVENTS.PY_YIELD | EVENTS.PY_RESUME | EVENTS.STOP_ITERATION
+)
 GLOBAL_EVENTS = (
     EVENTS.PY_START | EVENTS.RAISE | EVENTS.EXCEPTION_HANDLED | EVENTS.PY_UNWIND | EVENTS.PY_THROW
 )
@@ -114,6 +116,7 @@ class FrameRecord:
         "depth",
         "fid",
         "frame",
+        "in_comprehension",
         "last_line",
         "last_pos",
         "mutables",
@@ -139,6 +142,7 @@ class FrameRecord:
         self.mutables: set[str] = set()
         self.last_line = 0
         self.last_pos = -2
+        self.in_comprehension = False
 
 
 class ThreadState:
@@ -296,6 +300,7 @@ class Recorder:
         register(TOOL_ID, EVENTS.RAISE, self._on_raise)
         register(TOOL_ID, EVENTS.EXCEPTION_HANDLED, self._on_handled)
         register(TOOL_ID, EVENTS.PY_UNWIND, self._on_unwind)
+        register(TOOL_ID, EVENTS.STOP_ITERATION, self._on_stop_iteration)
 
     def _uninstall(self) -> None:
         if not self._installed:
@@ -317,6 +322,7 @@ class Recorder:
                 EVENTS.RAISE,
                 EVENTS.EXCEPTION_HANDLED,
                 EVENTS.PY_UNWIND,
+                EVENTS.STOP_ITERATION,
             ):
                 MON.register_callback(TOOL_ID, event, None)
             MON.free_tool_id(TOOL_ID)
@@ -504,7 +510,10 @@ class Recorder:
         changes: list[Any] | None = None
         seen = 0
         module = rec.plan.is_module
-        for name, obj in list(frame.f_locals.items()):
+        f_locals = frame.f_locals
+        if module:
+            rec.in_comprehension = f_locals is not frame.f_globals
+        for name, obj in list(f_locals.items()):
             if module and (
                 (name.startswith("__") and name.endswith("__")) or type(obj) is types.ModuleType
             ):
@@ -523,7 +532,7 @@ class Recorder:
                 continue
             changes = self._set(rec, name, obj, changes)
         if seen != len(objs):
-            present = frame.f_locals
+            present = f_locals
             for name in [n for n in objs if n not in present]:
                 del objs[name]
                 texts.pop(name, None)
@@ -539,6 +548,14 @@ class Recorder:
         if rec.last_pos != self._count - 1 or rec.objs is None:
             return self._full_check(rec)
         plan = rec.plan
+        if plan.is_module and rec.frame is not None:
+            # Inside an inlined comprehension at module level, f_locals is not the globals dict but the
+            # comprehension's own variables (what settrace and pdb see); switching in or out of that view
+            # changes every name.
+            in_comprehension = rec.frame.f_locals is not rec.frame.f_globals
+            if in_comprehension or rec.in_comprehension:
+                rec.in_comprehension = in_comprehension
+                return self._full_check(rec)
         line_plan = plan.lines.get(rec.last_line)
         always = plan.always
         if line_plan is None:
@@ -853,6 +870,12 @@ class Recorder:
                 self._owner = None
 
     def _on_raise(self, code: types.CodeType, offset: int, exc: BaseException) -> Any:
+        self._exception_step(code, EV_EXCEPTION, exc)
+
+    def _on_stop_iteration(self, code: types.CodeType, offset: int, value: object) -> Any:
+        # A StopIteration the interpreter raises implicitly (a generator's return seen by `yield from` /
+        # await): settrace reports it as an 'exception' event, so we do too.
+        exc = value if isinstance(value, BaseException) else StopIteration(*(() if value is None else (value,)))
         self._exception_step(code, EV_EXCEPTION, exc)
 
     def _on_handled(self, code: types.CodeType, offset: int, exc: BaseException) -> Any:

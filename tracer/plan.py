@@ -114,8 +114,8 @@ def analyse(code: types.CodeType, code_id: int) -> CodePlan:
             continue
         line = instr.lineno if isinstance(instr.lineno, int) and instr.lineno > 0 else None
         name = instr.name
-        if name in _STORE_OPS:
-            names = _arg_names(instr.arg)
+        if name in _STORE_OPS or name == "SETUP_ANNOTATIONS":
+            names = _arg_names(instr.arg) if name != "SETUP_ANNOTATIONS" else ["__annotations__"]
             if line is None:
                 always.update(names)
             else:

@@ -23,11 +23,24 @@ class ProgramNotFound(Exception):
     """The script to run does not exist or cannot be read."""
 
 
-def _trimmed(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """Drop the runner's own frames from the front of a traceback, so it reads as under plain python."""
-    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) == _THIS_FILE:
-        tb = tb.tb_next
-    return tb
+def _trimmed(exc: BaseException) -> types.TracebackType | None:
+    """The traceback without the runner's own frames (also in chained exceptions), as under python."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        item = pending.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        tb = item.__traceback__
+        while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) == _THIS_FILE:
+            tb = tb.tb_next
+        if tb is not item.__traceback__:
+            item.__traceback__ = tb
+        pending.extend((item.__cause__, item.__context__))
+        if isinstance(item, BaseExceptionGroup):
+            pending.extend(item.exceptions)
+    return exc.__traceback__
 
 
 def load_script(path: str) -> tuple[str, types.CodeType]:
@@ -86,7 +99,7 @@ def run_under_recorder(
         raise
     except KeyboardInterrupt as exc:
         recorder.exit_status = {"kind": "interrupt"}
-        sys.excepthook(type(exc), exc, _trimmed(exc.__traceback__))
+        sys.excepthook(type(exc), exc, _trimmed(exc))
         recorder.stop()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -100,7 +113,7 @@ def run_under_recorder(
             "type": type(exc).__qualname__,
             "message": _safe_str(exc),
         }
-        sys.excepthook(type(exc), exc, _trimmed(exc.__traceback__))
+        sys.excepthook(type(exc), exc, _trimmed(exc))
         return 1
     finally:
         if old_main is not None and sys.modules.get("__main__") is None:
