@@ -30,7 +30,7 @@ def to_value(encoded: Any) -> Value:
 class _Chunk:
     """A decoded chunk with the lookups navigation needs, built once per decode."""
 
-    __slots__ = ("data", "frame_meta", "frame_steps", "frame_changes", "values", "number", "start", "count")
+    __slots__ = ("count", "data", "frame_changes", "frame_meta", "frame_steps", "number", "start", "values")
 
     def __init__(self, number: int, data: ChunkData) -> None:
         self.number = number
@@ -109,7 +109,8 @@ class RecordedTimeline:
         except TraceFormatError as exc:
             raise TimelineError(str(exc)) from None
         except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise TimelineError(f"{os.path.basename(self.path)} has a corrupt chunk {number} ({exc})") from None
+            name = os.path.basename(self.path)
+            raise TimelineError(f"{name} has a corrupt chunk {number} ({exc})") from None
         self._cache[number] = chunk
         if len(self._cache) > _CACHE_CHUNKS:
             self._cache.popitem(last=False)

@@ -12,7 +12,7 @@ from tracer.monitor import Recorder
 from tracer.values import DEFAULT_LIMIT
 
 
-class record(contextlib.ContextDecorator):  # noqa: N801 - used like a function: `with record(...)`
+class record(contextlib.ContextDecorator):
     """Record the enclosed code (and everything it calls in the program's own files) into `path`.
 
     `root` defaults to the directory of the file that calls record(); only files under it are traced

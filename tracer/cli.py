@@ -205,7 +205,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"program:      {' '.join(str(a) for a in info['argv'])}",
         f"python:       {info['python']} (trace format {info['format_version']})",
         f"steps:        {info['steps']} ({info['line_steps']} line steps, {info['chunks']} chunks)",
-        f"duration:     {info['duration_s']:.3f} s" if info["duration_s"] is not None else "duration:     unknown",
+        f"duration:     {info['duration_s']:.3f} s"
+        if info["duration_s"] is not None
+        else "duration:     unknown",
         f"size:         {describe_bytes(info['size_bytes'])}"
         + (f" ({info['bytes_per_line_step']} bytes per line step)" if info["bytes_per_line_step"] else ""),
         f"status:       {status}",

@@ -209,7 +209,8 @@ class TraceWriter:
         payload = chunk.pack_payload(level)
         number = len(self._chunks)
         count = len(chunk.fids)
-        offset = self._write(self._packer.pack([TAG_CHUNK, number, chunk.start, count, summary.pack(), payload]))
+        record = [TAG_CHUNK, number, chunk.start, count, summary.pack(), payload]
+        offset = self._write(self._packer.pack(record))
         self._chunks.append([chunk.start, count, offset, summary.pack()])
         self.flush()
 
@@ -394,7 +395,7 @@ class TraceReader:
 
     def source(self, file_id: int) -> str | None:
         if file_id not in self._sources:
-            path, offset = self.files[file_id]
+            _path, offset = self.files[file_id]
             record = self._record_at(offset)
             self._sources[file_id] = record[3] if isinstance(record, list) and len(record) == 4 else None
         return self._sources[file_id]

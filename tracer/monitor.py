@@ -116,6 +116,7 @@ class FrameRecord:
         "depth",
         "fid",
         "frame",
+        "heads",
         "in_comprehension",
         "last_line",
         "last_pos",
@@ -140,6 +141,7 @@ class FrameRecord:
         self.objs: dict[str, object] | None = {}
         self.texts: dict[str, Any] = {}
         self.mutables: set[str] = set()
+        self.heads: dict[str, list[Any]] = {}
         self.last_line = 0
         self.last_pos = -2
         self.in_comprehension = False
@@ -382,11 +384,14 @@ class Recorder:
                 break
             if time.monotonic() - self._last_flush >= self.flush_interval and (self._steps or self._outputs):
                 with self._lock:
-                    if self._active and (self._steps or self._outputs):
-                        try:
+                    self._owner = _thread.get_ident()  # our own code below must not re-enter the callbacks
+                    try:
+                        if self._active and (self._steps or self._outputs):
                             self._flush_locked()
-                        except Exception as exc:
-                            self._fail(exc)
+                    except Exception as exc:
+                        self._fail(exc)
+                    finally:
+                        self._owner = None
         self._flusher_running = False
 
     def _fail(self, exc: BaseException) -> None:
@@ -487,8 +492,14 @@ class Recorder:
         objs[name] = obj
         if is_immutable(obj):
             rec.mutables.discard(name)
+            rec.heads.pop(name, None)
         else:
             rec.mutables.add(name)
+            head = self.encoder.last_head
+            if head is not None:
+                rec.heads[name] = head
+            else:
+                rec.heads.pop(name, None)
         if rec.texts.get(name, _MISSING) != enc:
             rec.texts[name] = enc
             if changes is None:
@@ -522,9 +533,8 @@ class Recorder:
             old = objs.get(name, _MISSING)
             if old is obj:
                 if name in mutables:
-                    enc = self.encode(obj)
-                    if texts[name] != enc:
-                        texts[name] = enc
+                    enc = self._recheck(rec, name, obj)
+                    if enc is not None:
                         if changes is None:
                             changes = [name, enc]
                         else:
@@ -537,6 +547,7 @@ class Recorder:
                 del objs[name]
                 texts.pop(name, None)
                 mutables.discard(name)
+                rec.heads.pop(name, None)
                 if changes is None:
                     changes = [name, None]
                 else:
@@ -584,6 +595,7 @@ class Recorder:
                     del objs[name]
                     rec.texts.pop(name, None)
                     rec.mutables.discard(name)
+                    rec.heads.pop(name, None)
                     if changes is None:
                         changes = [name, None]
                     else:
@@ -597,17 +609,31 @@ class Recorder:
                 continue
             changes = self._set(rec, name, obj, changes)
         if mutate and rec.mutables:
-            texts = rec.texts
-            encode = self.encode
+            recheck = self._recheck
             for name in rec.mutables:
-                enc = encode(objs[name])
-                if texts[name] != enc:
-                    texts[name] = enc
+                enc = recheck(rec, name, objs[name])
+                if enc is not None:
                     if changes is None:
                         changes = [name, enc]
                     else:
                         changes += (name, enc)
         return changes
+
+    def _recheck(self, rec: FrameRecord, name: str, obj: object) -> Any:
+        """The new encoding of a mutable value if its text changed, else None."""
+        head = rec.heads.get(name)
+        if head is not None and self.encoder.head_unchanged(obj, head):
+            return None
+        enc = self.encode(obj)
+        new_head = self.encoder.last_head
+        if new_head is not None:
+            rec.heads[name] = new_head
+        elif head is not None:
+            del rec.heads[name]
+        if rec.texts[name] != enc:
+            rec.texts[name] = enc
+            return enc
+        return None
 
     # -- emitting --------------------------------------------------------------------------------------
     def _emit(self, event: int, rec: FrameRecord, line: int, changes: list[Any] | None, value: Any) -> None:
@@ -617,11 +643,10 @@ class Recorder:
         self._count += 1
         if event == EV_LINE:
             self._line_steps += 1
-        if len(self._steps) >= self.chunk_steps or not (self._count & 1023):
-            if len(self._steps) >= self.chunk_steps or (
-                time.monotonic() - self._last_flush >= self.flush_interval
-            ):
-                self._flush_locked()
+        if (len(self._steps) >= self.chunk_steps or not (self._count & 1023)) and (
+            len(self._steps) >= self.chunk_steps or time.monotonic() - self._last_flush >= self.flush_interval
+        ):
+            self._flush_locked()
         if self.max_steps is not None and self._count >= self.max_steps:
             self.max_steps_reached = True
             self._active = False
@@ -633,8 +658,10 @@ class Recorder:
     def note_output(self, stream: int, text: str) -> None:
         if not self._active or not text or self._owner == _thread.get_ident():
             return
+        if type(text) is not str:
+            return
         with self._lock:
-            self._outputs.append([self._count, stream, text if type(text) is str else str(text)])
+            self._outputs.append([self._count, stream, text])
 
     def _snapshot_keyframe(self) -> dict[int, list[Any]]:
         frames: dict[int, list[Any]] = {}
@@ -823,6 +850,7 @@ class Recorder:
                         rec.frame = None
                         rec.objs = None  # keep texts only: a suspended generator's values stay unowned
                         rec.mutables = set()
+                        rec.heads = {}
                         self._suspended[id(frame)] = rec
                     else:
                         self._suspended.pop(id(frame), None)
@@ -875,7 +903,8 @@ class Recorder:
     def _on_stop_iteration(self, code: types.CodeType, offset: int, value: object) -> Any:
         # A StopIteration the interpreter raises implicitly (a generator's return seen by `yield from` /
         # await): settrace reports it as an 'exception' event, so we do too.
-        exc = value if isinstance(value, BaseException) else StopIteration(*(() if value is None else (value,)))
+        args = () if value is None else (value,)
+        exc = value if isinstance(value, BaseException) else StopIteration(*args)
         self._exception_step(code, EV_EXCEPTION, exc)
 
     def _on_handled(self, code: types.CodeType, offset: int, exc: BaseException) -> Any:

@@ -102,6 +102,7 @@ def analyse(code: types.CodeType, code_id: int) -> CodePlan:
     stores: dict[int, set[str]] = {}
     mutating: set[int] = set()
     always: set[str] = set()
+    names: list[str]
     lineless_mutation = False
     try:
         instructions = bytecode.Bytecode.from_code(code)
@@ -123,7 +124,7 @@ def analyse(code: types.CodeType, code_id: int) -> CodePlan:
         mut = name in _MUTATING_OPS or (name.startswith("CALL") and name != "CALL_INTRINSIC_1")
         if name == "BINARY_OP":
             try:
-                mut = int(instr.arg) >= _INPLACE_MIN  # type: ignore[call-overload]
+                mut = int(instr.arg) >= _INPLACE_MIN  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 mut = True
         if mut:
@@ -133,7 +134,7 @@ def analyse(code: types.CodeType, code_id: int) -> CodePlan:
                 mutating.add(line)
         if line is not None:
             stores.setdefault(line, set())
-    for line, names in stores.items():
-        plan.lines[line] = LinePlan(tuple(sorted(names)), line in mutating or lineless_mutation)
+    for line, line_names in stores.items():
+        plan.lines[line] = LinePlan(tuple(sorted(line_names)), line in mutating or lineless_mutation)
     plan.always = tuple(sorted(always))
     return plan

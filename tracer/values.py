@@ -8,6 +8,8 @@ value: a container with a million elements costs as much as one with a hundred.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import types
 from collections.abc import Callable
 from typing import Any
@@ -65,12 +67,22 @@ class _Budget(Exception):
 class ValueEncoder:
     """Turns values into bounded reprs; never raises, never lets the program see an exception."""
 
-    __slots__ = ("limit",)
+    __slots__ = ("last_head", "limit")
 
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self.limit = max(limit, 16)
+        # After encoding a big list/tuple/dict whose text was cut: the head elements the text depends on
+        # (keys and values alternating for a dict). Same elements (by identity) => same text.
+        self.last_head: list[Any] | None = None
+
+    def head_unchanged(self, value: Any, head: list[Any]) -> bool:
+        """True when value still starts with exactly the objects of `head` (so its text is unchanged)."""
+        items = itertools.chain.from_iterable(value.items()) if type(value) is dict else value
+        current = list(itertools.islice(items, len(head)))
+        return len(current) == len(head) and all(map(operator.is_, current, head))
 
     def encode(self, value: object) -> Encoded:
+        self.last_head = None
         t = type(value)
         try:
             if t in _SCALAR_LITERALS:
@@ -99,6 +111,31 @@ class ValueEncoder:
 
     def _encode_container(self, value: Any) -> Encoded:
         n = len(value)
+        t = type(value)
+        head_len = self.limit // 2  # each element takes at least 3 characters ("0, "): enough to overflow
+        if n > head_len and t is not frozenset:
+            # Big container: only its head can show in the bounded text. repr of the head is an exact
+            # prefix of repr of the whole (same iteration order), so cut it and we are done.
+            items = value.items() if t is dict else value
+            probe = list(itertools.islice(items, 8))
+            per_item = max(len(repr(probe)) / max(len(probe), 1), 3.0)
+            head_len = min(head_len, int(self.limit / per_item * 1.25) + 8)
+            head = list(itertools.islice(items, head_len))
+            kinds = set(map(type, head)) if t is not dict else {type(x) for kv in head for x in kv}
+            if kinds <= _FAST_ELEMENT_TYPES or (
+                kinds <= _SCALAR_LITERALS and _short_strings(head, kinds, self.limit)
+            ):
+                if t is dict:
+                    body = ", ".join([f"{k!r}: {v!r}" for k, v in head])
+                    text = "{" + body
+                else:
+                    text = ("[" if t is list else "(" if t is tuple else "{") + ", ".join(map(repr, head))
+                if len(text) > self.limit:
+                    if t is dict:
+                        self.last_head = [x for kv in head for x in kv]
+                    elif t is not set:
+                        self.last_head = head
+                    return self._cut(text)
         if n <= _FAST_LEN:
             if type(value) is dict:
                 kinds = set(map(type, value))
