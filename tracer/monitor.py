@@ -41,7 +41,7 @@ from tracer.format import (
     TraceWriter,
 )
 from tracer.plan import CodePlan, analyse
-from tracer.values import DEFAULT_LIMIT, ValueEncoder, is_immutable
+from tracer.values import _NON_LITERAL_FLOATS, DEFAULT_LIMIT, ValueEncoder, is_immutable
 
 MON = sys.monitoring
 EVENTS = MON.events
@@ -232,8 +232,9 @@ class Recorder:
         self._keyframe: dict[int, list[Any]] = {}
         self._chunk_start = 0
         self._count = 0
-        self._line_steps = 0
+        self._next_check = 1
         self._next_fid = 0
+        self._line_steps_written = 0
         self._next_code = 0
         self._active = False
         self._installed = False
@@ -355,7 +356,7 @@ class Recorder:
             writer.close(
                 {
                     "steps": self._count,
-                    "line_steps": self._line_steps,
+                    "line_steps": self._line_steps_written,
                     "end_time": time.time(),
                     "duration": time.time() - self.start_time,
                     "exit": self.exit_status,
@@ -568,17 +569,12 @@ class Recorder:
                 rec.in_comprehension = in_comprehension
                 return self._full_check(rec)
         line_plan = plan.lines.get(rec.last_line)
-        always = plan.always
         if line_plan is None:
-            if not always:
-                return None
-            if always[0] == "*":
+            line_plan = plan.default
+            if line_plan.full:
                 return self._full_check(rec)
-            names: Sequence[str] = always
-            mutate = False
-        else:
-            names = line_plan.stores + always if always else line_plan.stores
-            mutate = line_plan.may_mutate
+        names = line_plan.stores
+        mutate = line_plan.may_mutate
         if not names and not (mutate and rec.mutables):
             return None
         frame = rec.frame
@@ -603,8 +599,28 @@ class Recorder:
                 continue
             if objs.get(name, _MISSING) is obj:
                 continue
+            t = type(obj)
+            if t is int or t is bool or t is float or (t is str and len(obj) <= 64):  # type: ignore[arg-type]
+                # Fast path for the commonest rebinding: a short scalar (no mutables, no heads to track).
+                text = repr(obj)
+                if t is float and text in _NON_LITERAL_FLOATS:
+                    changes = self._set(rec, name, obj, changes)
+                    continue
+                objs[name] = obj
+                if name in rec.mutables:
+                    rec.mutables.discard(name)
+                    rec.heads.pop(name, None)
+                if rec.texts.get(name) != text and len(text) <= self.encoder.limit:
+                    rec.texts[name] = text
+                    if changes is None:
+                        changes = [name, text]
+                    else:
+                        changes += (name, text)
+                    continue
+                if len(text) <= self.encoder.limit:
+                    continue
             if module and (
-                (name.startswith("__") and name.endswith("__")) or type(obj) is types.ModuleType
+                (name.startswith("__") and name.endswith("__")) or t is types.ModuleType
             ):
                 continue
             changes = self._set(rec, name, obj, changes)
@@ -638,15 +654,20 @@ class Recorder:
     # -- emitting --------------------------------------------------------------------------------------
     def _emit(self, event: int, rec: FrameRecord, line: int, changes: list[Any] | None, value: Any) -> None:
         self._steps.append((event, rec.fid, line, changes, value))
-        rec.last_pos = self._count
+        count = self._count
+        rec.last_pos = count
         rec.last_line = line
-        self._count += 1
-        if event == EV_LINE:
-            self._line_steps += 1
-        if (len(self._steps) >= self.chunk_steps or not (self._count & 1023)) and (
-            len(self._steps) >= self.chunk_steps or time.monotonic() - self._last_flush >= self.flush_interval
-        ):
+        self._count = count + 1
+        if count + 1 >= self._next_check:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Every 256 steps (and at chunk size and --max-steps): flush if due, stop at the step limit."""
+        if len(self._steps) >= self.chunk_steps or time.monotonic() - self._last_flush >= self.flush_interval:
             self._flush_locked()
+        self._next_check = self._count + min(256, self.chunk_steps - len(self._steps))
+        if self.max_steps is not None:
+            self._next_check = min(self._next_check, self.max_steps)
         if self.max_steps is not None and self._count >= self.max_steps:
             self.max_steps_reached = True
             self._active = False
@@ -705,7 +726,9 @@ class Recorder:
         )
         meta = {fid: (v[0], v[3]) for fid, v in self._keyframe.items()}
         meta.update({fid: (v[0], v[3]) for fid, v in self._new_frames.items()})
-        writer.add_chunk(chunk, SummaryBuilder().build(chunk, meta), self.compression)
+        summary = SummaryBuilder().build(chunk, meta)
+        self._line_steps_written += summary.line_steps
+        writer.add_chunk(chunk, summary, self.compression)
         self._chunk_start = self._count
         self._new_frames = {}
         self._outputs = []
@@ -786,19 +809,40 @@ class Recorder:
         tid = _thread.get_ident()
         if self._owner == tid or not self._active:
             return None
+        ts = self._threads.get(tid)
+        if ts is not None:
+            jumped = ts.jump_rec
+            if jumped is not None and ts.jump_line == line and jumped.code is code:
+                # The backward jump just reported this line (LINE fires again for the loop header).
+                # Only this thread touches its ThreadState, so no lock is needed to look.
+                ts.jump_rec = None
+                if jumped.last_pos == self._count - 1:
+                    return None
         with self._lock:
             self._owner = tid
             try:
                 ts = self._threads.get(tid)
                 if ts is None:
                     ts = self._thread(tid)
-                rec = self._top(ts, code)
+                stack = ts.stack
+                rec = stack[-1] if stack else None
+                if rec is None or rec.code is not code:
+                    rec = self._top(ts, code)
                 if rec is not None:
-                    if ts.jump_rec is rec:
+                    if ts.jump_rec is not None:
+                        jumped = ts.jump_rec is rec and ts.jump_line == line
                         ts.jump_rec = None
-                        if ts.jump_line == line and rec.last_pos == self._count - 1:
+                        if jumped and rec.last_pos == self._count - 1:
                             return None  # the backward jump already reported this line
-                    self._emit(EV_LINE, rec, line, self._check(rec), None)
+                    changes = self._check(rec)
+                    # _emit, inlined: this is the hottest path of the recorder.
+                    self._steps.append((EV_LINE, rec.fid, line, changes, None))
+                    count = self._count
+                    rec.last_pos = count
+                    rec.last_line = line
+                    self._count = count + 1
+                    if count + 1 >= self._next_check:
+                        self._checkpoint()
             except Exception as exc:
                 self._fail(exc)
             finally:

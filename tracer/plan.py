@@ -57,8 +57,9 @@ _INPLACE_MIN = 13  # BinaryOp.INPLACE_ADD; every in-place operator has a value a
 
 @dataclass(slots=True)
 class LinePlan:
-    stores: tuple[str, ...]
+    stores: tuple[str, ...]  # names to look at after this line ran (its own stores + the code's lineless ones)
     may_mutate: bool
+    full: bool = False  # no analysis possible: check every local
 
 
 @dataclass(slots=True)
@@ -68,7 +69,7 @@ class CodePlan:
     code_id: int
     is_module: bool
     lines: dict[int, LinePlan] = field(default_factory=dict)
-    always: tuple[str, ...] = ()
+    default: LinePlan = field(default_factory=lambda: LinePlan((), False))  # lines with no instructions
     offset_lines: dict[int, int] | None = None  # built on first backward jump
 
     def line_of_offset(self, code: types.CodeType, offset: int) -> int | None:
@@ -108,7 +109,7 @@ def analyse(code: types.CodeType, code_id: int) -> CodePlan:
         instructions = bytecode.Bytecode.from_code(code)
     except Exception:  # an analysis we cannot do means every step gets a full check
         plan.lines = {}
-        plan.always = ("*",)
+        plan.default = LinePlan((), True, full=True)
         return plan
     for instr in instructions:
         if not isinstance(instr, bytecode.Instr):
@@ -135,6 +136,8 @@ def analyse(code: types.CodeType, code_id: int) -> CodePlan:
         if line is not None:
             stores.setdefault(line, set())
     for line, line_names in stores.items():
-        plan.lines[line] = LinePlan(tuple(sorted(line_names)), line in mutating or lineless_mutation)
-    plan.always = tuple(sorted(always))
+        plan.lines[line] = LinePlan(
+            tuple(sorted(line_names | always)), line in mutating or lineless_mutation
+        )
+    plan.default = LinePlan(tuple(sorted(always)), lineless_mutation)
     return plan
