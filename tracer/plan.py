@@ -57,7 +57,7 @@ _INPLACE_MIN = 13  # BinaryOp.INPLACE_ADD; every in-place operator has a value a
 
 @dataclass(slots=True)
 class LinePlan:
-    stores: tuple[str, ...]  # names to look at after this line ran (its own stores + the code's lineless ones)
+    stores: tuple[str, ...]  # names to look at after this line ran (its stores + lineless ones)
     may_mutate: bool
     full: bool = False  # no analysis possible: check every local
 
