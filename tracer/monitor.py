@@ -600,7 +600,7 @@ class Recorder:
             if objs.get(name, _MISSING) is obj:
                 continue
             t = type(obj)
-            if t is int or t is bool or t is float or (t is str and len(obj) <= 64):  # type: ignore[arg-type]
+            if t is int or t is bool or t is float or (t is str and len(obj) <= 64):
                 # Fast path for the commonest rebinding: a short scalar (no mutables, no heads to track).
                 text = repr(obj)
                 if t is float and text in _NON_LITERAL_FLOATS:
@@ -830,9 +830,9 @@ class Recorder:
                     rec = self._top(ts, code)
                 if rec is not None:
                     if ts.jump_rec is not None:
-                        jumped = ts.jump_rec is rec and ts.jump_line == line
+                        same = ts.jump_rec is rec and ts.jump_line == line
                         ts.jump_rec = None
-                        if jumped and rec.last_pos == self._count - 1:
+                        if same and rec.last_pos == self._count - 1:
                             return None  # the backward jump already reported this line
                     changes = self._check(rec)
                     # _emit, inlined: this is the hottest path of the recorder.
