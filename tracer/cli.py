@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -52,7 +53,18 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="record a bundled sample program and replay it")
     demo.add_argument("--sample", default="bubble_sort.py", help="sample file name in samples/")
+    for module_name in _SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue  # an optional part (its extra not installed) simply has no subcommand
+        module.register(sub)  # adds its parser(s) with set_defaults(handler=callable(args) -> int)
     return parser
+
+
+# Parts of Retrograde that add subcommands: each module has register(subparsers); the parsers it adds
+# set a `handler` default, a callable taking the parsed arguments and returning the exit code.
+_SUBCOMMAND_MODULES = ("tui.cli", "tracer.corpus.cli")
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -77,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_replay(args)
         if args.command == "demo":
             return cmd_demo(args)
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            return int(handler(args))
         _parser().print_help(sys.stderr)
         return 2
     except TraceFormatError as exc:
