@@ -288,6 +288,18 @@ class Recorder:
         MON.set_events(TOOL_ID, GLOBAL_EVENTS)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork_in_child)
+        # os._exit skips atexit: finish the trace first, so the last moments before it are kept.
+        self._real_exit = os._exit
+        recorder = self
+
+        def _exit(status: int) -> Any:
+            recorder.exit_status = {"kind": "exit", "code": status, "via": "os._exit"}
+            try:
+                recorder.stop()
+            finally:
+                recorder._real_exit(status)
+
+        os._exit = _exit
         self._flusher_running = True
         _thread.start_new_thread(self._flusher, ())
 
@@ -335,6 +347,9 @@ class Recorder:
             if getattr(sys, name) is tee:
                 setattr(sys, name, stream)
         self._tees.clear()
+        real_exit = getattr(self, "_real_exit", None)
+        if real_exit is not None and os._exit is not real_exit:
+            os._exit = real_exit
 
     def stop(self) -> None:
         """Stop recording and finish the file (idempotent)."""
