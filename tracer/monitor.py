@@ -754,7 +754,13 @@ class Recorder:
         entry = self._codes.get(id(code))
         if entry is None:
             if self._owner == _thread.get_ident():
-                return None
+                # First call of a function from inside our own callback (we hold the lock): decide now, so
+                # the recorder's own helpers get DISABLE once instead of costing a callback every call.
+                try:
+                    entry = self._decide(code)
+                except Exception:
+                    return DISABLE
+                return DISABLE if entry[1] is None else None
             with self._lock:
                 self._owner = _thread.get_ident()
                 try:
