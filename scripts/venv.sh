@@ -21,7 +21,8 @@ if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
 fi
 if [ ! -f "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${extras}]"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${extras}]" \
+        2> >(grep -v "WARNING: Location" >&2)
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
