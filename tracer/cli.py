@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # Parts of Retrograde that add subcommands: each module has register(subparsers); the parsers it adds
 # set a `handler` default, a callable taking the parsed arguments and returning the exit code.
-_SUBCOMMAND_MODULES = ("tui.cli", "tracer.corpus.cli")
+_SUBCOMMAND_MODULES = ("tui.cli", "tracer.corpus.cli", "neural.cli")
 
 
 def _fail(message: str, code: int = 1) -> int:
