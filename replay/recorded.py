@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+
+import msgpack
 
 from replay.timeline import ChunkSummary, Step, TimelineError, Value
 from tracer.format import (
@@ -20,6 +23,41 @@ from tracer.format import (
 from tracer.values import decode_text
 
 _CACHE_CHUNKS = 6
+# What malformed contents of a (checksum-less) trace can raise while we decode them.
+_CORRUPT = (
+    TypeError, ValueError, IndexError, KeyError, AttributeError, UnicodeDecodeError, msgpack.UnpackException
+)
+
+def _guarded[T](method: Callable[..., T]) -> Callable[..., T]:
+    """Turn any decoding failure inside a timeline method into one TimelineError sentence."""
+
+    @functools.wraps(method)
+    def wrapper(self: RecordedTimeline, *args: Any) -> T:
+        try:
+            return method(self, *args)
+        except (TimelineError, IndexError) as exc:
+            if isinstance(exc, IndexError) and not str(exc).startswith("step "):
+                raise self._corrupt(exc) from None
+            raise
+        except TraceFormatError as exc:
+            raise TimelineError(str(exc)) from None
+        except _CORRUPT as exc:
+            raise self._corrupt(exc) from None
+
+    return wrapper
+
+
+def _guarded_iter[T](method: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]]:
+    @functools.wraps(method)
+    def wrapper(self: RecordedTimeline, *args: Any) -> Iterator[T]:
+        try:
+            yield from method(self, *args)
+        except TraceFormatError as exc:
+            raise TimelineError(str(exc)) from None
+        except _CORRUPT as exc:
+            raise self._corrupt(exc) from None
+
+    return wrapper
 
 
 def to_value(encoded: Any) -> Value:
@@ -30,7 +68,19 @@ def to_value(encoded: Any) -> Value:
 class _Chunk:
     """A decoded chunk with the lookups navigation needs, built once per decode."""
 
-    __slots__ = ("count", "data", "frame_changes", "frame_meta", "frame_steps", "number", "start", "values")
+    __slots__ = (
+        "count",
+        "cursors",
+        "data",
+        "frame_change_offs",
+        "frame_changes",
+        "frame_meta",
+        "frame_steps",
+        "moves",
+        "number",
+        "start",
+        "values",
+    )
 
     def __init__(self, number: int, data: ChunkData) -> None:
         self.number = number
@@ -43,6 +93,10 @@ class _Chunk:
         for fid, (code_id, parent, thread, depth) in data.frames.items():
             meta[int(fid)] = (int(code_id), int(parent), int(thread), int(depth))
         self.frame_meta = meta
+        moves: dict[int, list[tuple[int, int, int, int]]] = {}
+        for off, fid, parent, thread, depth in data.moves:
+            moves.setdefault(int(fid), []).append((int(off), int(parent), int(thread), int(depth)))
+        self.moves = moves
         steps: dict[int, list[int]] = {}
         for off, fid in enumerate(data.fids):
             lst = steps.get(fid)
@@ -59,7 +113,41 @@ class _Chunk:
                 raise TraceFormatError(f"chunk {number} has a change outside its steps")
             changes.setdefault(fids[off], []).append(change)
         self.frame_changes = changes
+        self.frame_change_offs = {fid: [c[0] for c in lst] for fid, lst in changes.items()}
+        # fid -> (number of that frame's changes applied, state): sequential visits cost O(1) each.
+        self.cursors: dict[int, tuple[int, dict[str, Any]]] = {}
         self.values = {int(off): enc for off, enc in data.values}
+
+    def meta_at(self, fid: int, off: int) -> tuple[int, int, int, int]:
+        """(code_id, parent, thread, depth) of frame fid at step offset off (a generator can move)."""
+        meta = self.frame_meta[fid]
+        for move_off, parent, thread, depth in self.moves.get(fid, ()):
+            if move_off > off:
+                break
+            meta = (meta[0], parent, thread, depth)
+        return meta
+
+    def frame_state(self, fid: int, upto_off: int) -> dict[str, Any]:
+        """Encoded locals of frame fid after its changes at offsets <= upto_off (do not mutate)."""
+        offs = self.frame_change_offs.get(fid, [])
+        wanted = bisect.bisect_right(offs, upto_off)
+        cursor = self.cursors.get(fid)
+        if cursor is not None and cursor[0] == wanted:
+            return cursor[1]
+        if cursor is not None and cursor[0] < wanted:
+            applied, state = cursor[0], dict(cursor[1])
+        else:
+            base = self.data.keyframe.get(fid)
+            applied, state = 0, (dict(base[5]) if base is not None else {})
+        for change in self.frame_changes.get(fid, [])[applied:wanted]:
+            for i in range(1, len(change) - 1, 2):
+                name, enc = change[i], change[i + 1]
+                if enc is None:
+                    state.pop(name, None)
+                else:
+                    state[name] = enc
+        self.cursors[fid] = (wanted, state)
+        return state
 
 
 class RecordedTimeline:
@@ -81,6 +169,11 @@ class RecordedTimeline:
         self._cache: OrderedDict[int, _Chunk] = OrderedDict()
         self._summaries: list[ChunkSummary] | None = None
         self._outputs: dict[int, list[list[Any]]] = {}
+
+    def _corrupt(self, exc: BaseException) -> TimelineError:
+        return TimelineError(
+            f"{os.path.basename(self.path)} is corrupt: a chunk holds malformed data ({type(exc).__name__})"
+        )
 
     # -- protocol --------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -122,7 +215,7 @@ class RecordedTimeline:
         meta = chunk.frame_meta.get(fid)
         if meta is None:
             raise TimelineError(f"step {chunk.start + off} names a frame the trace never introduced")
-        code_id, _parent, thread, depth = meta
+        code_id, _parent, thread, depth = chunk.meta_at(fid, off)
         event = data.events[off]
         enc = chunk.values.get(off)
         value = to_value(enc) if enc is not None else None
@@ -140,10 +233,12 @@ class RecordedTimeline:
             value=value,
         )
 
+    @_guarded
     def step(self, index: int) -> Step:
         chunk = self._chunk_for(index)
         return self._make_step(chunk, index - chunk.start)
 
+    @_guarded_iter
     def steps(self, start: int, stop: int) -> Iterator[Step]:
         stop = min(stop, len(self))
         index = max(start, 0)
@@ -154,25 +249,11 @@ class RecordedTimeline:
                 yield self._make_step(chunk, off)
             index = end
 
-    def _frame_state(self, chunk: _Chunk, fid: int, upto_off: int) -> dict[str, Any]:
-        """Encoded locals of frame fid after applying its changes at offsets <= upto_off."""
-        base = chunk.data.keyframe.get(fid)
-        state: dict[str, Any] = dict(base[5]) if base is not None else {}
-        for change in chunk.frame_changes.get(fid, ()):
-            if change[0] > upto_off:
-                break
-            for i in range(1, len(change) - 1, 2):
-                name, enc = change[i], change[i + 1]
-                if enc is None:
-                    state.pop(name, None)
-                else:
-                    state[name] = enc
-        return state
-
+    @_guarded
     def locals_at(self, index: int) -> dict[str, Value]:
         chunk = self._chunk_for(index)
         off = index - chunk.start
-        state = self._frame_state(chunk, chunk.data.fids[off], off)
+        state = chunk.frame_state(chunk.data.fids[off], off)
         return {name: to_value(enc) for name, enc in state.items()}
 
     def _last_step_of(self, fid: int, before: int) -> int | None:
@@ -187,14 +268,18 @@ class RecordedTimeline:
                     return chunk.start + offs[pos]
             if fid in chunk.data.frames:  # the frame started in this chunk: nothing earlier
                 return None
+            kept = chunk.data.keyframe.get(fid)
+            if kept is not None and len(kept) > 6:  # the keyframe remembers the frame's latest step
+                return int(kept[6]) if kept[6] >= 0 else None
             number -= 1
         return None
 
+    @_guarded
     def stack_at(self, index: int) -> list[Step]:
         chunk = self._chunk_for(index)
         here = self._make_step(chunk, index - chunk.start)
         stack = [here]
-        parent = chunk.frame_meta[here.frame_id][1]
+        parent = chunk.meta_at(here.frame_id, index - chunk.start)[1]
         seen = {here.frame_id}
         while parent >= 0 and parent not in seen:
             seen.add(parent)
@@ -203,8 +288,8 @@ class RecordedTimeline:
                 break
             step = self.step(at)
             stack.append(step)
-            meta = self._chunk_for(at).frame_meta.get(parent)
-            parent = meta[1] if meta else -1
+            at_chunk = self._chunk_for(at)
+            parent = at_chunk.meta_at(parent, at - at_chunk.start)[1] if parent in at_chunk.frame_meta else -1
         stack.reverse()
         return stack
 
@@ -214,8 +299,8 @@ class RecordedTimeline:
             return None
         try:
             return self.reader.source(file_id)
-        except TraceFormatError:
-            return None
+        except (TraceFormatError, *_CORRUPT):
+            return None  # a corrupt source record: the trace is still navigable, just without this source
 
     @property
     def files(self) -> list[str]:
@@ -228,6 +313,7 @@ class RecordedTimeline:
             self._outputs[number] = outs
         return outs
 
+    @_guarded
     def output_until(self, index: int) -> str:
         parts: list[str] = []
         for number in range(len(self._starts)):
@@ -242,6 +328,7 @@ class RecordedTimeline:
                     parts.append(text)
         return "".join(parts)
 
+    @_guarded
     def all_output(self) -> list[tuple[int, int, str]]:
         """Every write as (position, stream, text), in order."""
         out: list[tuple[int, int, str]] = []
@@ -251,6 +338,7 @@ class RecordedTimeline:
             out.extend((int(p), int(s), str(t)) for p, s, t in self.footer.get("outputs", ()))
         return out
 
+    @_guarded
     def summaries(self) -> Sequence[ChunkSummary]:
         if self._summaries is None:
             result = []
@@ -276,6 +364,7 @@ class RecordedTimeline:
         return self._summaries
 
     # -- bulk ------------------------------------------------------------------------------------------
+    @_guarded_iter
     def iter_states(self) -> Iterator[tuple[Step, dict[str, Any]]]:
         """Every step with its frame's encoded locals, in one pass (for export and corpus building)."""
         states: dict[int, dict[str, Any]] = {}

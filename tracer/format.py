@@ -111,8 +111,9 @@ class ChunkSummary:
 class ChunkData:
     """The decoded contents of one chunk.
 
-    keyframe: {fid: [code_id, parent_fid, thread, depth, line, {name: encoded}]} for every live frame
-              (running or suspended) at the chunk's first step, before that step.
+    keyframe: {fid: [code_id, parent_fid, thread, depth, line, {name: encoded}, last_step]} for every
+              live frame (running or suspended) at the chunk's first step, before that step; last_step is
+              the index of the frame's latest step (-2 when it has none).
     events/fids/lines: one entry per step.
     changes: [[step_offset, name, encoded or None (deleted), name, encoded, ...], ...]
     values: [[step_offset, encoded], ...] return / yield / exception values.
@@ -129,6 +130,9 @@ class ChunkData:
     values: list[list[Any]]
     frames: dict[int, list[Any]]
     outputs: list[list[Any]]
+    # [[step_offset, fid, parent_fid, thread, depth], ...]: a suspended generator resumed under another
+    # caller takes that parent and depth from that step on.
+    moves: list[list[Any]] = field(default_factory=list)
 
     def pack_payload(self, level: int = 3) -> bytes:
         body = msgpack.packb(
@@ -141,6 +145,7 @@ class ChunkData:
                 self.values,
                 self.frames,
                 self.outputs,
+                self.moves,
             ],
             use_bin_type=True,
         )
@@ -153,10 +158,39 @@ class ChunkData:
         if inflater.unconsumed_tail:
             raise TraceFormatError("a chunk expands beyond the reader's size limit")
         parts = msgpack.unpackb(body, **{k: v for k, v in _UNPACK_LIMITS.items() if k != "max_buffer_size"})
-        keyframe, events, fids, lines, changes, values, frames, outputs = parts
+        if not isinstance(parts, list) or len(parts) not in (8, 9):
+            raise TraceFormatError("a chunk payload has the wrong shape")
+        keyframe, events, fids, lines, changes, values, frames, outputs = parts[:8]
+        moves = parts[8] if len(parts) > 8 else []
+        if not (
+            isinstance(keyframe, dict)
+            and isinstance(events, bytes)
+            and isinstance(fids, list)
+            and isinstance(lines, list)
+            and isinstance(changes, list)
+            and isinstance(values, list)
+            and isinstance(frames, dict)
+            and isinstance(outputs, list)
+            and isinstance(moves, list)
+        ):
+            raise TraceFormatError("a chunk payload has columns of the wrong type")
         if not (len(events) == len(fids) == len(lines) == count):
             raise TraceFormatError("a chunk's step columns disagree in length")
-        return cls(start, keyframe, events, fids, lines, changes, values, frames, outputs)
+        for entry in keyframe.values():
+            if not (isinstance(entry, list) and len(entry) >= 6 and isinstance(entry[5], dict)):
+                raise TraceFormatError("a chunk has a malformed keyframe")
+        for entry in frames.values():
+            if not (isinstance(entry, list) and len(entry) == 4):
+                raise TraceFormatError("a chunk has a malformed frame table")
+        for entry in outputs:
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 3
+                and isinstance(entry[0], int)
+                and isinstance(entry[2], str)
+            ):
+                raise TraceFormatError("a chunk has a malformed output record")
+        return cls(start, keyframe, events, fids, lines, changes, values, frames, outputs, moves)
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,8 +430,14 @@ class TraceReader:
     def source(self, file_id: int) -> str | None:
         if file_id not in self._sources:
             _path, offset = self.files[file_id]
-            record = self._record_at(offset)
-            self._sources[file_id] = record[3] if isinstance(record, list) and len(record) == 4 else None
+            try:
+                record = self._record_at(offset)
+            except (ValueError, msgpack.UnpackException) as exc:
+                raise TraceFormatError(
+                    f"{os.path.basename(self.path)} has a corrupt source record ({type(exc).__name__})"
+                ) from None
+            ok = isinstance(record, list) and len(record) == 4 and isinstance(record[3], str | None)
+            self._sources[file_id] = record[3] if ok else None
         return self._sources[file_id]
 
     def file_path(self, file_id: int) -> str:

@@ -22,8 +22,10 @@ import linecache
 import os
 import sys
 import sysconfig
+import threading
 import time
 import types
+import warnings
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -62,6 +64,23 @@ _PACKAGE_DIRS = tuple(
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), d)
     for d in ("replay", "tui", "neural")
 )
+
+
+_FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks"
+
+
+def _drop_filter(entry: Any) -> None:
+    if entry is None:
+        return
+    try:
+        warnings.filters.remove(entry)  # type: ignore[attr-defined]
+        mutated = getattr(warnings, "_filters_mutated", None) or getattr(
+            warnings, "_filters_mutated_lock_held", None
+        )
+        if mutated is not None:
+            mutated()
+    except (ValueError, TypeError):
+        pass
 
 
 class RecorderError(Exception):
@@ -148,10 +167,11 @@ class FrameRecord:
 
 
 class ThreadState:
-    __slots__ = ("jump_line", "jump_rec", "number", "stack")
+    __slots__ = ("jump_line", "jump_rec", "number", "owner", "stack")
 
-    def __init__(self, number: int) -> None:
+    def __init__(self, number: int, owner: object) -> None:
         self.number = number
+        self.owner = owner  # the threading.Thread running it (None for raw threads): ids get reused
         self.stack: list[FrameRecord] = []
         self.jump_rec: FrameRecord | None = None
         self.jump_line = -1
@@ -225,9 +245,11 @@ class Recorder:
         self._pending_files: list[tuple[int, str, str | None]] = []
         self._pending_codes: list[tuple[int, int, str, int]] = []
         self._threads: dict[int, ThreadState] = {}
+        self._thread_numbers = 0
         self._suspended: dict[int, FrameRecord] = {}
         self._steps: list[tuple[int, int, int, list[Any] | None, Any]] = []
         self._new_frames: dict[int, list[int]] = {}
+        self._moves: list[list[int]] = []
         self._outputs: list[list[Any]] = []
         self._keyframe: dict[int, list[Any]] = {}
         self._chunk_start = 0
@@ -287,7 +309,11 @@ class Recorder:
                     setattr(sys, name, tee)
         MON.set_events(TOOL_ID, GLOBAL_EVENTS)
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork_in_child)
+            os.register_at_fork(
+                before=self._before_fork,
+                after_in_parent=self._after_fork_in_parent,
+                after_in_child=self._after_fork_in_child,
+            )
         # os._exit skips atexit: finish the trace first, so the last moments before it are kept.
         self._real_exit = os._exit
         recorder = self
@@ -382,7 +408,20 @@ class Recorder:
             )
             self._owner = None
 
+    def _before_fork(self) -> None:
+        # Python 3.12+ warns at fork() when the process has other threads. Our flusher is the only other
+        # one when the program has none of its own: that warning would be ours, not the program's.
+        self._fork_filter = None
+        if self._installed and threading.active_count() == 1 and _thread._count() == 1:
+            warnings.filterwarnings("ignore", message=_FORK_WARNING, category=DeprecationWarning)
+            self._fork_filter = warnings.filters[0]
+
+    def _after_fork_in_parent(self) -> None:
+        _drop_filter(getattr(self, "_fork_filter", None))
+        self._fork_filter = None
+
     def _after_fork_in_child(self) -> None:
+        _drop_filter(getattr(self, "_fork_filter", None))
         # The child shares our file handle: it must never write to it.
         self._active = False
         self._flusher_stop = True
@@ -463,13 +502,25 @@ class Recorder:
                 rec = self._new_record(ts, fr.f_code, entry[1], fr)
                 rec.last_line = fr.f_lineno or 0
                 self._full_check(rec)
+            # The adopted frames were live before the first step: they belong to the first keyframe.
+            self._new_frames = {}
+            self._keyframe = self._snapshot_keyframe()
 
     # -- per-thread state ------------------------------------------------------------------------------
     def _thread(self, tid: int) -> ThreadState:
         ts = self._threads.get(tid)
         if ts is None:
-            ts = ThreadState(len(self._threads))
+            ts = ThreadState(self._thread_numbers, threading._active.get(tid))  # type: ignore[attr-defined]
+            self._thread_numbers += 1
             self._threads[tid] = ts
+        return ts
+
+    def _thread_entering(self, tid: int) -> ThreadState:
+        """The state of the thread a frame starts or resumes on (new if the OS reused a dead thread's id)."""
+        ts = self._thread(tid)
+        if not ts.stack and threading._active.get(tid) is not ts.owner:  # type: ignore[attr-defined]
+            del self._threads[tid]
+            ts = self._thread(tid)
         return ts
 
     def _new_record(self, ts: ThreadState, code: types.CodeType, plan: CodePlan, frame: Any) -> FrameRecord:
@@ -615,6 +666,8 @@ class Recorder:
             if objs.get(name, _MISSING) is obj:
                 continue
             t = type(obj)
+            if module and ((name.startswith("__") and name.endswith("__")) or t is types.ModuleType):
+                continue
             if t is int or t is bool or t is float or (t is str and len(obj) <= 64):
                 # Fast path for the commonest rebinding: a short scalar (no mutables, no heads to track).
                 text = repr(obj)
@@ -634,10 +687,6 @@ class Recorder:
                     continue
                 if len(text) <= self.encoder.limit:
                     continue
-            if module and (
-                (name.startswith("__") and name.endswith("__")) or t is types.ModuleType
-            ):
-                continue
             changes = self._set(rec, name, obj, changes)
         if mutate and rec.mutables:
             recheck = self._recheck
@@ -701,14 +750,17 @@ class Recorder:
 
     def _snapshot_keyframe(self) -> dict[int, list[Any]]:
         frames: dict[int, list[Any]] = {}
-        for ts in self._threads.values():
-            for rec in ts.stack:
-                frames[rec.fid] = [
-                    rec.plan.code_id, rec.parent, rec.thread, rec.depth, rec.last_line, dict(rec.texts)
-                ]
-        for rec in self._suspended.values():
+        live = [rec for ts in self._threads.values() for rec in ts.stack]
+        live.extend(self._suspended.values())
+        for rec in live:
             frames[rec.fid] = [
-                rec.plan.code_id, rec.parent, rec.thread, rec.depth, rec.last_line, dict(rec.texts)
+                rec.plan.code_id,
+                rec.parent,
+                rec.thread,
+                rec.depth,
+                rec.last_line,
+                dict(rec.texts),
+                rec.last_pos,
             ]
         return frames
 
@@ -738,6 +790,7 @@ class Recorder:
             values=[[i, s[4]] for i, s in enumerate(steps) if s[4] is not None],
             frames=self._new_frames,
             outputs=self._outputs,
+            moves=self._moves,
         )
         meta = {fid: (v[0], v[3]) for fid, v in self._keyframe.items()}
         meta.update({fid: (v[0], v[3]) for fid, v in self._new_frames.items()})
@@ -746,6 +799,7 @@ class Recorder:
         writer.add_chunk(chunk, summary, self.compression)
         self._chunk_start = self._count
         self._new_frames = {}
+        self._moves = []
         self._outputs = []
         self._keyframe = self._snapshot_keyframe()
 
@@ -781,7 +835,7 @@ class Recorder:
             self._owner = tid
             try:
                 if self._active:
-                    ts = self._thread(tid)
+                    ts = self._thread_entering(tid)
                     rec = self._new_record(ts, code, plan, frame)
                     ts.jump_rec = None
                     self._emit(EV_CALL, rec, frame.f_lineno, self._full_check(rec), None)
@@ -803,15 +857,20 @@ class Recorder:
             self._owner = tid
             try:
                 if self._active:
-                    ts = self._thread(tid)
+                    ts = self._thread_entering(tid)
                     rec = self._suspended.pop(id(frame), None)
                     if rec is None or rec.code is not code:
                         rec = self._new_record(ts, code, entry[1], frame)
                     else:
                         rec.frame = frame
-                        rec.parent = ts.stack[-1].fid if ts.stack else -1
-                        rec.depth = len(ts.stack)
-                        rec.thread = ts.number
+                        parent = ts.stack[-1].fid if ts.stack else -1
+                        depth = len(ts.stack)
+                        if parent != rec.parent or depth != rec.depth or ts.number != rec.thread:
+                            # Resumed from elsewhere: from this step on the frame has a new caller.
+                            rec.parent, rec.depth, rec.thread = parent, depth, ts.number
+                            self._moves.append(
+                                [len(self._steps), rec.fid, parent, ts.number, depth]
+                            )
                         ts.stack.append(rec)
                     ts.jump_rec = None
                     self._emit(event, rec, frame.f_lineno, self._full_check(rec), None)

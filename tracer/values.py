@@ -88,7 +88,7 @@ class ValueEncoder:
             if t in _SCALAR_LITERALS:
                 if t is str or t is bytes:
                     if len(value) > self.limit:  # type: ignore[arg-type]
-                        return self._cut(repr(value[: self.limit + 1]))  # type: ignore[index]
+                        return self._cut(_long_text_repr(value, self.limit))  # type: ignore[arg-type]
                     text = repr(value)
                 else:
                     text = repr(value)
@@ -148,6 +148,8 @@ class ValueEncoder:
                 text = repr(value)
                 if len(text) > self.limit:
                     return self._cut(text)
+                if (float in kinds or complex in kinds) and ("inf" in text or "nan" in text):
+                    return [text, 0]  # inf / nan have no literal form
                 return [text, 0] if type(value) is frozenset else text
         # Slow path: build the repr piece by piece, stopping at the limit.
         parts: list[str] = []
@@ -219,6 +221,22 @@ class ValueEncoder:
                     self._walk(item, parts, state, active)
                 emit("}" if t is set else "})")
         active.discard(id(value))
+
+
+def _long_text_repr(value: str | bytes, limit: int) -> str:
+    """A prefix of repr(value) at least limit+1 long, without rendering all of a long string.
+
+    repr picks double quotes only when the text has a ' and no ": the choice depends on the whole value,
+    so check that (memchr-fast) and force the same choice on the prefix."""
+    head = value[: limit + 1]
+    text = repr(head)
+    quote, other = ("'", '"') if isinstance(value, str) else (b"'", b'"')
+    whole_double = quote in value and other not in value  # type: ignore[operator]
+    head_double = text.endswith('"')
+    if head_double and not whole_double:
+        # The full value has a " later on: repr uses single quotes and escapes the ' characters.
+        text = repr(head + other)[:-2] + "'"  # type: ignore[operator]
+    return text
 
 
 def _short_strings(value: Any, kinds: set[type], limit: int) -> bool:

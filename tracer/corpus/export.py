@@ -1,0 +1,97 @@
+"""Export a corpus directory as JSON lines: one record per trace, loadable with datasets.load_dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Collection, Iterator
+from typing import Any, TextIO
+
+from tracer.corpus.batch import read_manifest
+
+LOCALS_MODES = ("map", "pairs")
+
+
+def records(
+    outdir: str,
+    *,
+    statuses: Collection[str] = (),
+    splits: Collection[str] = (),
+    locals_mode: str = "map",
+) -> Iterator[dict[str, Any]]:
+    """Every kept trace of the corpus as one record (same keys and types in every record)."""
+    for entry in read_manifest(outdir).values():
+        if not entry.get("trace"):
+            continue
+        if statuses and entry.get("status") not in statuses:
+            continue
+        if splits and entry.get("split") not in splits:
+            continue
+        path = os.path.join(outdir, entry["trace"])
+        if not os.path.exists(path):
+            continue
+        program = entry.get("program") or {}
+        yield {
+            "id": str(entry["id"]),
+            "source": str(entry.get("source", "")),
+            "split": str(entry.get("split", "")),
+            "status": str(entry.get("status", "")),
+            "error": str(entry.get("error") or ""),
+            "code": str(program.get("code", "")),
+            "entry": str(program.get("entry") or ""),
+            "inputs": [str(x) for x in program.get("inputs", [])],
+            "tests": [str(x) for x in program.get("tests", [])],
+            "setup": str(program.get("setup") or ""),
+            "expected": str(program.get("expected") or ""),
+            "stdout": str(entry.get("stdout") or ""),
+            "cut": entry.get("status") == "step_cap",
+            "steps": trace_steps(path, locals_mode),
+        }
+
+
+def trace_steps(path: str, locals_mode: str = "map") -> list[dict[str, Any]]:
+    """The steps of one trace in `retrograde export`'s schema, with files relative to the sandbox."""
+    from replay.recorded import RecordedTimeline
+    from tracer.values import decode_text
+
+    timeline = RecordedTimeline(path)
+    try:
+        root = str(timeline.header.get("root") or "")
+        steps: list[dict[str, Any]] = []
+        for step, state in timeline.iter_states():
+            file = step.file
+            if root and file.startswith(root + os.sep):
+                file = file[len(root) + 1 :]  # the sandbox directory is random: keep the stable part
+            values = {name: decode_text(enc)[0] for name, enc in state.items()}
+            steps.append(
+                {
+                    "step": step.index,
+                    "event": step.event,
+                    "file": file,
+                    "line": step.line,
+                    "func": step.func,
+                    "depth": step.depth,
+                    "thread": step.thread,
+                    "locals": values if locals_mode == "map" else [[k, v] for k, v in values.items()],
+                    "value": step.value.text if step.value is not None else None,
+                }
+            )
+        return steps
+    finally:
+        timeline.close()
+
+
+def write_jsonl(
+    outdir: str,
+    out: TextIO,
+    *,
+    statuses: Collection[str] = (),
+    splits: Collection[str] = (),
+    locals_mode: str = "map",
+) -> int:
+    count = 0
+    for record in records(outdir, statuses=statuses, splits=splits, locals_mode=locals_mode):
+        out.write(json.dumps(record, ensure_ascii=False))
+        out.write("\n")
+        count += 1
+    return count
