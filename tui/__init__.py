@@ -1,0 +1,1 @@
+"""The terminal debugger: a Textual app over the replay engine (`retrograde tui`)."""

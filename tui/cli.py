@@ -1,0 +1,115 @@
+"""`retrograde tui TRACE` | `retrograde tui SCRIPT [ARGS...]`: open a trace (recorded first) in the TUI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+PROG = "retrograde"
+TRACE_MAGIC = b"RTGTRACE"
+
+
+class TuiError(Exception):
+    """A user-facing failure before the TUI starts: one sentence, printed as `retrograde: ...`."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the `tui` subcommand to the retrograde command line."""
+    parser = subparsers.add_parser(
+        "tui", help="debug a trace (or record a script and debug it) in a terminal UI",
+        description="Open TRACE in the time-travel debugger UI; given a Python SCRIPT instead, record it "
+                    "(its output goes into the trace, its stdin is empty) and open the recording.")
+    parser.add_argument("target", metavar="TRACE|SCRIPT", help="a trace file, or a script to record")
+    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the script's arguments")
+    parser.set_defaults(handler=run)
+
+
+def is_trace(path: str) -> bool:
+    """Whether the file is a trace (by its first bytes, not its name); raises TuiError if unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(TRACE_MAGIC)) == TRACE_MAGIC
+    except FileNotFoundError:
+        raise TuiError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise TuiError(f"{path} is a directory, not a trace or a script") from None
+    except OSError as exc:
+        raise TuiError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def record(script: str, args: list[str], trace: str) -> None:
+    """Record `script` into `trace` in a child process whose stdin and stdout stay off the terminal."""
+    import tracer
+
+    project = os.path.dirname(os.path.dirname(os.path.abspath(tracer.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (project, env.get("PYTHONPATH", "")) if p)
+    if sys.stderr.isatty():
+        print(f"{PROG}: recording {script}", file=sys.stderr)
+    result = subprocess.run(
+        [sys.executable, "-m", "tracer", "record", "-o", trace, script, *args],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        text=True, errors="replace", check=False,
+    )
+    if not os.path.exists(trace):
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        reason = lines[-1].removeprefix(f"{PROG}: ") if lines else f"exit status {result.returncode}"
+        raise TuiError(f"recording {script} failed: {reason}")
+
+
+def open_timeline(path: str) -> Any:
+    """The RecordedTimeline of a trace file, or TuiError with the reason it cannot be replayed."""
+    from replay.recorded import RecordedTimeline
+    from replay.timeline import TimelineError
+    from tracer.format import TraceFormatError
+
+    try:
+        timeline = RecordedTimeline(path)
+    except (TraceFormatError, TimelineError) as exc:
+        raise TuiError(str(exc)) from None
+    except OSError as exc:
+        raise TuiError(f"cannot read {path}: {exc.strerror}") from None
+    if len(timeline) == 0:
+        raise TuiError(f"{path} holds no steps (nothing of the program's own code ran)")
+    return timeline
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `tui` subcommand's handler: the exit status."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="retrograde-tui-") as workdir:
+            target = args.target
+            if is_trace(target):
+                if args.args:
+                    raise TuiError(f"{target} is a trace: arguments go with a SCRIPT to record, not a trace")
+                trace, title = target, os.path.basename(target)
+            else:
+                trace = os.path.join(workdir, os.path.splitext(os.path.basename(target))[0] + ".rtrace")
+                record(target, list(args.args), trace)
+                title = os.path.basename(target)
+            return launch(open_timeline(trace), title)
+    except TuiError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+
+
+def launch(timeline: Any, title: str) -> int:
+    """Run the app on a terminal; refuses politely without one."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise TuiError("the TUI needs a terminal (try `retrograde replay TRACE` for a line-based session)")
+    try:
+        from tui.app import make_app
+    except ImportError:
+        raise TuiError("the TUI needs Textual: pip install 'retrograde[tui]'") from None
+    from replay.engine import EngineError
+
+    try:
+        app = make_app(timeline, title=title)
+    except EngineError as exc:
+        raise TuiError(str(exc)) from None
+    result = app.run()
+    return int(result or 0)
