@@ -266,6 +266,7 @@ class Recorder:
         self._flusher_running = False
         self._tees: list[tuple[str, OutputTee, TextIO]] = []
         self.error: str | None = None
+        self._fork_filter: Any = None
         self.max_steps_reached = False
         self.exit_status: dict[str, Any] = {"kind": "running"}
         self.start_time = 0.0
@@ -373,6 +374,8 @@ class Recorder:
             if getattr(sys, name) is tee:
                 setattr(sys, name, stream)
         self._tees.clear()
+        _drop_filter(self._fork_filter)
+        self._fork_filter = None
         real_exit = getattr(self, "_real_exit", None)
         if real_exit is not None and os._exit is not real_exit:
             os._exit = real_exit
@@ -412,13 +415,13 @@ class Recorder:
         # Python 3.12+ warns at fork() when the process has other threads. Our flusher is the only other
         # one when the program has none of its own: that warning would be ours, not the program's.
         self._fork_filter = None
-        if self._installed and threading.active_count() == 1 and _thread._count() == 1:
+        if self._installed and threading.active_count() == 1:
             warnings.filterwarnings("ignore", message=_FORK_WARNING, category=DeprecationWarning)
             self._fork_filter = warnings.filters[0]
 
     def _after_fork_in_parent(self) -> None:
-        _drop_filter(getattr(self, "_fork_filter", None))
-        self._fork_filter = None
+        # CPython warns after these hooks have run: the flusher drops the filter on its next tick.
+        pass
 
     def _after_fork_in_child(self) -> None:
         _drop_filter(getattr(self, "_fork_filter", None))
@@ -435,6 +438,9 @@ class Recorder:
     def _flusher(self) -> None:
         while not self._flusher_stop:
             time.sleep(self.flush_interval / 2)
+            if getattr(self, "_fork_filter", None) is not None:
+                _drop_filter(self._fork_filter)
+                self._fork_filter = None
             if self._flusher_stop:
                 break
             if time.monotonic() - self._last_flush >= self.flush_interval and (self._steps or self._outputs):

@@ -92,7 +92,9 @@ class ValueEncoder:
                     text = repr(value)
                 else:
                     text = repr(value)
-                    if t is float and text in _NON_LITERAL_FLOATS:
+                    if (t is float and text in _NON_LITERAL_FLOATS) or (
+                        t is complex and ("inf" in text or "nan" in text)
+                    ):
                         return [text, 0]
                 return text if len(text) <= self.limit else self._cut(text)
             if t in _CONTAINERS:
@@ -173,13 +175,16 @@ class ValueEncoder:
         t = type(value)
         emit: Callable[[str], None] = lambda piece: self._emit(parts, state, piece)  # noqa: E731
         if t not in _CONTAINERS:
-            if t is str and len(value) > self.limit:
-                emit(repr(value[: self.limit + 1]))
+            if (t is str or t is bytes) and len(value) > self.limit:
+                emit(_long_text_repr(value, self.limit))
                 return
             if t not in _SCALAR_LITERALS:
                 state["literal"] = False
             try:
-                emit(repr(value))
+                text = repr(value)
+                if (t is float or t is complex) and ("inf" in text or "nan" in text):
+                    state["literal"] = False  # inf / nan have no literal form
+                emit(text)
             except _Budget:
                 raise
             except Exception as exc:
@@ -188,7 +193,7 @@ class ValueEncoder:
             return
         if id(value) in active:  # a container that contains itself: repr shows [...]
             state["literal"] = False
-            emit("{...}" if t is dict else "[...]")
+            emit("{...}" if t is dict else "(...)" if t is tuple else "[...]")
             return
         active.add(id(value))
         if t is dict:
@@ -209,6 +214,8 @@ class ValueEncoder:
             emit("]" if t is list else ("," if len(value) == 1 else "") + ")")
         else:  # set / frozenset
             if not value:
+                if t is frozenset:
+                    state["literal"] = False
                 emit("set()" if t is set else "frozenset()")
             else:
                 if t is frozenset:

@@ -1,0 +1,469 @@
+"""The trace file reader on bad input: empty, foreign, wrong version, truncated, corrupt and hostile files.
+
+Whatever the bytes, reading either works (a truncated trace opens as a prefix of the full one) or raises
+TraceFormatError (on open) / TimelineError (on navigation) with a clear sentence; never another exception.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+import tracemalloc
+import zlib
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from conftest import RunRetrograde
+
+from replay.recorded import RecordedTimeline
+from replay.timeline import TimelineError
+from tracer.format import (
+    FORMAT_VERSION,
+    MAGIC,
+    TAG_CHUNK,
+    TRAILER,
+    TRAILER_MAGIC,
+    TraceFormatError,
+    TraceReader,
+    read_header_only,
+)
+
+# A small program with calls, returns, an exception and output, so chunks carry every kind of column.
+PROGRAM = """\
+def square(n):
+    result = n * n
+    return result
+
+
+def risky(k):
+    if k == 3:
+        raise ValueError(k)
+    return k
+
+
+values = []
+for i in range(6):
+    values.append(square(i))
+    try:
+        risky(i)
+    except ValueError as exc:
+        print("caught", exc)
+print("done", values)
+"""
+
+
+@pytest.fixture(scope="module")
+def traces(tmp_path_factory: pytest.TempPathFactory, run_retrograde: RunRetrograde) -> dict[str, Path]:
+    """The program recorded with tiny chunks (many keyframes) and with the default chunk size."""
+    root = tmp_path_factory.mktemp("format")
+    script = root / "prog.py"
+    script.write_text(PROGRAM)
+    out = {}
+    for name, extra in (("small", ["--chunk-steps", "5"]), ("default", [])):
+        trace = root / f"{name}.rtrace"
+        done = run_retrograde(["record", "-o", trace, *extra, script], cwd=root)
+        assert done.returncode == 0, done.stderr
+        assert "done [0, 1, 4, 9, 16, 25]" in done.stdout
+        out[name] = trace
+    return out
+
+
+def full_dump(timeline: RecordedTimeline) -> list[tuple[Any, ...]]:
+    """Every step with its locals, via the sequential path."""
+    return [(step, dict(state)) for step, state in timeline.iter_states()]
+
+
+def read_everything(path: Path) -> int:
+    """Open and navigate a trace in every way replay does; returns its step count."""
+    timeline = RecordedTimeline(path)
+    try:
+        n = len(timeline)
+        for _step, _state in timeline.iter_states():
+            pass
+        for i in range(0, n, 3):
+            timeline.step(i)
+            timeline.locals_at(i)
+            timeline.stack_at(i)
+        if n:
+            timeline.output_until(n - 1)
+        timeline.all_output()
+        timeline.summaries()
+        for file in timeline.files:
+            timeline.source(file)
+        return n
+    finally:
+        timeline.close()
+
+
+def assert_clear(message: str) -> None:
+    assert message and "\n" not in message
+    assert "Traceback" not in message
+
+
+# -- files that are not traces ----------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(TraceFormatError, match="no such trace file"):
+        TraceReader(tmp_path / "absent.rtrace")
+
+
+def test_directory(tmp_path: Path) -> None:
+    with pytest.raises(TraceFormatError, match="directory"):
+        TraceReader(tmp_path)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.rtrace"
+    path.write_bytes(b"")
+    with pytest.raises(TraceFormatError, match="empty") as info:
+        TraceReader(path)
+    assert "empty.rtrace" in str(info.value)
+    assert_clear(str(info.value))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        bytes(random.Random(7).randrange(256) for _ in range(4096)),
+        json.dumps({"steps": [1, 2, 3], "format_version": 1}).encode(),
+        b"print('hello')\n",
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 100,
+        b"RTGTRAC",  # a prefix of the magic only
+        b"RTGTRACX" + msgpack.packb({"format_version": FORMAT_VERSION}),
+        TRAILER.pack(0, TRAILER_MAGIC),
+    ],
+    ids=["random", "json", "python", "png", "short-magic", "wrong-magic", "trailer-only"],
+)
+def test_foreign_file(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "foreign.rtrace"
+    path.write_bytes(content)
+    with pytest.raises(TraceFormatError, match="not a Retrograde trace") as info:
+        TraceReader(path)
+    assert_clear(str(info.value))
+    with pytest.raises(TraceFormatError):
+        RecordedTimeline(path)
+
+
+def test_magic_only(tmp_path: Path) -> None:
+    path = tmp_path / "magic.rtrace"
+    path.write_bytes(MAGIC)
+    with pytest.raises(TraceFormatError, match="truncated inside its header"):
+        TraceReader(path)
+
+
+@pytest.mark.parametrize("header", [[1, 2, 3], "text", 17, None], ids=["list", "str", "int", "nil"])
+def test_header_not_a_map(tmp_path: Path, header: object) -> None:
+    path = tmp_path / "bad-header.rtrace"
+    path.write_bytes(MAGIC + msgpack.packb(header))
+    with pytest.raises(TraceFormatError, match="corrupt header"):
+        TraceReader(path)
+
+
+@pytest.mark.parametrize("version", [FORMAT_VERSION + 1, 0, "1", None])
+def test_wrong_format_version(tmp_path: Path, traces: dict[str, Path], version: object) -> None:
+    data = traces["small"].read_bytes()
+    header = read_header_only(data)
+    assert header["format_version"] == FORMAT_VERSION
+    header_len = len(msgpack.packb(header))
+    if version is None:
+        del header["format_version"]
+    else:
+        header["format_version"] = version
+    path = tmp_path / "version.rtrace"
+    path.write_bytes(MAGIC + msgpack.packb(header) + data[len(MAGIC) + header_len :])
+    with pytest.raises(TraceFormatError, match=f"reads format {FORMAT_VERSION}") as info:
+        TraceReader(path)
+    assert repr(version) in str(info.value)
+    assert_clear(str(info.value))
+
+
+def test_header_records_what_the_issue_asks(traces: dict[str, Path]) -> None:
+    with TraceReader(traces["default"]) as reader:
+        header = reader.header
+        for key in ("format_version", "argv", "cwd", "python", "start_time"):
+            assert key in header, key
+        assert reader.footer is not None and not reader.truncated
+        assert reader.truncated_at is None
+        # Every traced file's source is in the trace, so replay needs no original files.
+        (file_id,) = reader.files
+        assert reader.source(file_id) == PROGRAM
+
+
+# -- truncation at every few bytes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["small", "default"])
+def test_truncated_at_many_offsets_is_a_prefix(tmp_path: Path, traces: dict[str, Path], which: str) -> None:
+    data = traces[which].read_bytes()
+    full = RecordedTimeline(traces[which])
+    reference = full_dump(full)
+    full_len = len(full)
+    full_locals = [full.locals_at(i) for i in range(full_len)]
+    full.close()
+    assert full_len > 50
+    with TraceReader(traces[which]) as reader:
+        body_start = reader._body_start
+    path = tmp_path / "cut.rtrace"
+    counts: set[int] = set()
+    header_errors = 0
+    for cut in range(0, len(data), 7 if which == "small" else 5):
+        path.write_bytes(data[:cut])
+        try:
+            timeline = RecordedTimeline(path)
+        except TraceFormatError as exc:
+            # Only a cut inside the magic or the header may fail to open.
+            assert cut < body_start, f"cut at byte {cut} of {len(data)}: {exc}"
+            assert_clear(str(exc))
+            header_errors += 1
+            continue
+        assert cut >= body_start
+        try:
+            k = timeline.truncated_at
+            assert k is not None, f"cut at byte {cut}: not reported as truncated"
+            assert k == len(timeline) <= full_len
+            got = full_dump(timeline)
+            assert got == reference[:k], f"cut at byte {cut}: steps differ from the full trace's first {k}"
+            for i in random.Random(cut).sample(range(k), min(k, 10)):
+                assert timeline.locals_at(i) == full_locals[i]
+                assert timeline.step(i) == reference[i][0]
+            counts.add(k)
+        finally:
+            timeline.close()
+    assert header_errors > 0
+    if which == "small":
+        # Tiny chunks: many distinct prefixes, growing to the whole trace once only the footer is cut.
+        assert len(counts) > 10
+        assert 0 in counts and full_len in counts
+
+
+def test_garbage_after_trace_keeps_all_steps(tmp_path: Path, traces: dict[str, Path]) -> None:
+    data = traces["small"].read_bytes()
+    path = tmp_path / "garbage.rtrace"
+    path.write_bytes(data + b"\x00garbage" * 10)
+    full = RecordedTimeline(traces["small"])
+    timeline = RecordedTimeline(path)
+    assert timeline.truncated_at == len(full)
+    assert full_dump(timeline) == full_dump(full)
+
+
+# -- corruption inside chunks -----------------------------------------------------------------------------
+
+
+def _chunk_payload_ranges(path: Path) -> list[tuple[int, int]]:
+    """(start, end) byte ranges of every chunk record in the file."""
+    ranges = []
+    with TraceReader(path) as reader:
+        offsets = sorted([c.offset for c in reader.chunks] + [reader.size - TRAILER.size])
+        for entry in reader.chunks:
+            end = offsets[offsets.index(entry.offset) + 1]
+            ranges.append((entry.offset, end))
+    return ranges
+
+
+def _read_or_clean_error(path: Path) -> str:
+    try:
+        read_everything(path)
+    except (TraceFormatError, TimelineError) as exc:
+        assert_clear(str(exc))
+        return "error"
+    return "ok"
+
+
+@pytest.mark.parametrize("which", ["small", "default"])
+def test_flipped_bytes_in_chunks(tmp_path: Path, traces: dict[str, Path], which: str) -> None:
+    data = traces[which].read_bytes()
+    ranges = _chunk_payload_ranges(traces[which])
+    rng = random.Random(which)
+    path = tmp_path / "flipped.rtrace"
+    outcomes = []
+    for start, end in ranges[:12]:
+        for pos in {start + (end - start) // 2, *rng.sample(range(start, end), min(6, end - start))}:
+            corrupt = bytearray(data)
+            corrupt[pos] ^= 0xFF
+            path.write_bytes(bytes(corrupt))
+            outcomes.append(_read_or_clean_error(path))
+    # The middle of a compressed payload is checksummed by zlib: those flips must be noticed.
+    assert "error" in outcomes
+
+
+def _flip_all(tmp_path: Path, data: bytes, positions: range) -> int:
+    path = tmp_path / "flipped.rtrace"
+    errors = 0
+    for pos in positions:
+        corrupt = bytearray(data)
+        corrupt[pos] ^= 0x55
+        path.write_bytes(bytes(corrupt))
+        try:
+            read_everything(path)
+        except (TraceFormatError, TimelineError) as exc:
+            assert_clear(str(exc))
+            errors += 1
+    return errors
+
+
+def test_flipped_bytes_everywhere(tmp_path: Path, traces: dict[str, Path]) -> None:
+    """Every few bytes of a small trace flipped in turn (header, file records, footer too)."""
+    data = traces["small"].read_bytes()
+    assert _flip_all(tmp_path, data, range(0, len(data), 7)) > 0
+
+
+def test_corrupt_source_record(tmp_path: Path, traces: dict[str, Path]) -> None:
+    data = traces["small"].read_bytes()
+    with TraceReader(traces["small"]) as reader:
+        ((_path, offset),) = reader.files.values()
+    start = data.index(b"def square", offset)  # inside the recorded source text
+    corrupt = bytearray(data)
+    corrupt[start] = 0xFF  # not valid UTF-8
+    path = tmp_path / "source.rtrace"
+    path.write_bytes(bytes(corrupt))
+    timeline = RecordedTimeline(path)
+    try:
+        (file,) = timeline.files
+        assert timeline.source(file) is None
+    except (TraceFormatError, TimelineError) as exc:
+        assert_clear(str(exc))
+
+
+def _crafted_bodies(n: int) -> dict[str, Any]:
+    """Chunk payloads that are well-formed msgpack inside a valid zlib stream, but nonsense as columns."""
+    kf = {0: [1, -1, 0, 0, 1, {}]}  # one live frame (fid 0) so steps have a frame to refer to
+    ev, fids, lines = b"\x01" * n, [0] * n, [1] * n
+    return {
+        "seven-columns": [{}, ev, fids, lines, [], [], {}],
+        "not-a-list": 42,
+        "keyframe-str": ["not a keyframe", ev, fids, lines, [], [], {}, []],
+        "frames-list": [{}, ev, fids, lines, [], [], [], []],
+        "change-out-of-range": [kf, ev, fids, lines, [[99, "x", "1"]], [], {}, []],
+        "unknown-fid": [{}, ev, [12345] * n, lines, [], [], {}, []],
+        "unknown-event": [kf, b"\x63" * n, fids, lines, [], [], {}, []],
+        "short-keyframe-entry": [{0: [1, -1, 0, 0, 1]}, ev, fids, lines, [], [], {}, []],
+        "keyframe-locals-str": [{0: [1, -1, 0, 0, 1, "x"]}, ev, fids, lines, [], [], {}, []],
+        "keyframe-locals-int": [{0: [1, -1, 0, 0, 1, {"a": 3}]}, ev, fids, lines, [], [], {}, []],
+        "change-value-int": [kf, ev, fids, lines, [[0, "x", 5]], [], {}, []],
+        "change-flags-str": [kf, ev, fids, lines, [[0, "x", ["t", "notint"]]], [], {}, []],
+        "value-int": [kf, b"\x02" * n, fids, lines, [], [[0, 5]], {}, []],
+        "value-empty-list": [kf, b"\x02" * n, fids, lines, [], [[0, []]], {}, []],
+        "output-position-str": [kf, ev, fids, lines, [], [], {}, [["x", 1, "t"]]],
+        "output-pair": [kf, ev, fids, lines, [], [], {}, [[0, 1]]],
+        "outputs-int": [kf, ev, fids, lines, [], [], {}, 5],
+        "output-text-int": [kf, ev, fids, lines, [], [], {}, [[0, 1, 5]]],
+        "lines-str": [kf, ev, fids, ["l"] * n, [], [], {}, []],
+    }
+
+
+@pytest.mark.parametrize("name", list(_crafted_bodies(1)))
+def test_crafted_chunk_payload(tmp_path: Path, traces: dict[str, Path], name: str) -> None:
+    """A checksummed chunk whose decoded columns are nonsense: reading works or fails cleanly."""
+    data = traces["small"].read_bytes()
+    with TraceReader(traces["small"]) as reader:
+        entry = reader.chunks[2]
+        record = reader._record_at(entry.offset)
+    body = _crafted_bodies(entry.count)[name]
+    payload = zlib.compress(msgpack.packb(body, use_bin_type=True))
+    new_record = msgpack.packb([TAG_CHUNK, record[1], record[2], record[3], record[4], payload])
+    path = tmp_path / "crafted.rtrace"
+    # Chunk 2 becomes the last record (no footer): the reader indexes it by a scan.
+    path.write_bytes(data[: entry.offset] + new_record)
+    timeline = RecordedTimeline(path)
+    assert timeline.truncated_at == entry.start + entry.count
+    timeline.close()
+    _read_or_clean_error(path)  # any exception other than the two documented ones fails the test
+
+
+# -- hostile msgpack: huge declared sizes must be refused before allocating ----------------------------
+
+
+HOSTILE_HEADERS = {
+    "array32": b"\xdd" + struct.pack(">I", 2**31),
+    "map32": b"\xdf" + struct.pack(">I", 2**31),
+    "str32": b"\xdb" + struct.pack(">I", 2**31),
+    "bin32": b"\xc6" + struct.pack(">I", 2**31),
+    "ext32": b"\xc9" + struct.pack(">I", 2**31) + b"\x01",
+    "nested-arrays": b"\x91" * 100_000,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_HEADERS))
+def test_hostile_header_is_refused_without_allocating(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "hostile.rtrace"
+    path.write_bytes(MAGIC + HOSTILE_HEADERS[kind] + b"\x00" * 64)
+    tracemalloc.start()
+    try:
+        with pytest.raises(TraceFormatError) as info:
+            TraceReader(path)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert_clear(str(info.value))
+    assert peak < 50 * 1024 * 1024
+
+
+@pytest.mark.parametrize("kind", ["array32", "map32", "str32", "bin32"])
+def test_hostile_record_after_valid_header(tmp_path: Path, traces: dict[str, Path], kind: str) -> None:
+    data = traces["small"].read_bytes()
+    with TraceReader(traces["small"]) as reader:
+        first_chunk = reader.chunks[0].offset
+    path = tmp_path / "hostile.rtrace"
+    # A valid header and file/code records, then a record that claims 2**31 elements.
+    path.write_bytes(data[:first_chunk] + HOSTILE_HEADERS[kind] + b"\x00" * 64)
+    tracemalloc.start()
+    try:
+        timeline = RecordedTimeline(path)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert timeline.truncated_at == 0
+    assert len(timeline) == 0
+    assert peak < 50 * 1024 * 1024
+    timeline.close()
+
+
+@pytest.mark.parametrize("kind", ["array32", "map32", "str32", "bin32"])
+def test_hostile_footer(tmp_path: Path, traces: dict[str, Path], kind: str) -> None:
+    data = traces["small"].read_bytes()
+    with TraceReader(traces["small"]) as reader:
+        last = reader.chunks[-1]
+        footer_offset = TRAILER.unpack(data[-TRAILER.size :])[0]
+    assert footer_offset > last.offset
+    body = data[:footer_offset] + HOSTILE_HEADERS[kind] + b"\x00" * 64
+    path = tmp_path / "hostile.rtrace"
+    path.write_bytes(body + TRAILER.pack(footer_offset, TRAILER_MAGIC))
+    with pytest.raises(TraceFormatError) as info:
+        RecordedTimeline(path)
+    assert_clear(str(info.value))
+
+
+def test_trailer_pointing_outside_the_file_falls_back_to_a_scan(
+    tmp_path: Path, traces: dict[str, Path]
+) -> None:
+    data = traces["small"].read_bytes()
+    full = RecordedTimeline(traces["small"])
+    path = tmp_path / "trailer.rtrace"
+    path.write_bytes(data[: -TRAILER.size] + TRAILER.pack(len(data) * 2, TRAILER_MAGIC))
+    timeline = RecordedTimeline(path)
+    assert timeline.truncated_at == len(full)
+    assert full_dump(timeline) == full_dump(full)
+
+
+def test_footer_index_disagreeing_with_step_count(tmp_path: Path, traces: dict[str, Path]) -> None:
+    data = traces["small"].read_bytes()
+    footer_offset = TRAILER.unpack(data[-TRAILER.size :])[0]
+    with TraceReader(traces["small"]) as reader:
+        record = reader._record_at(footer_offset)
+    footer = dict(record[1], steps=record[1]["steps"] + 1)
+    new = msgpack.packb([record[0], footer], use_bin_type=True)
+    path = tmp_path / "footer.rtrace"
+    path.write_bytes(data[:footer_offset] + new + TRAILER.pack(footer_offset, TRAILER_MAGIC))
+    with pytest.raises(TraceFormatError, match="disagree"):
+        TraceReader(path)
+
+
+def test_read_header_only(traces: dict[str, Path]) -> None:
+    header = read_header_only(traces["small"].read_bytes())
+    assert header["format_version"] == FORMAT_VERSION
+    with pytest.raises(TraceFormatError, match="wrong magic"):
+        read_header_only(b"NOTATRACE")
