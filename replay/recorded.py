@@ -319,6 +319,8 @@ class RecordedTimeline:
         for number in range(len(self._starts)):
             if self._starts[number] > index:
                 break
+            if not self.reader.chunks[number].summary.outputs:
+                continue  # nothing was written during this chunk: no need to decode it
             for position, _stream, text in self._chunk_outputs(number):
                 if position <= index:
                     parts.append(text)
@@ -333,6 +335,8 @@ class RecordedTimeline:
         """Every write as (position, stream, text), in order."""
         out: list[tuple[int, int, str]] = []
         for number in range(len(self._starts)):
+            if not self.reader.chunks[number].summary.outputs:
+                continue
             out.extend((int(p), int(s), str(t)) for p, s, t in self._chunk_outputs(number))
         if self.footer:
             out.extend((int(p), int(s), str(t)) for p, s, t in self.footer.get("outputs", ()))

@@ -77,6 +77,7 @@ class ChunkSummary:
     events: int  # bit mask over event codes
     changed: frozenset[str]
     line_steps: int
+    outputs: int = 0  # writes to stdout/stderr placed in this chunk (0: output searches skip it)
 
     def pack(self) -> list[Any]:
         flat: list[int] = []
@@ -90,11 +91,13 @@ class ChunkSummary:
             self.events,
             sorted(self.changed),
             self.line_steps,
+            self.outputs,
         ]
 
     @classmethod
     def unpack(cls, data: Any) -> ChunkSummary:
-        flat, codes, min_depth, max_depth, events, changed, line_steps = data
+        flat, codes, min_depth, max_depth, events, changed, line_steps = data[:7]
+        outputs = data[7] if len(data) > 7 else 1  # unknown: assume there may be output
         pairs = frozenset(zip(flat[0::2], flat[1::2], strict=True))
         return cls(
             pairs,
@@ -104,6 +107,7 @@ class ChunkSummary:
             int(events),
             frozenset(str(n) for n in changed),
             int(line_steps),
+            int(outputs),
         )
 
 
@@ -487,6 +491,7 @@ class SummaryBuilder:
             events_mask,
             frozenset(self.changed),
             chunk.events.count(EV_LINE),
+            len(chunk.outputs),
         )
 
 
