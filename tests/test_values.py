@@ -416,12 +416,19 @@ def test_head_unchanged_on_tuple() -> None:
     assert not encoder.head_unchanged((), head)
 
 
-def test_small_container_has_no_head() -> None:
+def test_small_container_snapshot_sees_every_change() -> None:
+    """A small flat container keeps all its elements and its length: appends, pops and swaps all count."""
     encoder = ValueEncoder()
-    encoder.encode(list(range(10)))
-    assert encoder.last_head is None
-    encoder.encode(list(range(100_000)))
-    assert encoder.last_head is not None
+    value = list(range(10))
+    encoder.encode(value)
+    head = encoder.last_head
+    assert head is not None and head[1] == 10
+    assert encoder.head_unchanged(value, head)
+    value.append(10)  # the text would show it: the snapshot must not call it unchanged
+    assert not encoder.head_unchanged(value, head)
+    value.pop()
+    value[3], value[4] = value[4], value[3]
+    assert not encoder.head_unchanged(value, head)
     encoder.encode(5)  # each encode forgets the previous head
     assert encoder.last_head is None
 

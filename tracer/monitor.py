@@ -160,7 +160,7 @@ class FrameRecord:
         self.objs: dict[str, object] | None = {}
         self.texts: dict[str, Any] = {}
         self.mutables: set[str] = set()
-        self.heads: dict[str, list[Any]] = {}
+        self.heads: dict[str, tuple[list[Any], int]] = {}
         self.last_line = 0
         self.last_pos = -2
         self.in_comprehension = False

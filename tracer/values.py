@@ -71,15 +71,20 @@ class ValueEncoder:
 
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self.limit = max(limit, 16)
-        # After encoding a big list/tuple/dict whose text was cut: the head elements the text depends on
-        # (keys and values alternating for a dict). Same elements (by identity) => same text.
-        self.last_head: list[Any] | None = None
+        # After encoding a container of immutable elements: (elements, length). The elements are those
+        # the text depends on (keys and values alternating for a dict): all of them with the container's
+        # length, or just the head of a big container whose text was cut (length -1). Same elements by
+        # identity (and same length) => same text, without rendering it again.
+        self.last_head: tuple[list[Any], int] | None = None
 
-    def head_unchanged(self, value: Any, head: list[Any]) -> bool:
-        """True when value still starts with exactly the objects of `head` (so its text is unchanged)."""
+    def head_unchanged(self, value: Any, head: tuple[list[Any], int]) -> bool:
+        """True when value still holds exactly the objects of `head` (so its text is unchanged)."""
+        elements, length = head
+        if length >= 0 and len(value) != length:
+            return False
         items = itertools.chain.from_iterable(value.items()) if type(value) is dict else value
-        current = list(itertools.islice(items, len(head)))
-        return len(current) == len(head) and all(map(operator.is_, current, head))
+        current = list(itertools.islice(items, len(elements)))
+        return len(current) == len(elements) and all(map(operator.is_, current, elements))
 
     def encode(self, value: object) -> Encoded:
         self.last_head = None
@@ -134,9 +139,9 @@ class ValueEncoder:
                     text = ("[" if t is list else "(" if t is tuple else "{") + ", ".join(map(repr, head))
                 if len(text) > self.limit:
                     if t is dict:
-                        self.last_head = [x for kv in head for x in kv]
+                        self.last_head = ([x for kv in head for x in kv], -1)
                     elif t is not set:
-                        self.last_head = head
+                        self.last_head = (head, -1)
                     return self._cut(text)
         if n <= _FAST_LEN:
             if type(value) is dict:
@@ -148,11 +153,24 @@ class ValueEncoder:
                 kinds <= _SCALAR_LITERALS and _short_strings(value, kinds, self.limit)
             ):
                 text = repr(value)
+                if t is not frozenset:
+                    flat = list(itertools.chain.from_iterable(value.items())) if t is dict else list(value)
+                    self.last_head = (flat, n)
                 if len(text) > self.limit:
                     return self._cut(text)
                 if (float in kinds or complex in kinds) and ("inf" in text or "nan" in text):
                     return [text, 0]  # inf / nan have no literal form
                 return [text, 0] if type(value) is frozenset else text
+            nested = _nested_kinds(value, kinds, self.limit)
+            if nested is not None:
+                # Two levels of small builtin containers (a dict of lists...): the C repr is bounded.
+                text = repr(value)
+                if len(text) > self.limit:
+                    return self._cut(text)
+                literal = frozenset not in nested and not (
+                    (float in nested or complex in nested) and ("inf" in text or "nan" in text)
+                )
+                return text if literal else [text, 0]
         # Slow path: build the repr piece by piece, stopping at the limit.
         parts: list[str] = []
         state = {"size": 0, "literal": True}
@@ -228,6 +246,30 @@ class ValueEncoder:
                     self._walk(item, parts, state, active)
                 emit("}" if t is set else "})")
         active.discard(id(value))
+
+
+_NESTED_BUDGET = 2048  # elements in the inner containers that a direct repr may render
+
+
+def _nested_kinds(value: Any, kinds: set[type], limit: int) -> set[type] | None:
+    """All element types when value is a small container of small builtin containers of scalars (so
+    repr() is cheap and its text bounded), else None."""
+    if not kinds <= _SCALAR_LITERALS | _CONTAINERS:
+        return None
+    elements = itertools.chain(value, value.values()) if type(value) is dict else value
+    inner = [x for x in elements if type(x) in _CONTAINERS]
+    if sum(map(len, inner)) > _NESTED_BUDGET:
+        return None
+    inner_kinds: set[type] = set()
+    text_size = 0
+    for x in inner:
+        items = list(itertools.chain(x, x.values())) if type(x) is dict else x
+        inner_kinds.update(map(type, items))
+        if str in inner_kinds or bytes in inner_kinds:
+            text_size += sum(len(y) for y in items if type(y) is str or type(y) is bytes)
+    if not inner_kinds <= _SCALAR_LITERALS or text_size > 4 * limit:
+        return None
+    return kinds | inner_kinds
 
 
 def _long_text_repr(value: str | bytes, limit: int) -> str:
