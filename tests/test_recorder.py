@@ -23,6 +23,7 @@ from conftest import PROJECT_ROOT, RunRetrograde
 
 from replay.recorded import RecordedTimeline
 from replay.timeline import Step
+from tracer.values import decode_text
 
 SAMPLES_DIR = PROJECT_ROOT / "samples"
 ENV = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -179,7 +180,7 @@ def test_random_access_matches_sequential_export(recordings: Any, case: tuple[st
         assert len(sequential) == len(timeline) == len(rec.export) > 0
         assert timeline.truncated_at is None
         for (step, state), line in zip(sequential, rec.export, strict=True):
-            assert {k: v[0] if isinstance(v, list) else v for k, v in state.items()} == line["locals"]
+            assert {k: decode_text(v)[0] for k, v in state.items()} == line["locals"]
             assert step_record(step, line["locals"]) == line
         # A fresh timeline (empty cache), visited in random order, chunk after chunk out of order.
         fresh = RecordedTimeline(rec.trace)
