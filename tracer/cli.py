@@ -314,4 +314,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"{PROG}: program exited with {result.returncode}; trace saved as {trace}\n", file=sys.stderr)
     cmd_info(argparse.Namespace(trace=trace, json=False))
     print()
-    return cmd_replay(argparse.Namespace(trace=trace))
+    if sys.stdin.isatty() or args.sample != "bubble_sort.py":
+        return cmd_replay(argparse.Namespace(trace=trace))
+    # No terminal to type into: take a short scripted tour, forward and backward.
+    import io
+
+    from replay.recorded import RecordedTimeline
+    from replay.repl import run_replay
+
+    tour = ["b 14", "c", "c", "p items", "rc", "p items", "rs", "p items", "history swapped", "w", "q"]
+    print(f"{PROG}: no terminal, so a scripted tour: {'; '.join(tour)}\n")
+    script = io.StringIO("\n".join(tour) + "\n")
+    return run_replay(RecordedTimeline(trace), script, sys.stdout, interactive=False)
