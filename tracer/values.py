@@ -167,7 +167,7 @@ class ValueEncoder:
                 text = repr(value)
                 if len(text) > self.limit:
                     return self._cut(text)
-                literal = frozenset not in nested and not (
+                literal = t is not frozenset and frozenset not in nested and not (
                     (float in nested or complex in nested) and ("inf" in text or "nan" in text)
                 )
                 return text if literal else [text, 0]
