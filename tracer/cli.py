@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--max-steps", type=int, metavar="N", help="stop recording after N steps")
     rec.add_argument("--value-limit", type=int, default=1000, metavar="CHARS", help="repr length limit")
     rec.add_argument("--root", metavar="DIR", help="trace files under DIR (default: the script's directory)")
-    rec.add_argument("--chunk-steps", type=int, default=16384, help=argparse.SUPPRESS)
+    rec.add_argument("--chunk-steps", type=int, default=8192, help=argparse.SUPPRESS)
     rec.add_argument("script", nargs="?", metavar="SCRIPT", help="the program to run")
     rec.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the program's arguments")
 

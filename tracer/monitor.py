@@ -222,7 +222,7 @@ class Recorder:
         exclude: Sequence[str] = (),
         max_steps: int | None = None,
         value_limit: int = DEFAULT_LIMIT,
-        chunk_steps: int = 16384,
+        chunk_steps: int = 8192,  # smaller chunks: faster random access (a goto decodes one), +2% size
         flush_interval: float = 0.5,
         argv: Sequence[str] = (),
         capture_output: bool = True,
