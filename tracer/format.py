@@ -465,38 +465,31 @@ class TraceReader:
         self.close()
 
 
-@dataclass(slots=True)
-class SummaryBuilder:
-    """Accumulates a chunk's summary (done at flush time, off the per-step path)."""
+def summarize_chunk(chunk: ChunkData, frame_meta: dict[int, tuple[int, int]]) -> ChunkSummary:
+    """A chunk's index summary (built at flush time, off the per-step path).
 
-    lines: set[tuple[int, int]] = field(default_factory=set)
-    codes: set[int] = field(default_factory=set)
-    changed: set[str] = field(default_factory=set)
-
-    def build(self, chunk: ChunkData, frame_meta: dict[int, tuple[int, int]]) -> ChunkSummary:
-        """frame_meta maps fid -> (code_id, depth) for every frame the chunk mentions."""
-        events_mask = 0
-        for ev in set(chunk.events):
-            events_mask |= 1 << ev
-        min_depth, max_depth = 1 << 30, -1
-        metas = {fid: frame_meta[fid] for fid in set(chunk.fids)}
-        for code_id, depth in metas.values():
-            self.codes.add(code_id)
-            min_depth = min(min_depth, depth)
-            max_depth = max(max_depth, depth)
-        lines = {(metas[fid][0], line) for fid, line in zip(chunk.fids, chunk.lines, strict=True)}
-        for change in chunk.changes:
-            self.changed.update(change[1::2])
-        return ChunkSummary(
-            frozenset(lines),
-            frozenset(self.codes),
-            min_depth if max_depth >= 0 else 0,
-            max(max_depth, 0),
-            events_mask,
-            frozenset(self.changed),
-            chunk.events.count(EV_LINE),
-            len(chunk.outputs),
-        )
+    frame_meta maps fid -> (code_id, depth) for every frame the chunk mentions; a generator that moved
+    to another caller in the chunk (chunk.moves) also counts with its new depth."""
+    events_mask = 0
+    for ev in set(chunk.events):
+        events_mask |= 1 << ev
+    metas = {fid: frame_meta[fid] for fid in set(chunk.fids)}
+    depths = [depth for _code, depth in metas.values()]
+    depths.extend(int(move[4]) for move in chunk.moves)
+    lines = {(metas[fid][0], line) for fid, line in zip(chunk.fids, chunk.lines, strict=True)}
+    changed: set[str] = set()
+    for change in chunk.changes:
+        changed.update(change[1::2])  # [offset, name, value, name, value, ...]
+    return ChunkSummary(
+        frozenset(lines),
+        frozenset(code for code, _depth in metas.values()),
+        min(depths, default=0),
+        max(depths, default=0),
+        events_mask,
+        frozenset(changed),
+        chunk.events.count(EV_LINE),
+        len(chunk.outputs),
+    )
 
 
 def describe_bytes(n: int) -> str:

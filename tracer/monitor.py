@@ -39,8 +39,8 @@ from tracer.format import (
     EV_UNWIND,
     EV_YIELD,
     ChunkData,
-    SummaryBuilder,
     TraceWriter,
+    summarize_chunk,
 )
 from tracer.plan import CodePlan, analyse
 from tracer.values import _NON_LITERAL_FLOATS, DEFAULT_LIMIT, ValueEncoder, is_immutable
@@ -57,12 +57,10 @@ GLOBAL_EVENTS = (
 )
 DISABLE = MON.DISABLE
 _MISSING = object()
+# Retrograde's own packages: never traced, wherever the program's root is.
 _PACKAGE_DIRS = tuple(
-    os.path.dirname(os.path.abspath(m.__file__ or ""))
-    for m in (sys.modules[__name__],)
-) + tuple(
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), d)
-    for d in ("replay", "tui", "neural")
+    for d in ("tracer", "replay", "tui", "neural")
 )
 
 
@@ -800,7 +798,7 @@ class Recorder:
         )
         meta = {fid: (v[0], v[3]) for fid, v in self._keyframe.items()}
         meta.update({fid: (v[0], v[3]) for fid, v in self._new_frames.items()})
-        summary = SummaryBuilder().build(chunk, meta)
+        summary = summarize_chunk(chunk, meta)
         self._line_steps_written += summary.line_steps
         writer.add_chunk(chunk, summary, self.compression)
         self._chunk_start = self._count

@@ -9,7 +9,6 @@ import os
 import runpy
 import signal
 import sys
-import traceback
 import types
 from collections.abc import Sequence
 from typing import Any
@@ -134,6 +133,3 @@ def _safe_str(obj: object) -> str:
     except Exception:
         return "<unprintable>"
 
-
-def format_exception_only(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
