@@ -1,11 +1,13 @@
-"""Subcommands of the neural part: `retrograde train` and `retrograde trajectories` (imports no torch)."""
+"""Subcommands of the neural part: train, trajectories, predict, eval (torch is imported only when used)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 PROG = "retrograde"
@@ -61,6 +63,311 @@ def register(subparsers: Any) -> None:
     traj.add_argument("--seed", type=int, default=0)
     traj.add_argument("--max-actions", type=int, default=24)
     traj.set_defaults(handler=cmd_trajectories)
+
+    pred = subparsers.add_parser(
+        "predict", help="predict the execution of code that is not run, step by step, with the model",
+        description="Start at FILE's function called as --call (or at the top of the script) and print the "
+                    "states the model predicts, each as the replay prints a stop. Without --actions it steps "
+                    "into every line until the call returns; with --actions it takes those debugger actions, "
+                    "one model prediction each.")
+    pred.add_argument("file", metavar="FILE", help="a Python source file (it is never run)")
+    add_neural_options(pred)
+    pred.add_argument("--actions", metavar="LIST",
+                      help="comma-separated: s (step into), n (step over), r (step return), c (continue), "
+                           "b LINE (breakpoint), rs / rn (step back / back over), rr (back to the call)")
+    pred.add_argument("--json", action="store_true", help="one JSON object per state instead of pdb's format")
+    pred.set_defaults(handler=cmd_predict)
+
+    ev = subparsers.add_parser("eval", help="measure how well a model predicts execution",
+                               description="Score a model on held-out traces or on a CRUXEval-format file. "
+                                           "Prints a table, then the scores as one JSON line.")
+    ev_sub = ev.add_subparsers(dest="eval_command", metavar="{cruxeval,traces}")
+    ev.set_defaults(handler=lambda args: _fail("eval needs a task: retrograde eval cruxeval FILE | "
+                                               "retrograde eval traces PATH...", 2))
+    crux = ev_sub.add_parser("cruxeval", help="output and input prediction on CRUXEval-format items",
+                             description="Each JSON line has code (defining f), input (argument text) and "
+                                         "output (a repr). Scores pass@1 (greedy) for output prediction via "
+                                         "step_return and via a breakpoint at the return line, and input "
+                                         "prediction via back_to_call, checked by running f in the sandbox.")
+    crux.add_argument("file", metavar="FILE")
+    crux.add_argument("--limit", type=int, metavar="N", help="only the first N items")
+    crux.add_argument("--model", metavar="PATH", help="model directory (default: the bundled model)")
+    crux.add_argument("--no-check", action="store_true", help="do not run f to check predicted inputs")
+    crux.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    crux.add_argument("--quiet", action="store_true", help="no progress output")
+    crux.set_defaults(handler=cmd_eval_cruxeval)
+    traces = ev_sub.add_parser("traces", help="next-state accuracy per action type on held-out traces",
+                               description="For seeded states of each trace and each action type "
+                                           "(step_into, step_over, step_return, breakpoint, inverse), "
+                                           "the model predicts the next state once; event, line, locals and "
+                                           "exact matches are counted, beside two baselines.")
+    traces.add_argument("paths", nargs="+", metavar="DIR_OR_TRACES")
+    traces.add_argument("--model", metavar="PATH", help="model directory (default: the bundled model)")
+    traces.add_argument("--per-action", type=int, default=4, metavar="N",
+                        help="states per action type per trace (default 4)")
+    traces.add_argument("--limit", type=int, metavar="N", help="at most N items in all")
+    traces.add_argument("--seed", type=int, default=0)
+    traces.add_argument("--baselines-only", action="store_true", help="score the baselines, load no model")
+    traces.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    traces.add_argument("--quiet", action="store_true", help="no progress output")
+    traces.set_defaults(handler=cmd_eval_traces)
+
+
+def add_neural_options(parser: Any) -> None:
+    """--call, --model, --max-steps: shared by predict, replay --neural and tui --neural."""
+    parser.add_argument("--call", metavar="EXPR", help='the entry call, like "f(1, [2, 3])"')
+    parser.add_argument("--model", metavar="PATH", help="model directory (default: the bundled model)")
+    parser.add_argument("--max-steps", type=int, default=500, metavar="N",
+                        help="predict at most N steps (500)")
+
+
+class NeuralCliError(Exception):
+    """One sentence for the user, before or while a model is loaded."""
+
+
+def load_predictor(model: str | None, threads: int | None = None) -> Any:
+    """The predictor of a model directory (default: the bundled one); NeuralCliError when it cannot load."""
+    if model is not None and not os.path.isdir(model):
+        raise NeuralCliError(f"no such model directory: {model}")
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise NeuralCliError(f"the model needs torch and transformers ({exc.name} is missing)") from None
+    from neural.model import DEFAULT_MODEL_DIR
+    from neural.predict import PredictError, Predictor
+
+    try:
+        return Predictor.from_path(model or DEFAULT_MODEL_DIR, threads=threads)
+    except (PredictError, FileNotFoundError) as exc:
+        raise NeuralCliError(str(exc)) from None
+
+
+def neural_timeline(path: str, call: str | None, model: str | None, max_steps: int = 500,
+                    predictor: Any = None) -> Any:
+    """A NeuralTimeline over FILE from --call (or the whole script); NeuralCliError for any bad input."""
+    if max_steps <= 0:
+        raise NeuralCliError("--max-steps must be positive")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            code = handle.read()
+    except FileNotFoundError:
+        raise NeuralCliError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise NeuralCliError(f"{path} is a directory, not a Python file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NeuralCliError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    from neural.constraints import CodeError, StaticCode
+
+    try:
+        StaticCode.from_source(code, path)
+    except CodeError as exc:
+        raise NeuralCliError(f"{path}: {exc}") from None
+    from neural.timeline import CallError, driver_code, entry_state
+
+    if call is not None:
+        try:
+            entry_state(driver_code(code, call), call)
+        except CallError as exc:
+            raise NeuralCliError(str(exc)) from None
+    predictor = predictor or load_predictor(model)
+    from neural.timeline import NeuralTimeline
+    from replay.timeline import TimelineError
+
+    try:
+        if call is not None:
+            return NeuralTimeline.for_call(predictor, code, path, call, max_steps)
+        return NeuralTimeline.for_script(predictor, code, path, max_steps)
+    except TimelineError as exc:
+        raise NeuralCliError(str(exc)) from None
+
+
+_SHORT_ACTIONS = {
+    "s": "step_into", "n": "step_over", "r": "step_return", "c": "continue",
+    "rs": "step_back", "rn": "step_back_over", "rr": "back_to_call",
+}
+
+
+def parse_actions(text: str) -> list[Any]:
+    """`s,s,n,b 12,r,rs` (short names or the actions' own names) as Actions; ValueError with the reason."""
+    from neural.trajectory import ACTIONS, Action
+
+    out = []
+    for raw in text.split(","):
+        word = raw.strip()
+        if not word:
+            continue
+        name, _, rest = word.partition(" ")
+        if name in ("b", "break", "breakpoint") or (name[:1] == "b" and name[1:].isdigit()):
+            number = (rest or name[1:] if name[:1] == "b" and name[1:].isdigit() else rest).strip()
+            if not number.isdigit() or int(number) <= 0:
+                raise ValueError(f"a breakpoint needs a line number, like 'b 12', not {word!r}")
+            out.append(Action("breakpoint", int(number)))
+            continue
+        full = _SHORT_ACTIONS.get(word, word)
+        if full not in ACTIONS or full == "breakpoint":
+            raise ValueError(f"unknown action {word!r} (use s, n, r, c, b LINE, rs, rn, rr)")
+        out.append(Action(full))
+    if not out:
+        raise ValueError("--actions is empty")
+    return out
+
+
+def format_stop(path: str, code: str, state: Any, flagged: str | None = None) -> str:
+    """A predicted state as the replay prints a stop: marker, `> file(line)func()`, source line, locals."""
+    from neural.textformat import source_line
+
+    lines = []
+    if state.event in ("call", "resume"):
+        lines.append("--Call--")
+    elif state.event in ("return", "yield", "unwind"):
+        lines.append("--Return--")
+    elif state.event == "exception":
+        lines.append(f"{state.value}")
+    location = f"> {os.path.abspath(path)}({state.line}){state.func.rpartition('.')[2]}()"
+    if state.event in ("return", "yield", "unwind"):
+        location += "->" + (state.value if state.value is not None else "None")
+    lines.append(location)
+    text = source_line(code, state.line)
+    if text:
+        lines.append("-> " + text)
+    for name, value in state.locals.items():
+        lines.append(f"   {name} = {value}")
+    if flagged:
+        lines.append(f"   (flagged: the model's output failed every check: {flagged})")
+    return "\n".join(lines)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    try:
+        actions = parse_actions(args.actions) if args.actions is not None else None
+        timeline = neural_timeline(args.file, args.call, args.model, args.max_steps)
+    except (NeuralCliError, ValueError) as exc:
+        return _fail(str(exc), 2 if isinstance(exc, ValueError) else 1)
+    code = timeline.code
+
+    def show(state: Any, prediction: Any, action: Any) -> None:
+        problem = prediction.problem if prediction is not None and not prediction.valid else None
+        if args.json:
+            print(json.dumps({
+                "action": action.name if action is not None else None,
+                "line_target": action.line if action is not None and action.line else None,
+                "event": state.event, "line": state.line, "depth": state.depth, "func": state.func,
+                "locals": dict(state.locals), "value": state.value, "flagged": problem,
+                "ms": round(prediction.seconds * 1000, 1) if prediction is not None else None,
+            }))
+        else:
+            if action is not None:
+                print(f"({action.name}{' ' + str(action.line) if action.line else ''})")
+            print(format_stop(args.file, code, state, problem))
+        sys.stdout.flush()
+
+    try:
+        if actions is None:
+            index = 0
+            while True:
+                try:
+                    timeline.step(index)
+                except IndexError:
+                    break
+                show(timeline.states[index], timeline.predictions[index], None)
+                index += 1
+            return 0
+        predictor = timeline.predictor
+        show(timeline.states[0], None, None)
+        for action in actions:
+            prediction = predictor.predict(action)
+            show(prediction.state, prediction, action)
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on a terminal's stderr (nothing otherwise); yields its update(done, total)."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def cmd_eval_cruxeval(args: argparse.Namespace) -> int:
+    import json
+
+    from neural.evaluate import CRUX_KEYS, EvalError, eval_cruxeval, load_cruxeval, table
+
+    if args.limit is not None and args.limit <= 0:
+        return _fail("--limit must be positive", 2)
+    try:
+        items = load_cruxeval(args.file)
+    except EvalError as exc:
+        return _fail(str(exc))
+    if not items:
+        return _fail(f"{args.file} holds no items")
+    items = items[:args.limit] if args.limit else items
+    try:
+        predictor = load_predictor(args.model, args.threads)
+    except NeuralCliError as exc:
+        return _fail(str(exc))
+    with _progress(args.quiet, "cruxeval") as update:
+        result = eval_cruxeval(predictor, items, check_inputs=not args.no_check, progress=update)
+    scores = result["scores"]
+    print(f"CRUXEval-format pass@1 (greedy) on {result['items']} items of {args.file} "
+          f"({result['seconds']} s, {result['items_per_s']} items/s)")
+    print(table(((name, [f"{scores[name][k]:.3f}" for k in CRUX_KEYS]) for name in ("model", "copy")),
+                ("", "output via step_return", "output via breakpoint", "input via inverse")))
+    for line in result["skipped"][:5]:
+        print(f"skipped {line}")
+    print(json.dumps({**{key: scores["model"][key] for key in CRUX_KEYS}, "items": result["items"],
+                      "baseline_copy": scores["copy"]}))
+    return 0
+
+
+def cmd_eval_traces(args: argparse.Namespace) -> int:
+    import json
+
+    from neural.evaluate import ACTION_TYPES, FIELDS, EvalError, eval_traces, load_trees, table
+
+    if args.per_action <= 0 or (args.limit is not None and args.limit <= 0):
+        return _fail("--per-action and --limit must be positive", 2)
+    errors: list[str] = []
+    try:
+        trees = load_trees(args.paths, errors)
+    except EvalError as exc:
+        return _fail(str(exc))
+    predictor = None
+    if not args.baselines_only:
+        try:
+            predictor = load_predictor(args.model, args.threads)
+        except NeuralCliError as exc:
+            return _fail(str(exc))
+    try:
+        with _progress(args.quiet, "traces") as update:
+            result = eval_traces(predictor, trees, per_action=args.per_action, seed=args.seed,
+                                 limit=args.limit, progress=update)
+    except EvalError as exc:
+        return _fail(str(exc))
+    scores = result["scores"]
+    print(f"next-state exact match on {result['items']} items from {result['traces']} traces "
+          f"({result['seconds']} s; {result['flagged']} predictions flagged)")
+    rows = []
+    for name in scores:
+        for kind in ACTION_TYPES:
+            cell = scores[name][kind]
+            rows.append((f"{name} {kind}", [str(cell["n"]), *(f"{cell[f]:.3f}" for f in FIELDS)]))
+    print(table(rows, ("", "n", *FIELDS)))
+    for line in errors[:5]:
+        print(f"unreadable {line}")
+    print(json.dumps({"scores": scores, "items": result["items"], "traces": result["traces"],
+                      "flagged": result["flagged"]}))
+    return 0
 
 
 def _check_positive(args: argparse.Namespace, *names: str) -> str | None:

@@ -48,8 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("trace", metavar="TRACE")
     exp.add_argument("--format", choices=["jsonl"], default="jsonl")
 
-    rep = sub.add_parser("replay", help="debug a trace with pdb's commands, forward and backward")
-    rep.add_argument("trace", metavar="TRACE")
+    rep = sub.add_parser("replay", help="debug a trace with pdb's commands, forward and backward",
+                         description="Debug TRACE with pdb's commands, forward and backward. With --neural, "
+                                     "TRACE is a Python file that is never run: the model predicts its steps "
+                                     "as you navigate (from --call, or from the top of the script).")
+    rep.add_argument("trace", metavar="TRACE", help="a trace file (with --neural: a Python file)")
+    rep.add_argument("--neural", action="store_true", help="debug the model's prediction of FILE instead")
+    rep.add_argument("--call", metavar="EXPR", help='with --neural: the entry call, like "f(1, [2, 3])"')
+    rep.add_argument("--model", metavar="PATH", help="with --neural: model directory (default: bundled)")
+    rep.add_argument("--max-steps", type=int, default=500, metavar="N",
+                     help="with --neural: predict at most N steps (500)")
 
     demo = sub.add_parser("demo", help="record a bundled sample program and replay it")
     demo.add_argument("--sample", default="bubble_sort.py", help="sample file name in samples/")
@@ -284,6 +292,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from replay.repl import run_replay
     except ImportError:
         return _fail("the replay command line is not available in this build")
+    if getattr(args, "neural", False):
+        try:
+            from neural.cli import NeuralCliError, neural_timeline
+        except ImportError:
+            return _fail("--neural needs the neural part (pip install 'retrograde[neural]')")
+        try:
+            predicted = neural_timeline(args.trace, args.call, args.model, args.max_steps)
+        except NeuralCliError as exc:
+            return _fail(str(exc))
+        return run_replay(predicted, sys.stdin, sys.stdout, interactive=sys.stdin.isatty())
+    if getattr(args, "call", None) is not None:
+        return _fail("--call goes with --neural (a recorded trace starts where the program did)", 2)
     timeline = RecordedTimeline(args.trace)
     if timeline.truncated_at is not None:
         print(f"{PROG}: note: {args.trace} is truncated at step {timeline.truncated_at}", file=sys.stderr)

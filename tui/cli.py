@@ -24,6 +24,12 @@ def register(subparsers: Any) -> None:
         description="Open TRACE in the time-travel debugger UI; given a Python SCRIPT instead, record it "
                     "(its output goes into the trace, its stdin is empty) and open the recording.")
     parser.add_argument("target", metavar="TRACE|SCRIPT", help="a trace file, or a script to record")
+    parser.add_argument("--neural", action="store_true",
+                        help="SCRIPT is never run: debug the model's prediction of it (from --call)")
+    parser.add_argument("--call", metavar="EXPR", help='with --neural: the entry call, like "f(1, [2, 3])"')
+    parser.add_argument("--model", metavar="PATH", help="with --neural: model directory (default: bundled)")
+    parser.add_argument("--max-steps", type=int, default=500, metavar="N",
+                        help="with --neural: predict at most N steps (500)")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the script's arguments")
     parser.set_defaults(handler=run)
 
@@ -81,6 +87,10 @@ def open_timeline(path: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     """The `tui` subcommand's handler: the exit status."""
     try:
+        if getattr(args, "neural", False):
+            return launch_neural(args)
+        if getattr(args, "call", None) is not None:
+            raise TuiError("--call goes with --neural (a recorded trace starts where the program did)")
         with tempfile.TemporaryDirectory(prefix="retrograde-tui-") as workdir:
             target = args.target
             if is_trace(target):
@@ -97,7 +107,22 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def launch(timeline: Any, title: str) -> int:
+def launch_neural(args: argparse.Namespace) -> int:
+    """The TUI over the model's prediction of a file that is never run."""
+    try:
+        from neural.cli import NeuralCliError, neural_timeline
+    except ImportError:
+        raise TuiError("--neural needs the neural part (pip install 'retrograde[neural]')") from None
+    if args.args:
+        raise TuiError("--neural takes no program arguments: the file is never run")
+    try:
+        timeline = neural_timeline(args.target, args.call, args.model, args.max_steps)
+    except NeuralCliError as exc:
+        raise TuiError(str(exc)) from None
+    return launch(timeline, f"{os.path.basename(args.target)} (predicted)", open_reader=lambda: timeline)
+
+
+def launch(timeline: Any, title: str, open_reader: Any = None) -> int:
     """Run the app on a terminal; refuses politely without one."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise TuiError("the TUI needs a terminal (try `retrograde replay TRACE` for a line-based session)")
@@ -108,7 +133,7 @@ def launch(timeline: Any, title: str) -> int:
     from replay.engine import EngineError
 
     try:
-        app = make_app(timeline, title=title)
+        app = make_app(timeline, title=title, open_reader=open_reader)
     except EngineError as exc:
         raise TuiError(str(exc)) from None
     result = app.run()

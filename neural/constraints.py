@@ -1,0 +1,353 @@
+"""What a predicted state may say: static facts about the code, and the checks constrained decoding applies.
+
+The model writes a state header `EVENT LINE DEPTH FUNC`. Constrained decoding lets it write only a header
+from `allowed_headers`: FUNC must be a code object of the program (its qualified name, as the recorder
+names frames), LINE a line where that code object has instructions (the `def` line for a call), DEPTH one
+the action can reach from the previous state, and, where the state continues the same frame by one step
+(step_into or step_over from a line), LINE a successor of the previous line in the bytecode's control flow
+graph (jumps, fall-through and exception handlers). The rest of a state (locals, value) is checked after
+decoding by `check_state`: every value must read as a Python repr.
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import dis
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import CodeType
+
+from neural.textformat import escape
+from neural.trajectory import CLOSE_EVENTS, OPEN_EVENTS, Action, State
+
+_STOP_OPS = frozenset(
+    {
+        "RETURN_VALUE",
+        "RETURN_CONST",
+        "RAISE_VARARGS",
+        "RERAISE",
+        "JUMP_FORWARD",
+        "JUMP_BACKWARD",
+        "JUMP_BACKWARD_NO_INTERRUPT",
+        "JUMP",
+        "JUMP_NO_INTERRUPT",
+    }
+)
+_JUMP_OPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs) | frozenset(getattr(dis, "hasjump", ()))
+_FRAME_EVENTS = ("line", "exception", "handled", "return", "yield", "unwind")
+_OBJECT_REPR = re.compile(r"<[^<>]*(<[^<>]*>[^<>]*)*>", re.S)  # <Foo object at 0x?>, <function f at ...>
+MAX_DEPTH = 64
+VALUE_EVENTS = frozenset({"return", "yield", "exception", "handled"})  # an unwind may carry one or not
+
+
+class CodeError(ValueError):
+    """Source text that does not compile."""
+
+
+@dataclass(slots=True)
+class CodeInfo:
+    """One code object of the program: its name, first line, lines and line-to-line control flow."""
+
+    qualname: str
+    calls: frozenset[int]  # the lines a "call" event reports (co_firstlineno; 0 for the module)
+    lines: frozenset[int]
+    successors: dict[int, frozenset[int]] = field(default_factory=dict)
+    generator: bool = False
+
+
+@dataclass(slots=True)
+class StaticCode:
+    """Static facts about one file's code, for constraining predicted states."""
+
+    code: str
+    functions: dict[str, CodeInfo]
+    returns: dict[str, list[int]]  # qualified name -> lines of its return statements
+    defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]
+
+    @classmethod
+    def from_source(cls, code: str, filename: str = "<predicted>") -> StaticCode:
+        try:
+            module = compile(code, filename, "exec", dont_inherit=True)
+            tree = ast.parse(code)
+        except (SyntaxError, ValueError) as exc:
+            raise CodeError(f"the code does not compile: {exc}") from None
+        functions: dict[str, CodeInfo] = {}
+        for obj in _code_objects(module):
+            name = "<module>" if obj is module else obj.co_qualname
+            lines = frozenset(line for _s, _e, line in obj.co_lines() if line is not None and line > 0)
+            info = CodeInfo(
+                name,
+                frozenset({0 if obj is module else obj.co_firstlineno}),
+                lines,
+                _line_successors(obj),
+                bool(obj.co_flags & (0x20 | 0x200 | 0x80)),
+            )
+            if name in functions:  # two code objects with one name (redefinition): merge what they allow
+                old = functions[name]
+                merged = dict(old.successors)
+                for line, succ in info.successors.items():
+                    merged[line] = merged.get(line, frozenset()) | succ
+                info = CodeInfo(
+                    name,
+                    old.calls | info.calls,
+                    old.lines | info.lines,
+                    merged,
+                    old.generator or info.generator,
+                )
+            functions[name] = info
+        returns: dict[str, list[int]] = {}
+        defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+        for qualname, node in _function_defs(tree):
+            defs.setdefault(qualname, node)
+            returns[qualname] = sorted(sub.lineno for sub in _own_nodes(node) if isinstance(sub, ast.Return))
+        return cls(code, functions, returns, defs)
+
+    def function_of_line(self, line: int) -> list[str]:
+        """The code objects with instructions on `line`, innermost (latest starting) first."""
+        found = [info for info in self.functions.values() if line in info.lines]
+        found.sort(key=lambda info: -max(info.calls))
+        return [info.qualname for info in found]
+
+    def successors(self, func: str, line: int) -> frozenset[int]:
+        info = self.functions.get(func)
+        if info is None:
+            return frozenset()
+        return info.successors.get(line, frozenset()) or info.lines
+
+
+def _code_objects(code: CodeType) -> Iterable[CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            yield from _code_objects(const)
+
+
+def _line_successors(code: CodeType) -> dict[int, frozenset[int]]:
+    """For each line, the lines execution can reach next in this code object (a line may follow itself)."""
+    instructions = list(dis.get_instructions(code))
+    if not instructions:
+        return {}
+    index = {inst.offset: i for i, inst in enumerate(instructions)}
+    # An instruction without a line (an exception handler's prologue, cleanup) is passed through.
+    lines: list[int | None] = [
+        inst.positions.lineno if inst.positions is not None and inst.positions.lineno else None
+        for inst in instructions
+    ]
+    handlers: list[tuple[int, int, int]] = []
+    for entry in getattr(dis.Bytecode(code), "exception_entries", ()):
+        if entry.target in index:
+            handlers.append((entry.start, entry.end, index[entry.target]))
+
+    def edges(i: int) -> list[tuple[int, bool]]:
+        inst = instructions[i]
+        out: list[tuple[int, bool]] = []
+        if inst.opname not in _STOP_OPS and i + 1 < len(instructions):
+            out.append((i + 1, False))
+        if inst.opcode in _JUMP_OPS and isinstance(inst.argval, int) and inst.argval in index:
+            out.append((index[inst.argval], True))
+        for start, end, target in handlers:
+            if start <= inst.offset < end:
+                out.append((target, True))
+        return out
+
+    result: dict[int, set[int]] = {}
+    starts: dict[int, list[int]] = {}
+    for i, line in enumerate(lines):
+        if line is not None:
+            starts.setdefault(line, []).append(i)
+    for line, first in starts.items():
+        found: set[int] = set()
+        seen = set(first)
+        todo = list(first)
+        while todo:
+            i = todo.pop()
+            for j, jumped in edges(i):
+                target_line = lines[j]
+                if target_line is not None and target_line != line:
+                    found.add(target_line)
+                    continue
+                if jumped and target_line == line and instructions[j].offset <= instructions[i].offset:
+                    found.add(line)  # a backward jump into the same line: a one-line loop's next round
+                if j not in seen:
+                    seen.add(j)
+                    todo.append(j)
+        result[line] = found
+    return {line: frozenset(found) for line, found in result.items()}
+
+
+def _function_defs(
+    tree: ast.AST, prefix: str = ""
+) -> Iterable[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            name = prefix + node.name
+            yield name, node
+            yield from _function_defs(node, name + ".<locals>.")
+        elif isinstance(node, ast.ClassDef):
+            yield from _function_defs(node, prefix + node.name + ".")
+        else:
+            yield from _function_defs(node, prefix)
+
+
+def _own_nodes(func: ast.AST) -> Iterable[ast.AST]:
+    """The nodes of a function's body, not those of functions or classes nested in it."""
+    todo = list(ast.iter_child_nodes(func))
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            todo.extend(ast.iter_child_nodes(node))
+
+
+# -- headers -------------------------------------------------------------------------------------------------
+def header(event: str, line: int, depth: int, func: str) -> str:
+    return f"{event} {line} {depth} {escape(func)}"
+
+
+class HeaderSet:
+    """A sorted set of header strings with prefix queries (for token-by-token constrained decoding)."""
+
+    def __init__(self, headers: Iterable[str]) -> None:
+        self.items = sorted(set(headers))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, text: object) -> bool:
+        if not isinstance(text, str):
+            return False
+        i = bisect.bisect_left(self.items, text)
+        return i < len(self.items) and self.items[i] == text
+
+    def has_prefix(self, prefix: str) -> bool:
+        i = bisect.bisect_left(self.items, prefix)
+        return i < len(self.items) and self.items[i].startswith(prefix)
+
+    def completions(self, prefix: str) -> list[str]:
+        i = bisect.bisect_left(self.items, prefix)
+        out = []
+        while i < len(self.items) and self.items[i].startswith(prefix):
+            out.append(self.items[i])
+            i += 1
+        return out
+
+
+def allowed_headers(static: StaticCode, previous: State, action: Action) -> HeaderSet:
+    """The headers the state after `action` from `previous` may have (never empty)."""
+    d = previous.depth
+    out: set[str] = set()
+    funcs = static.functions
+    same = funcs.get(previous.func)
+    closed = previous.event in CLOSE_EVENTS
+
+    def frame(
+        depth: int, info: CodeInfo | None, events: Iterable[str], lines: Iterable[int] | None = None
+    ) -> None:
+        if depth < 0 or depth > MAX_DEPTH:
+            return
+        infos = [info] if info is not None else list(funcs.values())
+        for one in infos:
+            for event in events:
+                chosen = lines if lines is not None else (one.calls if event == "call" else one.lines)
+                for line in chosen:
+                    if line in one.lines or (event == "call" and line in one.calls):
+                        out.add(header(event, line, depth, one.qualname))
+
+    def calls(depth: int) -> None:
+        for info in funcs.values():
+            if info.qualname != "<module>":
+                frame(depth, info, ("call",))
+            if info.generator:
+                frame(depth, info, ("resume",))
+
+    def next_in_frame(events: Iterable[str]) -> None:
+        # The same frame one step on: a line follows the previous line in the control flow graph.
+        if same is None:
+            return
+        successors = None
+        if previous.line in same.lines and previous.event not in ("exception", "handled"):
+            successors = static.successors(same.qualname, previous.line)  # (exceptions can go anywhere)
+        if successors is not None and previous.event in OPEN_EVENTS:
+            successors = successors | {previous.line}  # a class body's first line is its `class` line
+        for event in events:
+            lines = successors if event == "line" and successors is not None else None
+            frame(d, same, (event,), lines)
+
+    name = action.name
+    if name in ("step_into", "step_over"):
+        if not closed:
+            next_in_frame(("line",))
+            frame(d, same, ("exception", "handled", "return", "yield", "unwind"))
+            if name == "step_into":
+                calls(d + 1)
+        else:  # back in the caller (any traced function), or the caller calls again at this depth
+            frame(d - 1, None, _FRAME_EVENTS)
+            calls(d)
+    elif name == "step_return":
+        if not closed:
+            frame(d, same, ("return", "yield", "unwind"))
+        else:
+            frame(d - 1, None, ("return", "yield", "unwind"))
+    elif name == "breakpoint":
+        for func in static.function_of_line(action.line) or list(funcs):
+            for depth in range(0, min(MAX_DEPTH, d + 16) + 1):
+                frame(depth, funcs.get(func), ("line",), (action.line,))
+        for depth in range(0, d + 1):  # the line is never reached: the program runs to its end
+            frame(depth, None, ("return", "unwind"))
+    elif name == "continue":
+        for depth in range(0, d + 1):
+            frame(depth, None, ("return", "unwind"))
+    else:  # inverse actions: the history is less structured (async tasks, sibling calls): any frame nearby
+        events = ("call", "resume") if name == "back_to_call" else ("call", "resume", *_FRAME_EVENTS)
+        for depth in range(d - 1, d + (2 if name == "step_back" else 1)):
+            frame(depth, None, events)
+    if not out:  # nothing fits the rules (a state outside the code): allow any frame at a nearby depth
+        for depth in range(max(0, d - 1), d + 2):
+            frame(depth, None, ("line", "call", "return"))
+    return HeaderSet(out)
+
+
+# -- values --------------------------------------------------------------------------------------------------
+def is_repr(text: str) -> bool:
+    """Whether `text` reads as a Python repr: an expression, an object repr in <...>, or a cut one."""
+    if text.endswith("...") and len(text) > 3:
+        return True
+    if _OBJECT_REPR.fullmatch(text):
+        return True
+    try:
+        ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def is_literal(text: str) -> bool:
+    try:
+        ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def check_state(state: State, allowed: HeaderSet) -> str | None:
+    """Why a decoded state is not acceptable (None when it is)."""
+    if header(state.event, state.line, state.depth, state.func) not in allowed:
+        return f"header {state.event} {state.line} {state.depth} {state.func} is not allowed here"
+    for name, text in state.locals.items():
+        if not name.isidentifier() and not name.startswith("."):
+            return f"{name!r} is not a variable name"
+        if not is_repr(text):
+            return f"the value of {name} is not a repr: {text[:40]!r}"
+    if state.value is not None and not is_repr(state.value):
+        return f"the value is not a repr: {state.value[:40]!r}"
+    if state.event in VALUE_EVENTS and state.value is None:
+        return f"a {state.event} state needs a value"
+    if state.event in ("line", "call", "resume") and state.value is not None:
+        return f"a {state.event} state has no value"
+    return None
+
+
+def fallback_locals(locals_: Mapping[str, str]) -> dict[str, str]:
+    return {name: text for name, text in locals_.items() if is_repr(text)}

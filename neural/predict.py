@@ -1,0 +1,372 @@
+"""Predicting the next debugger state with a trained model: incremental decoding over a KV cache, constrained.
+
+A `Predictor` keeps one running text in the model's KV cache: the code, a full state, then actions and the
+states predicted after them, in the training format (neural.textformat). `predict(action)` appends the
+action and decodes the next state:
+
+1. the header `EVENT LINE DEPTH FUNC` token by token, each token the most likely one that keeps the header a
+   prefix of an allowed header (neural.constraints.allowed_headers: real code objects, lines they hold,
+   successors in the control flow graph, depths the action can reach);
+2. the source line, copied from the code rather than predicted (it is derived data in the format);
+3. the locals and value, until <|action|> or <|end|>; the result must parse (JSON of reprs, <|same|> only
+   where the format allows it) and pass check_state.
+
+A state that fails is decoded again by sampling (seeded) up to `retries` times; if every try fails the
+state is *flagged*: the constrained header with the locals that could be read (or the previous frame's),
+never an exception. When the text would outgrow the model's context, it restarts from the code and the
+latest state written in full, as training examples start. Only the new tokens of each step run through
+the model: one forward pass per generated token, the forced source line in one pass.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from neural.constraints import (
+    VALUE_EVENTS,
+    CodeError,
+    HeaderSet,
+    StaticCode,
+    allowed_headers,
+    check_state,
+    fallback_locals,
+    is_repr,
+)
+from neural.textformat import (
+    ACTION,
+    CODE,
+    END,
+    LOCALS,
+    PAD,
+    SAME,
+    SRC,
+    STATE,
+    VALUE,
+    FormatError,
+    escape,
+    is_diff,
+    parse_state,
+    serialize_action,
+    serialize_code,
+    serialize_state,
+    source_line,
+)
+from neural.trajectory import Action, State
+
+
+class PredictError(Exception):
+    """The model cannot be used for this code (too long for its context, not compilable, no model)."""
+
+
+class LanguageModel(Protocol):
+    """A causal LM with a cache: feed tokens, get the next token's scores; crop to go back."""
+
+    context: int  # longest sequence the model reads
+
+    @property
+    def length(self) -> int:
+        """Tokens in the cache."""
+        ...
+
+    def reset(self) -> None: ...
+
+    def feed(self, ids: Sequence[int]) -> list[float]:
+        """Append tokens; the scores (logits) of the token after them."""
+        ...
+
+    def crop(self, length: int) -> None:
+        """Forget everything after the first `length` tokens."""
+        ...
+
+
+class CachedModel:
+    """A transformers causal LM behind the LanguageModel protocol, with a DynamicCache kept between calls."""
+
+    def __init__(self, model: Any, threads: int | None = None) -> None:
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        config = model.config
+        self.context = int(getattr(config, "max_position_embeddings", 512) or 512)
+        self._torch = torch
+        # transformers 5.x renamed the forward's cache argument from past_key_values to cache.
+        self._cache_arg = (
+            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        )
+        self._cache: Any = None
+        self._length = 0
+
+    @property
+    def length(self) -> int:
+        return self._length
+
+    def reset(self) -> None:
+        self._cache = None
+        self._length = 0
+
+    def feed(self, ids: Sequence[int]) -> list[float]:
+        torch = self._torch
+        from transformers import DynamicCache
+
+        if not ids:
+            raise ValueError("nothing to feed")
+        if self._cache is None:
+            self._cache = DynamicCache()
+        with torch.inference_mode():
+            tensor = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+            out = self.model(input_ids=tensor, use_cache=True, **{self._cache_arg: self._cache})
+        # The DynamicCache passed in is updated in place (reading it back from `out` warns in transformers 5).
+        self._length += len(ids)
+        logits: list[float] = out.logits[0, -1].float().tolist()
+        return logits
+
+    def crop(self, length: int) -> None:
+        if length >= self._length:
+            return
+        if length <= 0 or self._cache is None:
+            self.reset()
+            return
+        self._cache.crop(length - self._length)  # a negative count removes that many tokens (all versions)
+        self._length = length
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One predicted state and how it was obtained."""
+
+    state: State
+    action: Action
+    valid: bool  # False: every try failed a check and the state was patched up (see `problem`)
+    problem: str | None  # the last check that failed, when tries were needed or the state is flagged
+    tries: int
+    tokens: int  # tokens generated (not counting the forced source line)
+    seconds: float
+
+
+class Predictor:
+    """Predicts states one action at a time for one piece of code, reusing the KV cache between steps."""
+
+    def __init__(
+        self,
+        lm: LanguageModel,
+        tokenizer: Any,
+        *,
+        retries: int = 2,
+        seed: int = 0,
+        max_state_tokens: int | None = None,
+    ) -> None:
+        self.lm = lm
+        self.tokenizer = tokenizer
+        self.retries = retries
+        self.rng = random.Random(seed)
+        self.max_state_tokens = max_state_tokens or max(64, min(384, lm.context // 2))
+        vocab = len(tokenizer)
+        self.token_text = [tokenizer.decode([i]) for i in range(vocab)]
+        ids = {
+            name: tokenizer.convert_tokens_to_ids(name)
+            for name in (PAD, CODE, STATE, SRC, LOCALS, VALUE, ACTION, END, SAME)
+        }
+        self.special = ids
+        self.stop_ids = frozenset({ids[ACTION], ids[END]})
+        self.banned_in_body = frozenset({ids[PAD], ids[CODE], ids[STATE], ids[SRC], ids[LOCALS]})
+        self.special_ids = frozenset(ids.values()) | frozenset(tokenizer.all_special_ids)
+        self.code = ""
+        self.static: StaticCode | None = None
+        self._code_ids: list[int] = []
+        self.state: State | None = None  # the latest state in the running text
+
+    @classmethod
+    def from_path(cls, path: str, *, threads: int | None = None, **kwargs: Any) -> Predictor:
+        """A predictor for a saved model directory (the tokenizer saved beside it)."""
+        from neural.model import load_model
+        from neural.tokenizer import load_tokenizer
+
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            tokenizer = load_tokenizer(path)
+            model = load_model(path)
+        except (OSError, ValueError) as exc:
+            raise PredictError(f"cannot load the model in {path}: {str(exc).splitlines()[0]}") from None
+        return cls(CachedModel(model, threads=threads), tokenizer, **kwargs)
+
+    # -- the running text ------------------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def begin(self, code: str, state: State) -> None:
+        """Start a new text: the code, then `state` in full (the state the first action starts from)."""
+        try:
+            self.static = StaticCode.from_source(code)
+        except CodeError as exc:
+            raise PredictError(str(exc)) from None
+        self.code = code
+        self._code_ids = self.encode(serialize_code(code))
+        self._restart(state)
+
+    def _restart(self, state: State) -> None:
+        ids = self._code_ids + self.encode(serialize_state(self.code, state))
+        room = self.lm.context - self.max_state_tokens - 16
+        if len(ids) > room:
+            raise PredictError(
+                f"the code and its state take {len(ids)} tokens, more than the model's context allows "
+                f"({self.lm.context} tokens, {self.max_state_tokens} kept for the prediction)"
+            )
+        self.lm.reset()
+        self.lm.feed(ids)
+        self.state = state
+
+    def predict(self, action: Action, previous: State | None = None) -> Prediction:
+        """The state after `action` from the latest state (or from `previous`, which restarts the text)."""
+        if self.static is None:
+            raise PredictError("begin() must be called first")
+        started = time.perf_counter()
+        if previous is not None and previous != self.state:
+            self._restart(previous)
+        assert self.state is not None
+        previous = self.state
+        prompt = [*self.encode(serialize_action(action)), self.special[STATE]]
+        if self.lm.length + len(prompt) + self.max_state_tokens >= self.lm.context:
+            self._restart(previous)  # the window is full: code + latest full state, as in training
+        logits = self.lm.feed(prompt)
+        base = self.lm.length
+        allowed = allowed_headers(self.static, previous, action)
+        problem: str | None = None
+        tokens = 0
+        head = ""
+        parsed: State | None = None
+        tries = 0
+        for attempt in range(self.retries + 1):
+            tries = attempt + 1
+            if attempt:
+                self.lm.crop(base)
+            head, after_head, used = self._decode_header(logits, allowed, sample=attempt > 0)
+            tokens += used
+            body, used = self._decode_body(after_head, head, sample=attempt > 0)
+            tokens += used
+            parsed, problem = self._read(head, body, previous, action, allowed)
+            if problem is None:
+                break
+        assert head
+        if parsed is None or problem is not None:
+            parsed = self._patch(head, parsed, previous, action)
+            self.lm.crop(base)
+            self.lm.feed(self.encode(serialize_state(self.code, parsed, previous, action)[len(STATE) :]))
+        self.state = parsed
+        return Prediction(
+            parsed,
+            action,
+            problem is None,
+            problem if tries > 1 or problem else None,
+            tries,
+            tokens,
+            time.perf_counter() - started,
+        )
+
+    # -- decoding --------------------------------------------------------------------------------------------
+    def _choose(self, logits: list[float], ok: Any, sample: bool) -> int | None:
+        """The best token (or a sampled one among the top 20) that `ok` accepts; None when none does."""
+        order = sorted(range(len(logits)), key=logits.__getitem__, reverse=True)
+        if sample:
+            pool = [t for t in order[:20] if ok(t)]
+            if pool:
+                import math
+
+                top = logits[pool[0]]
+                weights = [math.exp((logits[t] - top) / 0.8) for t in pool]
+                return self.rng.choices(pool, weights)[0]
+        for t in order:
+            if ok(t):
+                return t
+        return None
+
+    def _decode_header(
+        self, logits: list[float], allowed: HeaderSet, sample: bool
+    ) -> tuple[str, list[float], int]:
+        """Decode `EVENT LINE DEPTH FUNC<|src|>` within `allowed`; also feeds the source line, <|locals|>."""
+        src_id = self.special[SRC]
+        text = ""
+        used = 0
+        while True:
+            current = text
+
+            def ok(t: int, current: str = current) -> bool:
+                if t == src_id:
+                    return current in allowed
+                if t in self.special_ids:
+                    return False
+                piece = self.token_text[t]
+                return bool(piece) and allowed.has_prefix(current + piece)
+
+            choice = self._choose(logits, ok, sample) if used < 64 else None
+            if choice is None:  # no token continues the header (or too long): complete it by hand
+                text = (allowed.completions(text) or allowed.items)[0]
+                logits = (
+                    self.lm.feed([*self.encode(text[len(current) :]), src_id])
+                    if text != current
+                    else self.lm.feed([src_id])
+                )
+                break
+            used += 1
+            if choice == src_id:
+                logits = self.lm.feed([src_id])
+                break
+            text += self.token_text[choice]
+            logits = self.lm.feed([choice])
+        line = int(text.split(" ", 2)[1])
+        forced = [*self.encode(escape(source_line(self.code, line))), self.special[LOCALS]]
+        logits = self.lm.feed(forced)
+        return text, logits, used
+
+    def _decode_body(self, logits: list[float], head: str, sample: bool) -> tuple[str, int]:
+        """Decode the locals and value up to (not including) <|action|> or <|end|>."""
+        out: list[int] = []
+        while len(out) < self.max_state_tokens:
+            choice = self._choose(logits, lambda t: t not in self.banned_in_body, sample)
+            if choice is None or choice in self.stop_ids:
+                break
+            out.append(choice)
+            if self.lm.length + 1 >= self.lm.context:
+                break
+            logits = self.lm.feed([choice])
+        return self.tokenizer.decode(out), len(out)
+
+    def _read(
+        self, head: str, body: str, previous: State, action: Action, allowed: HeaderSet
+    ) -> tuple[State | None, str | None]:
+        event, line, depth, func = head.split(" ", 3)
+        probe = State(event, int(line), int(depth), func, {})
+        base = previous if is_diff(previous, action, probe) else None
+        try:
+            state = parse_state(f"{head}{SRC}{LOCALS}{body}", base)
+        except FormatError as exc:
+            return None, str(exc)
+        return state, check_state(state, allowed)
+
+    def _patch(self, head: str, parsed: State | None, previous: State, action: Action) -> State:
+        """A usable state from a failed decode: its header, the readable locals, a placeholder value."""
+        event, line, depth, func = head.split(" ", 3)
+        probe = State(event, int(line), int(depth), func, {})
+        if parsed is not None:
+            locals_ = fallback_locals(parsed.locals)
+        elif is_diff(previous, action, probe):
+            locals_ = dict(previous.locals)
+        else:
+            locals_ = {}
+        value = None
+        if event in VALUE_EVENTS:
+            value = parsed.value if parsed is not None and parsed.value and is_repr(parsed.value) else "None"
+        return State(event, int(line), int(depth), func, locals_, value)
+
+
+__all__ = ["CachedModel", "LanguageModel", "PredictError", "Prediction", "Predictor"]

@@ -1,0 +1,481 @@
+"""Neural emulation: constraints, the predictor (against an oracle model), NeuralTimeline, eval, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from neural.constraints import StaticCode, allowed_headers, check_state, header, is_repr
+from neural.evaluate import (
+    CruxItem,
+    call_arguments,
+    check_input,
+    eval_cruxeval,
+    eval_traces,
+    same_value,
+)
+from neural.textformat import serialize
+from neural.timeline import CallError, NeuralTimeline, driver_code, entry_state
+from neural.trajectory import ACTIONS, Action, State, StateTree, sample_trajectories
+from replay.engine import Engine
+from replay.memory import ListTimeline
+from tests.neural_oracle import OracleModel
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+PROGRAM = """\
+def total(xs, scale=2):
+    acc = 0
+    for x in xs:
+        acc = acc + x * scale
+    return acc
+
+
+def pick(words, n):
+    out = []
+    for w in words:
+        if len(w) > n:
+            out.append(w.upper())
+    try:
+        first = out[0]
+    except IndexError:
+        first = None
+    return first, total([len(w) for w in out])
+
+
+def gen(n):
+    for i in range(n):
+        yield i * i
+
+
+print(pick(["ab", "abcd", "xyz"], 2))
+print(pick([], 1))
+print(sum(gen(3)))
+"""
+
+CRUX = [
+    {"id": "c0", "code": "def f(x):\n    return x\n", "input": "[3, 1]", "output": "[3, 1]"},
+    {"id": "c1", "code": "def f(a, b):\n    c = a * b\n    return c + 1\n", "input": "3, 4", "output": "13"},
+    {
+        "id": "c2",
+        "code": "def f(s):\n    out = ''\n    for ch in s:\n        out = ch + out\n    return out\n",
+        "input": "'abc'",
+        "output": "'cba'",
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory, run_retrograde: Any) -> StateTree:
+    root = tmp_path_factory.mktemp("predict")
+    (root / "program.py").write_text(PROGRAM)
+    result = run_retrograde(["record", "-o", "program.rtrace", "program.py"], cwd=root)
+    assert result.returncode == 0, result.stderr
+    return StateTree.from_recorded(str(root / "program.rtrace"))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tree: StateTree) -> Any:
+    from neural.tokenizer import train_tokenizer
+
+    texts = [serialize(t) for t in sample_trajectories(tree, 30, seed=1, max_actions=20)]
+    return train_tokenizer(texts, vocab_size=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
+    """A randomly initialised tiny model saved like a trained one (tokenizer beside it)."""
+    from neural.model import TINY, new_model
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    model = new_model(TINY, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed=3)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def oracle_predictor(tree: StateTree, tokenizer: Any, node: int, context: int = 512) -> Any:
+    from neural.predict import Predictor
+
+    oracle = OracleModel(tree, tokenizer, context)
+    oracle.node = node
+    return Predictor(oracle, tokenizer, retries=0, max_state_tokens=160)
+
+
+# -- static constraints --------------------------------------------------------------------------------------
+def test_true_next_states_are_always_allowed(tree: StateTree) -> None:
+    """Differential: every transition the recorder saw passes the header constraint for its action."""
+    static = StaticCode.from_source(tree.code)
+    lines = sorted({s.line for s in tree.states if s.event == "line"})
+    checked = 0
+    for node in range(len(tree)):
+        actions = [Action(a) for a in ACTIONS if a != "breakpoint"] + [Action("breakpoint", n) for n in lines]
+        for action in actions:
+            target = tree.apply(node, action)
+            if target is None:
+                continue
+            truth = tree.states[target]
+            allowed = allowed_headers(static, tree.states[node], action)
+            assert header(truth.event, truth.line, truth.depth, truth.func) in allowed, (node, action)
+            assert check_state(truth, allowed) is None, (node, action)
+            checked += 1
+    assert checked > 500
+
+
+def test_constraints_exclude_impossible_headers(tree: StateTree) -> None:
+    static = StaticCode.from_source(tree.code)
+    start = next(s for s in tree.states if s.event == "line" and s.func == "total" and s.line == 2)
+    allowed = allowed_headers(static, start, Action("step_over"))
+    assert header("line", 3, start.depth, "total") in allowed  # `acc = 0` is followed by the for line
+    assert header("line", 5, start.depth, "total") not in allowed  # not a successor of line 2
+    assert header("line", 11, start.depth, "total") not in allowed  # a line of another function
+    assert header("line", 99, start.depth, "total") not in allowed  # no such line
+    assert header("call", 1, start.depth + 1, "total") not in allowed  # step_over never enters a call
+    assert not allowed.has_prefix("line 2 7 ")  # no jump of several levels
+    into = allowed_headers(static, tree.states[0], Action("step_into"))
+    assert header("call", 1, 1, "total") in into
+
+
+def test_is_repr_accepts_reprs_and_rejects_text() -> None:
+    for good in ("1", "'a'", "[1, {'k': (2, 3)}]", "<Foo object at 0x?>", "Point(x=1, y=2)", "'abc..."):
+        assert is_repr(good), good
+    for bad in ("", "[1, 2", "x = 1", "'unterminated"):
+        assert not is_repr(bad), bad
+
+
+# -- entry calls ---------------------------------------------------------------------------------------------
+def test_entry_state_binds_like_python() -> None:
+    code = "def f(a, b=2, *rest, key=None, **more):\n    return a\n"
+    state = entry_state(code, "f(1, 5, 6, key='k', z=3)")
+    assert (state.event, state.line, state.depth, state.func) == ("call", 1, 1, "f")
+    assert dict(state.locals) == {"a": "1", "b": "5", "rest": "(6,)", "key": "'k'", "more": "{'z': 3}"}
+    assert dict(entry_state(code, "f([1])").locals) == {
+        "a": "[1]",
+        "b": "2",
+        "rest": "()",
+        "key": "None",
+        "more": "{}",
+    }
+    decorated = "import functools\n\n@functools.cache\ndef g(n=len('ab')):\n    return n\n"
+    state = entry_state(decorated, "g()")
+    assert state.line == 3 and dict(state.locals) == {"n": "len('ab')"}  # the recorder's line: the decorator
+    for call, reason in (
+        ("h(1)", "no top-level function"),
+        ("f()", "missing a required argument"),
+        ("f(x)", "literals"),
+        ("f(*a)", "literals"),
+        ("1 +", "not a call"),
+    ):
+        with pytest.raises(CallError, match=reason):
+            entry_state(code, call)
+
+
+def test_driver_code_appends_the_call_once() -> None:
+    assert driver_code("def f(x):\n    return x\n", "f(2)") == "def f(x):\n    return x\n\nf(2)\n"
+    assert driver_code("def f(x):\n    return x\n\nf(2)\n", "f(2)") == "def f(x):\n    return x\n\nf(2)\n"
+
+
+# -- the predictor, against the oracle -----------------------------------------------------------------------
+def test_oracle_predictions_equal_the_tree_for_every_action(tree: StateTree, tokenizer: Any) -> None:
+    """Each action from many nodes: the decoded state is exactly the true one (header, locals, value)."""
+    predictor = oracle_predictor(tree, tokenizer, 0)
+    lines = sorted({s.line for s in tree.states if s.event == "line"})
+    checked = 0
+    for node in range(0, len(tree), 3):
+        for name in ACTIONS:
+            action = Action(name, lines[node % len(lines)]) if name == "breakpoint" else Action(name)
+            target = tree.apply(node, action)
+            if target is None:
+                continue
+            predictor.lm.node = node
+            predictor.begin(tree.code, tree.states[node])
+            prediction = predictor.predict(action)
+            assert prediction.valid and prediction.tries == 1
+            assert prediction.state == tree.states[target], (node, action)
+            checked += 1
+    assert checked > 100
+
+
+def test_neural_timeline_reproduces_the_recording(tree: StateTree, tokenizer: Any) -> None:
+    """Step by step from the first call of pick(): window restarts and cache reuse included."""
+    node = next(i for i, s in enumerate(tree.states) if s.event == "call" and s.func == "pick")
+    close = tree.apply(node, Action("step_return"))
+    assert close is not None
+    predictor = oracle_predictor(tree, tokenizer, node, context=400)  # small: forces window restarts
+    timeline = NeuralTimeline(predictor, tree.code, "/virtual/program.py", tree.states[node])
+    assert len(timeline) == 1 and not timeline.complete
+    last = timeline.step(close - node)
+    assert timeline.complete and len(timeline) == close - node + 1
+    assert last.event == "return" and last.value is not None and last.value.text == "('ABCD', 14)"
+    for i in range(len(timeline)):
+        assert timeline.states[i] == tree.states[node + i], i
+    with pytest.raises(IndexError):
+        timeline.step(len(timeline))
+    assert timeline.flagged() == []
+    # The cache was reused: far fewer model calls than a re-read of the whole text per token would need.
+    tokens = sum(p.tokens for p in timeline.predictions if p is not None)
+    assert predictor.lm.feeds < tokens * 2
+
+
+def test_engine_commands_on_a_neural_timeline(tree: StateTree, tokenizer: Any) -> None:
+    """s, n, r, c, breakpoints and reverse motions give the same stops as on the same steps held in lists."""
+    node = next(i for i, s in enumerate(tree.states) if s.event == "call" and s.func == "pick")
+    predictor = oracle_predictor(tree, tokenizer, node)
+    neural = NeuralTimeline(predictor, tree.code, "/virtual/program.py", tree.states[node])
+    close = tree.apply(node, Action("step_return"))
+    assert close is not None
+    reference = neural_copy(tree, node, close)
+    script = ["s", "s", "n", "n", "b 12", "c", "rs", "rn", "n", "r", "rc", "c"]
+    stops = []
+    for timeline in (neural, reference):
+        engine = Engine(timeline)
+        # A predicted timeline starts at its call (the first line is not predicted yet); a complete one
+        # skips to its first line like pdb: start both at the call.
+        engine.start = engine.position = 0
+        seen = []
+        for command in script:
+            if command.startswith("b "):
+                engine.add_breakpoint(f"/virtual/program.py:{command[2:]}")
+                continue
+            stop = {
+                "s": engine.step,
+                "n": engine.next,
+                "r": engine.return_,
+                "c": engine.continue_,
+                "rs": engine.reverse_step,
+                "rn": engine.reverse_next,
+                "rc": engine.reverse_continue,
+            }[command]()
+            seen.append((stop.step.index, stop.step.event, stop.step.line, stop.reason))
+        stops.append(seen)
+    assert stops[0] == stops[1]
+    assert any(reason == "breakpoint" for *_, reason in stops[0])
+
+
+def neural_copy(tree: StateTree, start: int, stop: int) -> ListTimeline:
+    """The tree's states start..stop as a ListTimeline, with the frame ids NeuralTimeline would give them."""
+    from neural.constraints import is_literal
+    from replay.timeline import Step, Value
+
+    steps = []
+    locals_ = []
+    frames: list[tuple[int, int]] = []
+    next_id = 0
+    for index, state in enumerate(tree.states[start : stop + 1]):
+        while frames and (
+            frames[-1][0] > state.depth
+            or (state.event in ("call", "resume") and frames[-1][0] >= state.depth)
+        ):
+            frames.pop()
+        if state.event not in ("call", "resume") and frames and frames[-1][0] == state.depth:
+            frame_id = frames[-1][1]
+        else:
+            next_id += 1
+            frame_id = next_id
+            frames.append((state.depth, frame_id))
+        if state.event in ("return", "yield", "unwind"):
+            frames.pop()
+        value = Value(state.value, literal=is_literal(state.value)) if state.value is not None else None
+        steps.append(
+            Step(
+                index,
+                state.event,
+                "/virtual/program.py",
+                state.line,
+                state.func,
+                state.depth,
+                0,
+                frame_id,
+                value,
+            )
+        )
+        locals_.append({k: Value(v, literal=is_literal(v)) for k, v in state.locals.items()})
+    return ListTimeline(steps, locals_, sources={"/virtual/program.py": tree.code})
+
+
+# -- a random tiny model: constrained decoding never yields an invalid state ---------------------------------
+def test_random_model_states_are_always_valid_or_flagged(tiny_model_dir: Path) -> None:
+    from neural.predict import Predictor
+
+    predictor = Predictor.from_path(str(tiny_model_dir), retries=1, seed=5)
+    code = CRUX[2]["code"]
+    static = StaticCode.from_source(driver_code(code, "f('abc')"))
+    timeline = NeuralTimeline.for_call(predictor, code, "/virtual/f.py", "f('abc')", max_steps=6)
+    count = 0
+    while not timeline.complete:
+        timeline.step(len(timeline))
+    for index in range(1, len(timeline)):
+        previous, state = timeline.states[index - 1], timeline.states[index]
+        prediction = timeline.predictions[index]
+        assert prediction is not None
+        allowed = allowed_headers(static, previous, Action("step_into"))
+        assert header(state.event, state.line, state.depth, state.func) in allowed
+        if prediction.valid:
+            assert check_state(state, allowed) is None
+        else:
+            assert prediction.problem and all(is_repr(v) for v in state.locals.values())
+            assert state.value is None or is_repr(state.value)
+        count += 1
+    assert count >= 1
+    # Every action, from the call state and from a later one.
+    for action in ("step_over", "step_return", "continue", "step_back", "back_to_call"):
+        prediction = predictor.predict(Action(action), timeline.states[0])
+        allowed = allowed_headers(static, timeline.states[0], Action(action))
+        assert (
+            header(
+                prediction.state.event, prediction.state.line, prediction.state.depth, prediction.state.func
+            )
+            in allowed
+        )
+
+
+# -- evaluation ----------------------------------------------------------------------------------------------
+def test_same_value_and_call_arguments() -> None:
+    assert same_value("[1, 2]", "[1,2]") and same_value("(1,)", "(1, )") and not same_value("1", "2")
+    assert not same_value(None, "1") and same_value("<X object>", "<X object>")
+    code = "def f(a, b=1, *c, d, **e):\n    return a\n"
+    state = State("call", 1, 1, "f", {"a": "1", "b": "'x'", "c": "(2,)", "d": "3", "e": "{}"})
+    assert call_arguments(code, state) == "1, 'x', *(2,), d=3, **{}"
+    assert call_arguments(code, State("call", 1, 1, "f", {"b": "1"})) is None
+
+
+def test_check_input_runs_f_in_the_sandbox(tmp_path: Path) -> None:
+    code = "def f(a, b):\n    return a * b + 1\n"
+    assert check_input(code, "3, 4", "13", str(tmp_path), 0)
+    assert not check_input(code, "3, 5", "13", str(tmp_path), 1)
+    assert not check_input(code, "3, ", "13)", str(tmp_path), 2)  # not even an expression
+
+
+def test_eval_traces_oracle_scores_one_and_baselines_less(tree: StateTree, tokenizer: Any) -> None:
+    predictor = oracle_predictor(tree, tokenizer, 0)
+    oracle = predictor.lm
+
+    class Tracking:  # the oracle must know which node each item starts from
+        def __init__(self) -> None:
+            self.inner = predictor
+
+        def begin(self, code: str, state: State) -> None:
+            oracle.node = tree.states.index(state)
+            predictor.begin(code, state)
+
+        def predict(self, action: Action) -> Any:
+            return predictor.predict(action)
+
+    result = eval_traces(Tracking(), [("program", tree)], per_action=6, seed=2)  # type: ignore[arg-type]
+    scores = result["scores"]
+    for kind, cell in scores["model"].items():
+        assert cell["n"] > 0, kind
+        # Equal states can repeat in a loop, so the oracle may start from an earlier twin: near 1, not below.
+        assert cell["exact"] >= 0.8, (kind, cell)
+    assert scores["copy"]["step_into"]["exact"] < scores["model"]["step_into"]["exact"]
+    assert scores["copy"]["step_into"]["line"] < 0.5
+    assert result["items"] == sum(cell["n"] for cell in scores["copy"].values())
+
+
+def test_eval_cruxeval_with_a_random_model(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from neural.predict import Predictor
+
+    predictor = Predictor.from_path(str(tiny_model_dir), retries=0)
+    items = [CruxItem(d["id"], d["code"], d["input"], d["output"]) for d in CRUX]
+    result = eval_cruxeval(predictor, items)
+    assert result["items"] == 3 and result["answered"] == 3
+    for name in ("model", "copy"):
+        assert set(result["scores"][name]) == {"output_step_return", "output_breakpoint", "input_inverse"}
+        assert all(0.0 <= v <= 1.0 for v in result["scores"][name].values())
+    # Copy baseline: item 0 is the identity, so output = first argument and input = output both pass.
+    assert result["scores"]["copy"]["output_step_return"] == pytest.approx(1 / 3, abs=1e-3)
+    assert result["scores"]["copy"]["input_inverse"] == pytest.approx(1 / 3, abs=1e-3)
+
+
+# -- command line --------------------------------------------------------------------------------------------
+def test_cli_predict_and_eval(
+    run_retrograde: Any, tiny_model_dir: Path, tmp_path: Path, tree: StateTree
+) -> None:
+    (tmp_path / "f.py").write_text("def f(a, b):\n    c = a * b\n    return c + 1\n")
+    result = run_retrograde(
+        [
+            "predict",
+            "f.py",
+            "--call",
+            "f(3, 4)",
+            "--model",
+            tiny_model_dir,
+            "--actions",
+            "s,n,r,rr",
+            "--json",
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["action"] for r in rows] == [None, "step_into", "step_over", "step_return", "back_to_call"]
+    assert rows[0] == {**rows[0], "event": "call", "line": 1, "func": "f", "locals": {"a": "3", "b": "4"}}
+    result = run_retrograde(
+        ["predict", "f.py", "--call", "f(3, 4)", "--model", tiny_model_dir, "--max-steps", "3"], cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"--Call--\n> {tmp_path / 'f.py'}(1)f()\n-> def f(a, b):\n   a = 3\n")
+    crux = tmp_path / "crux.jsonl"
+    crux.write_text("".join(json.dumps(d) + "\n" for d in CRUX))
+    result = run_retrograde(
+        ["eval", "cruxeval", crux, "--limit", "2", "--model", tiny_model_dir], cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"output_step_return", "output_breakpoint", "input_inverse"} <= set(last) and last["items"] == 2
+    assert "output via step_return" in result.stdout
+    result = run_retrograde(
+        ["replay", "--neural", "f.py", "--call", "f(3, 4)", "--model", tiny_model_dir, "--max-steps", "4"],
+        cwd=tmp_path,
+        input="where\ns\nrs\nq\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(1)f()" in result.stdout and result.stdout.count("(retro)") >= 3
+
+
+def test_cli_eval_traces_baselines(run_retrograde: Any, tmp_path: Path) -> None:
+    (tmp_path / "p.py").write_text(PROGRAM)
+    assert run_retrograde(["record", "-o", "p.rtrace", "p.py"], cwd=tmp_path).returncode == 0
+    result = run_retrograde(["eval", "traces", tmp_path, "--baselines-only"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(last["scores"]) == {"copy", "frequent"}
+    assert last["scores"]["copy"]["step_into"]["n"] == 4
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["predict", "missing.py", "--call", "f(1)"], "no such file: missing.py"),
+        (["predict", "f.py", "--call", "g(1)"], "defines no top-level function g()"),
+        (["predict", "f.py", "--call", "f(x)"], "must be Python literals"),
+        (["predict", "f.py", "--call", "f(1)", "--actions", "s,zz"], "unknown action 'zz'"),
+        (["predict", "f.py", "--call", "f(1)", "--actions", "b x"], "needs a line number"),
+        (["predict", "f.py", "--call", "f(1)", "--model", "nowhere"], "no such model directory: nowhere"),
+        (["predict", "bad.py"], "does not compile"),
+        (["replay", "--neural", "missing.py"], "no such file: missing.py"),
+        (["replay", "f.py", "--call", "f(1)"], "--call goes with --neural"),
+        (["eval", "cruxeval", "missing.jsonl"], "no such file: missing.jsonl"),
+        (["eval", "cruxeval", "f.py"], "f.py:1: not JSON"),
+        (["eval", "cruxeval", "other.jsonl"], "not a CRUXEval record"),
+        (["eval", "traces", "missing_dir"], "no such file or directory: missing_dir"),
+        (["eval", "traces", "."], "no traces"),
+        (["eval"], "eval needs a task"),
+        (["tui", "--neural", "missing.py"], "no such file: missing.py"),
+    ],
+)
+def test_cli_bad_input_is_one_sentence(
+    run_retrograde: Any, tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "f.py").write_text("def f(a):\n    return a\n")
+    (tmp_path / "bad.py").write_text("def f(:\n")
+    (tmp_path / "other.jsonl").write_text('{"code": "x = 1"}\n')
+    result = run_retrograde(args, cwd=tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("retrograde: ") and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
