@@ -70,12 +70,17 @@ CRUX = [
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory, run_retrograde: Any) -> StateTree:
+def program_trace(tmp_path_factory: pytest.TempPathFactory, run_retrograde: Any) -> Path:
     root = tmp_path_factory.mktemp("predict")
     (root / "program.py").write_text(PROGRAM)
     result = run_retrograde(["record", "-o", "program.rtrace", "program.py"], cwd=root)
     assert result.returncode == 0, result.stderr
-    return StateTree.from_recorded(str(root / "program.rtrace"))
+    return root / "program.rtrace"
+
+
+@pytest.fixture(scope="module")
+def tree(program_trace: Path) -> StateTree:
+    return StateTree.from_recorded(str(program_trace))
 
 
 @pytest.fixture(scope="module")
@@ -479,3 +484,62 @@ def test_cli_bad_input_is_one_sentence(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("retrograde: ") and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- the TUI's prediction pane -------------------------------------------------------------------------------
+def test_compare_marks_each_wrong_field() -> None:
+    from tui.prediction import compare, render
+
+    recorded = State("line", 4, 1, "f", {"a": "1", "b": "[2]"})
+    predicted = State("line", 5, 1, "f", {"a": "1", "c": "3"})
+    rows = {row.field: row for row in compare(predicted, recorded)}
+    assert rows["event"].match and rows["a"].match and rows["function"].match
+    assert not rows["line"].match and (rows["line"].predicted, rows["line"].recorded) == ("5", "4")
+    assert not rows["b"].match and rows["b"].predicted == "(missing)"
+    assert not rows["c"].match and rows["c"].recorded == "(none)"
+    text = render(compare(predicted, recorded)).plain
+    assert "3 of 6 fields differ" in text and "✗ line = 5  (recorded 4)" in text and "✓ a = 1" in text
+    assert "all fields match" in render(compare(recorded, recorded)).plain
+
+
+def test_tui_shows_the_models_next_step_beside_the_recording(
+    program_trace: Path, tree: StateTree, tokenizer: Any
+) -> None:
+    pytest.importorskip("textual")
+    import asyncio
+
+    from textual.widgets import Static
+
+    from replay.recorded import RecordedTimeline
+    from tui.app import make_app
+
+    predictor = oracle_predictor(tree, tokenizer, 0)
+    begin = predictor.begin
+
+    def tracking_begin(code: str, state: State) -> None:  # the oracle learns which node the TUI is at
+        predictor.lm.node = tree.states.index(state)
+        begin(code, state)
+
+    predictor.begin = tracking_begin  # type: ignore[method-assign]
+    timeline = RecordedTimeline(str(program_trace))
+    app = make_app(timeline, title="program.py", predictor=predictor)
+    seen: list[str] = []
+
+    async def main() -> None:
+        async with app.run_test(size=(120, 36)) as pilot:
+            for _ in range(4):
+                await pilot.press("s")
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+                pane = app.query_one("#prediction", Static)
+                seen.append(str(pane.render()))
+            await pilot.press("p")
+            await pilot.pause()
+            assert not app.query_one("#prediction", Static).display
+
+    asyncio.run(main())
+    timeline.close()
+    assert len(seen) == 4
+    for text in seen:
+        assert "all fields match" in text, text
+        assert "✓ line = " in text

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import cycle
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -110,14 +110,19 @@ class RetroApp(App[int]):
         Binding("slash", "prompt('search')", "search"),
         Binding("w", "prompt('watch')", "watch"),
         Binding("colon", "prompt('command')", "command"),
+        Binding("p", "toggle_prediction", "prediction", show=False),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit_app", "quit"),
         Binding("escape", "escape", "cancel", show=False),
     ]
 
     def __init__(self, timeline: Timeline, *, title: str | None = None,
-                 open_reader: Callable[[], Timeline] | None = None, note: str = "") -> None:
+                 open_reader: Callable[[], Timeline] | None = None, note: str = "",
+                 predictor: Any = None) -> None:
         super().__init__()
+        self.predictor = predictor  # neural.predict.Predictor: the model's next step beside the recorded one
+        self._predictor_lock = threading.Lock()
+        self._predicted_at = -1
         self.guarded = GuardedTimeline(timeline)
         self.console_buffer = io.StringIO()
         # The command line is the replay REPL's own command object: one engine, every command, pdb's output.
@@ -154,6 +159,8 @@ class RetroApp(App[int]):
         with Horizontal(id="bottom"):
             yield Log(id="output", max_lines=5000)
             yield Log(id="console", max_lines=5000)
+            if self.predictor is not None:
+                yield Static(id="prediction")
         yield TimelineBar(id="bar")
         with Horizontal(id="command-row"):
             yield Static(_PROMPTS["command"], id="prompt")
@@ -166,6 +173,8 @@ class RetroApp(App[int]):
         self.query_one("#stack", StackList).border_title = "stack"
         self.query_one("#output", Log).border_title = "output"
         self.query_one("#console", Log).border_title = "console"
+        if self.predictor is not None:
+            self.query_one("#prediction", Static).border_title = "model's next step (p: hide)"
         self.write_console("Press : for commands, ? for help.")
         self.update_marks()
         self.refresh_view()
@@ -194,6 +203,7 @@ class RetroApp(App[int]):
         stack = engine.stack() if current.depth > 0 or engine.frame_index else [current]
         self.query_one("#stack", StackList).show(stack, engine.frame_index, self.display_path)
         self._refresh_output()
+        self._refresh_prediction()
         self.query_one("#bar", TimelineBar).update(engine.position, len(engine.timeline), self.marks)
         self._status = (current, engine.end, engine.frame_index)
         self._refresh_status()
@@ -256,6 +266,62 @@ class RetroApp(App[int]):
             log.write(text)
         self._output_text = text
 
+    def _refresh_prediction(self) -> None:
+        if self.predictor is None or self.engine.position == self._predicted_at:
+            return
+        pane = self.query_one("#prediction", Static)
+        if not pane.display:
+            return
+        self._predicted_at = self.engine.position
+        pane.update(Text("predicting...", style="dim"))
+        self._predict(self.engine.position)
+
+    @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
+    def _predict(self, position: int) -> None:
+        from neural.predict import PredictError
+        from neural.trajectory import Action
+        from tui.prediction import compare, next_in_file, render, state_at
+
+        worker = get_current_worker()
+        with self._second_lock:
+            reader = self.second_reader()
+            step = reader.step(position)
+            code = reader.source(step.file) or ""
+            following = next_in_file(reader, step)
+            current = state_at(reader, step)
+            recorded = state_at(reader, following) if following is not None else None
+        if worker.is_cancelled:
+            return
+        if recorded is None:
+            text = Text("the recording ends here: nothing to predict", style="dim")
+        else:
+            try:
+                with self._predictor_lock:
+                    self.predictor.begin(code, current)
+                    prediction = self.predictor.predict(Action("step_into"))
+            except PredictError as exc:
+                text = Text(str(exc), style="dim")
+            else:
+                note = f"step_into, {prediction.seconds * 1000:.0f} ms"
+                if not prediction.valid:
+                    note += f"; flagged: {prediction.problem}"
+                text = render(compare(prediction.state, recorded), note)
+        if not worker.is_cancelled:
+            self.call_from_thread(self._show_prediction, position, text)
+
+    def _show_prediction(self, position: int, text: Text) -> None:
+        if position == self.engine.position:
+            self.query_one("#prediction", Static).update(text)
+
+    def action_toggle_prediction(self) -> None:
+        if self.predictor is None:
+            self.set_note("no model: open the trace with `retrograde tui TRACE --predict`")
+            return
+        pane = self.query_one("#prediction", Static)
+        pane.display = not pane.display
+        self._predicted_at = -1
+        self._refresh_prediction()
+
     def _refresh_status(self) -> None:
         """The top line. It reads only what refresh_view saved: during a search the timeline's reader
         belongs to the worker thread."""
@@ -299,7 +365,11 @@ class RetroApp(App[int]):
         if self._refuse_while_busy():
             return
         motion = self._engine_motion(name)
-        if name in ("step", "reverse-step"):
+        engine = self.engine
+        # A predicted timeline's next step may still have to be predicted: that goes to a worker.
+        quick = name == "reverse-step" or (name == "step" and (engine.position < engine.end
+                                                               or engine.timeline.complete))
+        if quick:
             # One event away: always quick, so no worker round trip.
             try:
                 self.finish(motion())
@@ -606,7 +676,7 @@ def _command_summary(shell: ReplayShell) -> str:
 
 
 def make_app(timeline: Timeline, *, title: str | None = None,
-             open_reader: Callable[[], Timeline] | None = None) -> RetroApp:
+             open_reader: Callable[[], Timeline] | None = None, predictor: Any = None) -> RetroApp:
     """The TUI over a timeline (shared by `retrograde tui` and the tests).
 
     `open_reader` opens a second, independent reader of the same trace for worker threads (the output pane
@@ -622,4 +692,4 @@ def make_app(timeline: Timeline, *, title: str | None = None,
             open_reader = lambda: RecordedTimeline(path)  # noqa: E731
             if timeline.truncated_at is not None:
                 note = f"the trace is truncated at step {timeline.truncated_at}: the recording did not finish"
-    return RetroApp(timeline, title=title, open_reader=open_reader, note=note)
+    return RetroApp(timeline, title=title, open_reader=open_reader, note=note, predictor=predictor)

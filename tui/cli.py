@@ -27,7 +27,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--neural", action="store_true",
                         help="SCRIPT is never run: debug the model's prediction of it (from --call)")
     parser.add_argument("--call", metavar="EXPR", help='with --neural: the entry call, like "f(1, [2, 3])"')
-    parser.add_argument("--model", metavar="PATH", help="with --neural: model directory (default: bundled)")
+    parser.add_argument("--predict", action="store_true",
+                        help="beside a recording, show the model's prediction of each next step (p toggles)")
+    parser.add_argument("--model", metavar="PATH", help="model for --neural/--predict (default: bundled)")
     parser.add_argument("--max-steps", type=int, default=500, metavar="N",
                         help="with --neural: predict at most N steps (500)")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the script's arguments")
@@ -101,6 +103,18 @@ def run(args: argparse.Namespace) -> int:
                 trace = os.path.join(workdir, os.path.splitext(os.path.basename(target))[0] + ".rtrace")
                 record(target, list(args.args), trace)
                 title = os.path.basename(target)
+            predictor = None
+            if getattr(args, "predict", False):
+                try:
+                    from neural.cli import NeuralCliError, load_predictor
+                except ImportError:
+                    raise TuiError("--predict needs the neural part: the neural extra") from None
+                timeline = open_timeline(trace)
+                try:
+                    predictor = load_predictor(args.model)
+                except NeuralCliError as exc:
+                    raise TuiError(str(exc)) from None
+                return launch(timeline, title, predictor=predictor)
             return launch(open_timeline(trace), title)
     except TuiError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
@@ -122,7 +136,7 @@ def launch_neural(args: argparse.Namespace) -> int:
     return launch(timeline, f"{os.path.basename(args.target)} (predicted)", open_reader=lambda: timeline)
 
 
-def launch(timeline: Any, title: str, open_reader: Any = None) -> int:
+def launch(timeline: Any, title: str, open_reader: Any = None, predictor: Any = None) -> int:
     """Run the app on a terminal; refuses politely without one."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise TuiError("the TUI needs a terminal (try `retrograde replay TRACE` for a line-based session)")
@@ -133,7 +147,7 @@ def launch(timeline: Any, title: str, open_reader: Any = None) -> int:
     from replay.engine import EngineError
 
     try:
-        app = make_app(timeline, title=title, open_reader=open_reader)
+        app = make_app(timeline, title=title, open_reader=open_reader, predictor=predictor)
     except EngineError as exc:
         raise TuiError(str(exc)) from None
     result = app.run()
