@@ -15,6 +15,7 @@ import ast
 import bisect
 import dis
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import CodeType
@@ -55,6 +56,7 @@ class CodeInfo:
     lines: frozenset[int]
     successors: dict[int, frozenset[int]] = field(default_factory=dict)
     generator: bool = False
+    function: bool = True  # False for a module or class body (whose first line event is its own first line)
 
 
 @dataclass(slots=True)
@@ -69,8 +71,10 @@ class StaticCode:
     @classmethod
     def from_source(cls, code: str, filename: str = "<predicted>") -> StaticCode:
         try:
-            module = compile(code, filename, "exec", dont_inherit=True)
-            tree = ast.parse(code)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the program's own SyntaxWarnings are not ours to show
+                module = compile(code, filename, "exec", dont_inherit=True)
+                tree = ast.parse(code)
         except (SyntaxError, ValueError) as exc:
             raise CodeError(f"the code does not compile: {exc}") from None
         functions: dict[str, CodeInfo] = {}
@@ -83,6 +87,7 @@ class StaticCode:
                 lines,
                 _line_successors(obj),
                 bool(obj.co_flags & (0x20 | 0x200 | 0x80)),
+                bool(obj.co_flags & 0x1),  # CO_OPTIMIZED: a function, not a module or class body
             )
             if name in functions:  # two code objects with one name (redefinition): merge what they allow
                 old = functions[name]
@@ -95,6 +100,7 @@ class StaticCode:
                     old.lines | info.lines,
                     merged,
                     old.generator or info.generator,
+                    old.function and info.function,
                 )
             functions[name] = info
         returns: dict[str, list[int]] = {}
@@ -201,6 +207,40 @@ def _own_nodes(func: ast.AST) -> Iterable[ast.AST]:
             todo.extend(ast.iter_child_nodes(node))
 
 
+def compact_code(code: str, func: str) -> str:
+    """`code` with the lines that cannot matter to `func` blanked (kept as empty lines: numbers stay true).
+
+    Kept: the top-level definitions `func`'s top-level function names, transitively, and module-level
+    statements other than docstrings and the `if __name__ == "__main__":` block.
+    """
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return code
+    definitions = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
+    top = {n.name: n for n in tree.body if isinstance(n, definitions)}
+    wanted = {func.split(".")[0]} & set(top)
+    todo = list(wanted)
+    while todo:
+        for sub in ast.walk(top[todo.pop()]):
+            if isinstance(sub, ast.Name) and sub.id in top and sub.id not in wanted:
+                wanted.add(sub.id)
+                todo.append(sub.id)
+    blank: set[int] = set()
+    for node in tree.body:
+        end = node.end_lineno or node.lineno
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+        docstring = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and \
+            isinstance(node.value.value, str)
+        unused = bool(wanted) and isinstance(node, definitions) and node.name not in wanted
+        main_block = bool(wanted) and isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+        if docstring or unused or main_block:
+            blank.update(range(first, end + 1))
+    lines = code.splitlines()
+    out = ["" if number in blank else line for number, line in enumerate(lines, 1)]
+    return "\n".join(out) + "\n"
+
+
 # -- headers -------------------------------------------------------------------------------------------------
 def header(event: str, line: int, depth: int, func: str) -> str:
     return f"{event} {line} {depth} {escape(func)}"
@@ -269,7 +309,7 @@ def allowed_headers(static: StaticCode, previous: State, action: Action) -> Head
         successors = None
         if previous.line in same.lines and previous.event not in ("exception", "handled"):
             successors = static.successors(same.qualname, previous.line)  # (exceptions can go anywhere)
-        if successors is not None and previous.event in OPEN_EVENTS:
+        if successors is not None and previous.event in OPEN_EVENTS and not same.function:
             successors = successors | {previous.line}  # a class body's first line is its `class` line
         for event in events:
             lines = successors if event == "line" and successors is not None else None

@@ -34,6 +34,7 @@ from neural.constraints import (
     StaticCode,
     allowed_headers,
     check_state,
+    compact_code,
     fallback_locals,
     is_repr,
 )
@@ -167,7 +168,7 @@ class Predictor:
         self.tokenizer = tokenizer
         self.retries = retries
         self.rng = random.Random(seed)
-        self.max_state_tokens = max_state_tokens or max(64, min(384, lm.context // 2))
+        self.max_state_tokens = max_state_tokens or max(64, min(384, lm.context // 3))
         vocab = len(tokenizer)
         self.token_text = [tokenizer.decode([i]) for i in range(vocab)]
         ids = {
@@ -205,19 +206,30 @@ class Predictor:
         return ids
 
     def begin(self, code: str, state: State) -> None:
-        """Start a new text: the code, then `state` in full (the state the first action starts from)."""
+        """Start a new text: the code, then `state` in full (the state the first action starts from).
+
+        Code too long for the context is shown in part: lines that cannot matter to `state`'s function
+        (docstrings, comments, functions it never names, the `__main__` block) become blank lines, so
+        line numbers stay true.
+        """
         try:
             self.static = StaticCode.from_source(code)
         except CodeError as exc:
             raise PredictError(str(exc)) from None
         self.code = code
         self._code_ids = self.encode(serialize_code(code))
+        state_tokens = len(self.encode(serialize_state(code, state)))
+        if len(self._code_ids) + state_tokens > self._room():
+            self.code = compact_code(code, state.func)
+            self._code_ids = self.encode(serialize_code(self.code))
         self._restart(state)
+
+    def _room(self) -> int:
+        return self.lm.context - self.max_state_tokens - 16
 
     def _restart(self, state: State) -> None:
         ids = self._code_ids + self.encode(serialize_state(self.code, state))
-        room = self.lm.context - self.max_state_tokens - 16
-        if len(ids) > room:
+        if len(ids) > self._room():
             raise PredictError(
                 f"the code and its state take {len(ids)} tokens, more than the model's context allows "
                 f"({self.lm.context} tokens, {self.max_state_tokens} kept for the prediction)"

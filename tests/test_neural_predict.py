@@ -145,6 +145,19 @@ def test_constraints_exclude_impossible_headers(tree: StateTree) -> None:
     assert header("call", 1, 1, "total") in into
 
 
+def test_compact_code_blanks_what_cannot_matter_and_keeps_line_numbers() -> None:
+    from neural.constraints import compact_code
+
+    code = '"""Doc\nstring."""\nimport os\n\n\ndef helper(x):\n    return x + 1\n\n\n' \
+        'def other():\n    return 2\n\n\ndef f(a):\n    return helper(a)\n\n\n' \
+        'if __name__ == "__main__":\n    f(1)\n'
+    out = compact_code(code, "f")
+    assert len(out.splitlines()) == len(code.splitlines())
+    kept = [line for line in out.splitlines() if line]
+    assert kept == ["import os", "def helper(x):", "    return x + 1", "def f(a):", "    return helper(a)"]
+    assert out.splitlines()[13] == "def f(a):"  # line 14 is still line 14
+
+
 def test_is_repr_accepts_reprs_and_rejects_text() -> None:
     for good in ("1", "'a'", "[1, {'k': (2, 3)}]", "<Foo object at 0x?>", "Point(x=1, y=2)", "'abc..."):
         assert is_repr(good), good
@@ -336,6 +349,33 @@ def test_random_model_states_are_always_valid_or_flagged(tiny_model_dir: Path) -
             )
             in allowed
         )
+
+
+def test_replay_navigation_on_a_random_model(tiny_model_dir: Path) -> None:
+    """Whatever a random model predicts, the engine's motions stay consistent on the growing timeline."""
+    from neural.predict import Predictor
+
+    predictor = Predictor.from_path(str(tiny_model_dir), retries=0, seed=2)
+    timeline = NeuralTimeline.for_call(predictor, CRUX[2]["code"], "/virtual/f.py", "f('ab')", max_steps=12)
+    engine = Engine(timeline)
+    assert engine.position == 0 and engine.current.event == "call"
+    first = engine.step()
+    assert first.step.index == 1 and len(timeline) >= 2
+    assert engine.reverse_step().step.index == 0
+    end = engine.continue_()
+    assert timeline.complete and end.step.index == len(timeline) - 1  # grew to the end (return or the cap)
+    assert engine.reverse_continue().step.index == 0
+    for _ in range(3):
+        before = engine.position
+        stop = engine.next()
+        if not stop.moved:  # only at the end
+            assert before == engine.end
+            break
+        assert stop.step.index > before
+        assert engine.reverse_step().step.index == stop.step.index - 1
+        engine.step()
+    stack = timeline.stack_at(engine.position)
+    assert stack[-1].index == engine.position and all(s.depth < stack[-1].depth for s in stack[:-1])
 
 
 # -- evaluation ----------------------------------------------------------------------------------------------

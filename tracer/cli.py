@@ -345,4 +345,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     tour = ["b 14", "c", "c", "p items", "rc", "p items", "rs", "p items", "history swapped", "w", "q"]
     print(f"{PROG}: no terminal, so a scripted tour: {'; '.join(tour)}\n")
     script = io.StringIO("\n".join(tour) + "\n")
-    return run_replay(RecordedTimeline(trace), script, sys.stdout, interactive=False)
+    status = run_replay(RecordedTimeline(trace), script, sys.stdout, interactive=False)
+    try:
+        from neural.cli import cmd_predict
+    except ImportError:
+        return status
+    call, actions = "bubble_sort([3, 1, 2])", "s,s,n,n,r"
+    print(f"\n{PROG}: and the bundled model predicts {call} without running it "
+          f"(retrograde predict {args.sample} --call '{call}' --actions {actions}):\n")
+    sys.stdout.flush()
+    return status or cmd_predict(argparse.Namespace(file=sample, call=call, model=None, max_steps=500,
+                                                    actions=actions, json=False))
