@@ -511,6 +511,8 @@ def test_cli_eval_traces_baselines(run_retrograde: Any, tmp_path: Path) -> None:
         (["eval", "traces", "."], "no traces"),
         (["eval"], "eval needs a task"),
         (["tui", "--neural", "missing.py"], "no such file: missing.py"),
+        (["tui", "f.py", "--neural", "--call", "g(1)"], "defines no top-level function g()"),
+        (["tui", "--neural", "f.py", "--call", "f(1)", "--bogus"], "takes no program arguments"),
     ],
 )
 def test_cli_bad_input_is_one_sentence(

@@ -89,6 +89,9 @@ def open_timeline(path: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     """The `tui` subcommand's handler: the exit status."""
     try:
+        neural = getattr(args, "neural", False) or "--neural" in args.args
+        if args.args and (neural or (os.path.isfile(args.target) and is_trace(args.target))):
+            _take_late_options(args)  # `tui FILE --call ...`: the options came after the file
         if getattr(args, "neural", False):
             return launch_neural(args)
         if getattr(args, "call", None) is not None:
@@ -119,6 +122,24 @@ def run(args: argparse.Namespace) -> int:
     except TuiError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
+
+
+def _take_late_options(args: argparse.Namespace) -> None:
+    """Options written after a file that takes no program arguments (a trace, or a --neural file)."""
+    late = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    late.add_argument("--neural", action="store_true")
+    late.add_argument("--predict", action="store_true")
+    late.add_argument("--call")
+    late.add_argument("--model")
+    late.add_argument("--max-steps", type=int)
+    try:
+        found, rest = late.parse_known_args(list(args.args))
+    except argparse.ArgumentError as exc:
+        raise TuiError(str(exc)) from None
+    for name, value in vars(found).items():
+        if value not in (None, False):
+            setattr(args, name, value)
+    args.args = rest
 
 
 def launch_neural(args: argparse.Namespace) -> int:
