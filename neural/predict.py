@@ -21,6 +21,7 @@ the model: one forward pass per generated token, the forced source line in one p
 from __future__ import annotations
 
 import inspect
+import json
 import random
 import time
 from collections.abc import Sequence
@@ -56,6 +57,7 @@ from neural.textformat import (
     serialize_code,
     serialize_state,
     source_line,
+    unescape,
 )
 from neural.trajectory import Action, State
 
@@ -183,6 +185,7 @@ class Predictor:
         self.static: StaticCode | None = None
         self._code_ids: list[int] = []
         self.state: State | None = None  # the latest state in the running text
+        self._repaired = False
 
     @classmethod
     def from_path(cls, path: str, *, threads: int | None = None, **kwargs: Any) -> Predictor:
@@ -260,6 +263,7 @@ class Predictor:
         tries = 0
         for attempt in range(self.retries + 1):
             tries = attempt + 1
+            self._repaired = False
             if attempt:
                 self.lm.crop(base)
             head, after_head, used = self._decode_header(logits, allowed, sample=attempt > 0)
@@ -270,9 +274,10 @@ class Predictor:
             if problem is None:
                 break
         assert head
-        if parsed is None or problem is not None:
-            parsed = self._patch(head, parsed, previous, action)
-            self.lm.crop(base)
+        if parsed is None or problem is not None or self._repaired:
+            if parsed is None or problem is not None:
+                parsed = self._patch(head, parsed, previous, action)
+            self.lm.crop(base)  # the running text gets the state as training would have written it
             self.lm.feed(self.encode(serialize_state(self.code, parsed, previous, action)[len(STATE) :]))
         self.state = parsed
         return Prediction(
@@ -362,7 +367,14 @@ class Predictor:
         try:
             state = parse_state(f"{head}{SRC}{LOCALS}{body}", base)
         except FormatError as exc:
-            return None, str(exc)
+            fixed = _drop_unknown_same(body, base)
+            if fixed is None:
+                return None, str(exc)
+            try:  # repaired: a name marked unchanged that the previous state does not have is dropped
+                state = parse_state(f"{head}{SRC}{LOCALS}{fixed}", base)
+            except FormatError:
+                return None, str(exc)
+            self._repaired = True
         return state, check_state(state, allowed)
 
     def _patch(self, head: str, parsed: State | None, previous: State, action: Action) -> State:
@@ -379,6 +391,20 @@ class Predictor:
         if event in VALUE_EVENTS:
             value = parsed.value if parsed is not None and parsed.value and is_repr(parsed.value) else "None"
         return State(event, int(line), int(depth), func, locals_, value)
+
+
+def _drop_unknown_same(body: str, base: State | None) -> str | None:
+    """The body with `"name": "<|same|>"` entries that `base` cannot fill removed (None if not JSON)."""
+    locals_text, sep, value_text = body.partition(VALUE)
+    try:
+        raw = json.loads(locals_text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    known = base.locals if base is not None else {}
+    kept = {k: v for k, v in raw.items() if not (v == SAME and unescape(k) not in known)}
+    return json.dumps(kept, ensure_ascii=False) + sep + value_text
 
 
 __all__ = ["CachedModel", "LanguageModel", "PredictError", "Prediction", "Predictor"]

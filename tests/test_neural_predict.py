@@ -218,6 +218,30 @@ def test_oracle_predictions_equal_the_tree_for_every_action(tree: StateTree, tok
     assert checked > 100
 
 
+def test_an_unknown_unchanged_marker_is_dropped_not_fatal(tree: StateTree, tokenizer: Any) -> None:
+    """A model that marks a name `<|same|>` which the previous state lacks gets that entry repaired away."""
+    from neural.textformat import LOCALS, STATE, serialize_state
+
+    node = next(i for i, s in enumerate(tree.states) if (s.event, s.func, s.line) == ("line", "total", 3))
+    target = tree.apply(node, Action("step_into"))
+    assert target is not None
+    predictor = oracle_predictor(tree, tokenizer, node)
+    oracle = predictor.lm
+    advance = oracle._advance
+
+    def sloppy_advance() -> None:
+        advance()
+        body = serialize_state(tree.code, tree.states[target], tree.states[node], Action("step_into"))
+        body = body[len(STATE):].replace(LOCALS + "{", LOCALS + '{"zz": "<|same|>", ', 1)
+        oracle.expected = [*tokenizer(body, add_special_tokens=False)["input_ids"], oracle.action_id]
+
+    oracle._advance = sloppy_advance  # type: ignore[method-assign]
+    predictor.begin(tree.code, tree.states[node])
+    prediction = predictor.predict(Action("step_into"))
+    assert prediction.valid and prediction.tries == 1
+    assert prediction.state == tree.states[target] and "zz" not in prediction.state.locals
+
+
 def test_neural_timeline_reproduces_the_recording(tree: StateTree, tokenizer: Any) -> None:
     """Step by step from the first call of pick(): window restarts and cache reuse included."""
     node = next(i for i, s in enumerate(tree.states) if s.event == "call" and s.func == "pick")
