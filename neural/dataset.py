@@ -150,6 +150,8 @@ def pieces(trajectory: Trajectory, count_tokens: Callable[[str], int], limit: in
 
 def split_names(names: Sequence[str], val_every: int = 10) -> tuple[set[str], set[str]]:
     """(train, validation) by a stable hash of the name: about 1 in `val_every`, at least one when 2+."""
+    if len(set(names)) < 2:  # one program: it trains; the caller holds out its last examples instead
+        return set(names), set()
     val = {n for n in names if int(hashlib.sha256(n.encode()).hexdigest(), 16) % val_every == 0}
     if not val and len(names) >= 2:
         val = {sorted(names)[-1]}

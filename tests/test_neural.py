@@ -509,6 +509,17 @@ def test_cli_trajectories_prints_parseable_text(run_retrograde: Any, traces: dic
         assert trajectory.code == CALLS
 
 
+def test_split_names_is_stable_and_never_empties_training() -> None:
+    from neural.dataset import split_names
+
+    for name in ("a", "b", "c", "/tmp/x/calls.rtrace", "z" * 40):  # one program, whatever its hash
+        assert split_names([name]) == ({name}, set())
+    names = [f"p{i}" for i in range(100)]
+    train, val = split_names(names)
+    assert train | val == set(names) and not train & val and 3 <= len(val) <= 25
+    assert split_names(list(reversed(names))) == (train, val)
+
+
 def test_data_from_scripts_and_jsonl(tmp_path: Path) -> None:
     from neural.dataset import DataError, find_data, record, trees
 
