@@ -339,7 +339,9 @@ def allowed_headers(static: StaticCode, previous: State, action: Action) -> Head
     elif name == "continue":
         for depth in range(0, d + 1):
             frame(depth, None, ("return", "unwind"))
-    else:  # inverse actions: the history is less structured (async tasks, sibling calls): any frame nearby
+    elif name == "back_to_call" and previous.event not in OPEN_EVENTS and same is not None:
+        frame(d, same, ("call", "resume"))  # the open node of this very frame: where its inputs are
+    else:  # other inverse actions: history is less structured (async tasks, sibling calls): any frame nearby
         events = ("call", "resume") if name == "back_to_call" else ("call", "resume", *_FRAME_EVENTS)
         for depth in range(d - 1, d + (2 if name == "step_back" else 1)):
             frame(depth, None, events)
