@@ -247,6 +247,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except (NeuralCliError, ValueError) as exc:
         return _fail(str(exc), 2 if isinstance(exc, ValueError) else 1)
     code = timeline.code
+    from neural.predict import PredictError
 
     def show(state: Any, prediction: Any, action: Any) -> None:
         problem = prediction.problem if prediction is not None and not prediction.valid else None
@@ -282,6 +283,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             show(prediction.state, prediction, action)
     except BrokenPipeError:
         return 0
+    except PredictError as exc:
+        return _fail(f"the prediction stopped: {exc}")
+    if timeline.stopped:
+        return _fail(f"the prediction stopped: {timeline.stopped}")
     return 0
 
 

@@ -57,6 +57,7 @@ class CodeInfo:
     successors: dict[int, frozenset[int]] = field(default_factory=dict)
     generator: bool = False
     function: bool = True  # False for a module or class body (whose first line event is its own first line)
+    exits: frozenset[int] = frozenset()  # lines with a return instruction: where a "return" event can be
 
 
 @dataclass(slots=True)
@@ -88,6 +89,7 @@ class StaticCode:
                 _line_successors(obj),
                 bool(obj.co_flags & (0x20 | 0x200 | 0x80)),
                 bool(obj.co_flags & 0x1),  # CO_OPTIMIZED: a function, not a module or class body
+                _return_lines(obj),
             )
             if name in functions:  # two code objects with one name (redefinition): merge what they allow
                 old = functions[name]
@@ -101,6 +103,7 @@ class StaticCode:
                     merged,
                     old.generator or info.generator,
                     old.function and info.function,
+                    old.exits | info.exits,
                 )
             functions[name] = info
         returns: dict[str, list[int]] = {}
@@ -128,6 +131,14 @@ def _code_objects(code: CodeType) -> Iterable[CodeType]:
     for const in code.co_consts:
         if isinstance(const, CodeType):
             yield from _code_objects(const)
+
+
+def _return_lines(code: CodeType) -> frozenset[int]:
+    found = set()
+    for inst in dis.get_instructions(code):
+        if inst.opname in ("RETURN_VALUE", "RETURN_CONST") and inst.positions is not None:
+            found.add(inst.positions.lineno or 0)
+    return frozenset(found - {0})
 
 
 def _line_successors(code: CodeType) -> dict[int, frozenset[int]]:
@@ -207,8 +218,8 @@ def _own_nodes(func: ast.AST) -> Iterable[ast.AST]:
             todo.extend(ast.iter_child_nodes(node))
 
 
-def compact_code(code: str, func: str) -> str:
-    """`code` with the lines that cannot matter to `func` blanked (kept as empty lines: numbers stay true).
+def compact_code(code: str, func: str) -> tuple[str, list[int]]:
+    """`code` without the lines that cannot matter to `func`, and the original number of each line kept.
 
     Kept: the top-level definitions `func`'s top-level function names, transitively, and module-level
     statements other than docstrings and the `if __name__ == "__main__":` block.
@@ -216,7 +227,7 @@ def compact_code(code: str, func: str) -> str:
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
-        return code
+        return code, list(range(1, len(code.splitlines()) + 1))
     definitions = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
     top = {n.name: n for n in tree.body if isinstance(n, definitions)}
     wanted = {func.split(".")[0]} & set(top)
@@ -236,9 +247,18 @@ def compact_code(code: str, func: str) -> str:
         main_block = bool(wanted) and isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
         if docstring or unused or main_block:
             blank.update(range(first, end + 1))
-    lines = code.splitlines()
-    out = ["" if number in blank else line for number, line in enumerate(lines, 1)]
-    return "\n".join(out) + "\n"
+    out: list[str] = []
+    kept: list[int] = []
+    for number, line in enumerate(code.splitlines(), 1):
+        third_blank = not line.strip() and len(out) >= 2 and not out[-1].strip() and not out[-2].strip()
+        if number in blank or third_blank:
+            continue  # a removed statement, or a third blank line in a row
+        out.append(line)
+        kept.append(number)
+    while out and not out[0].strip():
+        out.pop(0)
+        kept.pop(0)
+    return "\n".join(out) + "\n", kept
 
 
 # -- headers -------------------------------------------------------------------------------------------------
@@ -291,6 +311,8 @@ def allowed_headers(static: StaticCode, previous: State, action: Action) -> Head
         for one in infos:
             for event in events:
                 chosen = lines if lines is not None else (one.calls if event == "call" else one.lines)
+                if event == "return" and one.exits:
+                    chosen = [line for line in chosen if line in one.exits]
                 for line in chosen:
                     if line in one.lines or (event == "call" and line in one.calls):
                         out.add(header(event, line, depth, one.qualname))

@@ -25,7 +25,7 @@ import json
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from neural.constraints import (
@@ -78,8 +78,8 @@ class LanguageModel(Protocol):
 
     def reset(self) -> None: ...
 
-    def feed(self, ids: Sequence[int]) -> list[float]:
-        """Append tokens; the scores (logits) of the token after them."""
+    def feed(self, ids: Sequence[int]) -> Any:
+        """Append tokens; the scores (logits) of the token after them: a list of floats or a 1-D tensor."""
         ...
 
     def crop(self, length: int) -> None:
@@ -115,7 +115,7 @@ class CachedModel:
         self._cache = None
         self._length = 0
 
-    def feed(self, ids: Sequence[int]) -> list[float]:
+    def feed(self, ids: Sequence[int]) -> Any:
         torch = self._torch
         from transformers import DynamicCache
 
@@ -128,8 +128,7 @@ class CachedModel:
             out = self.model(input_ids=tensor, use_cache=True, **{self._cache_arg: self._cache})
         # The DynamicCache passed in is updated in place (reading it back from `out` warns in transformers 5).
         self._length += len(ids)
-        logits: list[float] = out.logits[0, -1].float().tolist()
-        return logits
+        return out.logits[0, -1].float()  # a tensor: ordering it in C is much cheaper than in Python
 
     def crop(self, length: int) -> None:
         if length >= self._length:
@@ -186,6 +185,8 @@ class Predictor:
         self._code_ids: list[int] = []
         self.state: State | None = None  # the latest state in the running text
         self._repaired = False
+        self._to_model: dict[int, int] = {}  # original line -> line in the (shortened) code the model reads
+        self._from_model: dict[int, int] = {}
 
     @classmethod
     def from_path(cls, path: str, *, threads: int | None = None, **kwargs: Any) -> Predictor:
@@ -211,27 +212,53 @@ class Predictor:
     def begin(self, code: str, state: State) -> None:
         """Start a new text: the code, then `state` in full (the state the first action starts from).
 
-        Code too long for the context is shown in part: lines that cannot matter to `state`'s function
-        (docstrings, comments, functions it never names, the `__main__` block) become blank lines, so
-        line numbers stay true.
+        Code that takes more than half of the context is shown in part, without the lines that cannot
+        matter to `state`'s function (docstrings, functions it never names, the `__main__` block); the
+        model then works in that shorter code's line numbers; states are translated on the way in and out.
         """
         try:
             self.static = StaticCode.from_source(code)
         except CodeError as exc:
             raise PredictError(str(exc)) from None
         self.code = code
+        self._to_model, self._from_model = {}, {}
         self._code_ids = self.encode(serialize_code(code))
         state_tokens = len(self.encode(serialize_state(code, state)))
-        if len(self._code_ids) + state_tokens > self._room():
-            self.code = compact_code(code, state.func)
-            self._code_ids = self.encode(serialize_code(self.code))
-        self._restart(state)
+        # Shortened when it does not fit, or when it would leave less than half the window for the steps.
+        if len(self._code_ids) + state_tokens > self._room() or len(self._code_ids) > self._room() // 2:
+            text, kept = compact_code(code, state.func)
+            try:
+                static = StaticCode.from_source(text)
+            except CodeError:
+                static = None  # cannot happen for whole statements removed; keep the full code if it does
+            if static is not None:
+                self.static, self.code = static, text
+                self._from_model = dict(enumerate(kept, 1))
+                self._to_model = {old: new for new, old in self._from_model.items()}
+                self._code_ids = self.encode(serialize_code(text))
+        self._restart(self._in(state))
+
+    def _in(self, state: State) -> State:
+        """A state in the model's line numbers (those of the code it reads)."""
+        return replace(state, line=self._to_model.get(state.line, state.line)) if self._to_model else state
+
+    def _out(self, state: State) -> State:
+        if not self._from_model:
+            return state
+        return replace(state, line=self._from_model.get(state.line, state.line))
 
     def _room(self) -> int:
         return self.lm.context - self.max_state_tokens - 16
 
     def _restart(self, state: State) -> None:
         ids = self._code_ids + self.encode(serialize_state(self.code, state))
+        if len(ids) > self._room() and self.state is not None:
+            # Mid-run, a state too big to restart from is shown with its long reprs cut (as the recorder
+            # cuts them), then without locals: the prediction goes on rather than stopping.
+            for shown in (_shortened(state, 40), _shortened(state, 12), replace(state, locals={})):
+                ids = self._code_ids + self.encode(serialize_state(self.code, shown))
+                if len(ids) <= self._room():
+                    break
         if len(ids) > self._room():
             raise PredictError(
                 f"the code and its state take {len(ids)} tokens, more than the model's context allows "
@@ -246,8 +273,10 @@ class Predictor:
         if self.static is None:
             raise PredictError("begin() must be called first")
         started = time.perf_counter()
-        if previous is not None and previous != self.state:
-            self._restart(previous)
+        if previous is not None and self._in(previous) != self.state:
+            self._restart(self._in(previous))
+        if action.name == "breakpoint" and self._to_model:
+            action = Action("breakpoint", self._to_model.get(action.line, action.line))
         assert self.state is not None
         previous = self.state
         prompt = [*self.encode(serialize_action(action)), self.special[STATE]]
@@ -280,8 +309,10 @@ class Predictor:
             self.lm.crop(base)  # the running text gets the state as training would have written it
             self.lm.feed(self.encode(serialize_state(self.code, parsed, previous, action)[len(STATE) :]))
         self.state = parsed
+        if action.name == "breakpoint" and self._from_model:
+            action = Action("breakpoint", self._from_model.get(action.line, action.line))
         return Prediction(
-            parsed,
+            self._out(parsed),
             action,
             problem is None,
             problem if tries > 1 or problem else None,
@@ -291,16 +322,19 @@ class Predictor:
         )
 
     # -- decoding --------------------------------------------------------------------------------------------
-    def _choose(self, logits: list[float], ok: Any, sample: bool) -> int | None:
+    def _choose(self, logits: Any, ok: Any, sample: bool) -> int | None:
         """The best token (or a sampled one among the top 20) that `ok` accepts; None when none does."""
-        order = sorted(range(len(logits)), key=logits.__getitem__, reverse=True)
+        if isinstance(logits, list):
+            order = sorted(range(len(logits)), key=logits.__getitem__, reverse=True)
+        else:
+            order = logits.argsort(descending=True).tolist()
         if sample:
             pool = [t for t in order[:20] if ok(t)]
             if pool:
                 import math
 
-                top = logits[pool[0]]
-                weights = [math.exp((logits[t] - top) / 0.8) for t in pool]
+                top = float(logits[pool[0]])
+                weights = [math.exp((float(logits[t]) - top) / 0.8) for t in pool]
                 return self.rng.choices(pool, weights)[0]
         for t in order:
             if ok(t):
@@ -308,8 +342,8 @@ class Predictor:
         return None
 
     def _decode_header(
-        self, logits: list[float], allowed: HeaderSet, sample: bool
-    ) -> tuple[str, list[float], int]:
+        self, logits: Any, allowed: HeaderSet, sample: bool
+    ) -> tuple[str, Any, int]:
         """Decode `EVENT LINE DEPTH FUNC<|src|>` within `allowed`; also feeds the source line, <|locals|>."""
         src_id = self.special[SRC]
         text = ""
@@ -345,7 +379,7 @@ class Predictor:
         logits = self.lm.feed(forced)
         return text, logits, used
 
-    def _decode_body(self, logits: list[float], head: str, sample: bool) -> tuple[str, int]:
+    def _decode_body(self, logits: Any, head: str, sample: bool) -> tuple[str, int]:
         """Decode the locals and value up to (not including) <|action|> or <|end|>."""
         out: list[int] = []
         while len(out) < self.max_state_tokens:
@@ -391,6 +425,12 @@ class Predictor:
         if event in VALUE_EVENTS:
             value = parsed.value if parsed is not None and parsed.value and is_repr(parsed.value) else "None"
         return State(event, int(line), int(depth), func, locals_, value)
+
+
+def _shortened(state: State, limit: int) -> State:
+    """The state with every repr longer than `limit` cut to `limit` characters and "..."."""
+    cut = {k: v if len(v) <= limit else v[:limit] + "..." for k, v in state.locals.items()}
+    return replace(state, locals=cut)
 
 
 def _drop_unknown_same(body: str, base: State | None) -> str | None:

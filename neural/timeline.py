@@ -134,6 +134,7 @@ class NeuralTimeline:
         self._frames: list[tuple[int, int, int]] = []  # (depth, frame id, latest step index)
         self._next_frame = 0
         self._done = False
+        self.stopped: str | None = None  # why the prediction ended early, when it did
         self._start_depth = start.depth
         self._lock = threading.RLock()
         try:
@@ -189,7 +190,12 @@ class NeuralTimeline:
     def _grow_to(self, index: int) -> None:
         with self._lock:
             while len(self._steps) <= index and not self._done:
-                prediction = self.predictor.predict(STEP_INTO, self.states[-1])
+                try:
+                    prediction = self.predictor.predict(STEP_INTO, self.states[-1])
+                except PredictError as exc:  # cannot go on (the code alone outgrew the context): end here
+                    self.stopped = str(exc)
+                    self._done = True
+                    break
                 self._append(prediction.state, prediction)
 
     # -- the Timeline protocol -------------------------------------------------------------------------------

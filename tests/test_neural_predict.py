@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -145,17 +146,21 @@ def test_constraints_exclude_impossible_headers(tree: StateTree) -> None:
     assert header("call", 1, 1, "total") in into
 
 
-def test_compact_code_blanks_what_cannot_matter_and_keeps_line_numbers() -> None:
+def test_compact_code_drops_what_cannot_matter_and_maps_line_numbers() -> None:
     from neural.constraints import compact_code
 
     code = '"""Doc\nstring."""\nimport os\n\n\ndef helper(x):\n    return x + 1\n\n\n' \
         'def other():\n    return 2\n\n\ndef f(a):\n    return helper(a)\n\n\n' \
         'if __name__ == "__main__":\n    f(1)\n'
-    out = compact_code(code, "f")
-    assert len(out.splitlines()) == len(code.splitlines())
-    kept = [line for line in out.splitlines() if line]
-    assert kept == ["import os", "def helper(x):", "    return x + 1", "def f(a):", "    return helper(a)"]
-    assert out.splitlines()[13] == "def f(a):"  # line 14 is still line 14
+    out, kept = compact_code(code, "f")
+    assert [line for line in out.splitlines() if line] == [
+        "import os", "def helper(x):", "    return x + 1", "def f(a):", "    return helper(a)"]
+    assert len(kept) == len(out.splitlines())
+    original = code.splitlines()
+    for new, old in enumerate(kept, 1):  # each kept line is the original line it says it is
+        assert out.splitlines()[new - 1] == original[old - 1]
+    assert original[kept[out.splitlines().index("def f(a):")] - 1] == "def f(a):"
+    assert "\n\n\n\n" not in out and not out.startswith("\n")
 
 
 def test_is_repr_accepts_reprs_and_rejects_text() -> None:
@@ -216,6 +221,35 @@ def test_oracle_predictions_equal_the_tree_for_every_action(tree: StateTree, tok
             assert prediction.state == tree.states[target], (node, action)
             checked += 1
     assert checked > 100
+
+
+def test_long_code_is_shortened_and_lines_translated(tree: StateTree, tokenizer: Any) -> None:
+    """Code too long for the context: the model reads a shorter code; states come back in true lines."""
+    from neural.predict import Predictor
+
+    node = next(i for i, s in enumerate(tree.states) if (s.event, s.func, s.line) == ("line", "pick", 9))
+    padding = "".join(f"def unused_{i}(a, b, c):\n    return [a, b, c] * {i}\n\n\n" for i in range(40))
+    code = '"""' + "A long module docstring. " * 40 + '"""\n' + padding
+    shift = len(code.splitlines())
+    shifted_code = code + tree.code
+    frames = list(tree.opener)  # a level's opening node identifies its frame activation
+    shifted = StateTree(shifted_code, [replace(s, line=s.line + shift if s.line else 0) for s in tree.states],
+                        frames)
+    from neural.constraints import compact_code
+
+    short, kept = compact_code(shifted_code, "pick")
+    to_short = {old: new for new, old in enumerate(kept, 1)}
+    in_short = StateTree(short, [replace(s, line=to_short.get(s.line, 0)) for s in shifted.states], frames)
+    oracle = OracleModel(in_short, tokenizer, 512)  # the oracle speaks the short code's numbering
+    oracle.node = node
+    predictor = Predictor(oracle, tokenizer, retries=0, max_state_tokens=160)
+    start = shifted.states[node]
+    predictor.begin(shifted_code, start)
+    assert predictor.code == short and len(short) < len(shifted_code) / 3
+    prediction = predictor.predict(Action("step_into"))
+    target = tree.apply(node, Action("step_into"))
+    assert target is not None and prediction.valid
+    assert prediction.state == shifted.states[target]  # the true line of the long file
 
 
 def test_an_unknown_unchanged_marker_is_dropped_not_fatal(tree: StateTree, tokenizer: Any) -> None:
