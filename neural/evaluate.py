@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from neural.constraints import StaticCode, is_literal
+from neural.constraints import CodeError, StaticCode, is_literal
 from neural.predict import PredictError, Predictor
 from neural.timeline import CallError, driver_code, entry_state
 from neural.trajectory import INVERSE, Action, State, StateTree
@@ -366,7 +366,7 @@ def eval_cruxeval(
                 )
             try:
                 answers = crux_tasks(predictor, item)
-            except (PredictError, CallError) as exc:
+            except (PredictError, CallError, CodeError) as exc:  # too long, uncallable, or not Python
                 skipped.append(f"{item.id}: {exc}")
                 answers = {}
             else:

@@ -484,14 +484,17 @@ def test_eval_cruxeval_with_a_random_model(tiny_model_dir: Path, tmp_path: Path)
 
     predictor = Predictor.from_path(str(tiny_model_dir), retries=0)
     items = [CruxItem(d["id"], d["code"], d["input"], d["output"]) for d in CRUX]
+    items.append(CruxItem("broken", "def f(:\n", "1", "2"))  # not Python: skipped and counted as a miss
     result = eval_cruxeval(predictor, items)
-    assert result["items"] == 3 and result["answered"] == 3
+    assert result["items"] == 4 and result["answered"] == 3
+    assert len(result["skipped"]) == 1 and result["skipped"][0].startswith("broken: ")
     for name in ("model", "copy"):
         assert set(result["scores"][name]) == {"output_step_return", "output_breakpoint", "input_inverse"}
         assert all(0.0 <= v <= 1.0 for v in result["scores"][name].values())
     # Copy baseline: item 0 is the identity, so output = first argument and input = output both pass.
-    assert result["scores"]["copy"]["output_step_return"] == pytest.approx(1 / 3, abs=1e-3)
-    assert result["scores"]["copy"]["input_inverse"] == pytest.approx(1 / 3, abs=1e-3)
+    # (The broken item's copy answers are wrong too: 1 of 4.)
+    assert result["scores"]["copy"]["output_step_return"] == pytest.approx(1 / 4, abs=1e-3)
+    assert result["scores"]["copy"]["input_inverse"] == pytest.approx(1 / 4, abs=1e-3)
 
 
 # -- command line --------------------------------------------------------------------------------------------
