@@ -198,8 +198,9 @@ def parse_actions(text: str) -> list[Any]:
         if not word:
             continue
         name, _, rest = word.partition(" ")
-        if name in ("b", "break", "breakpoint") or (name[:1] == "b" and name[1:].isdigit()):
-            number = (rest or name[1:] if name[:1] == "b" and name[1:].isdigit() else rest).strip()
+        glued = name[:1] == "b" and name[1:].isdigit()  # "b12"
+        if glued or name in ("b", "break", "breakpoint"):
+            number = name[1:] if glued else rest.strip()
             if not number.isdigit() or int(number) <= 0:
                 raise ValueError(f"a breakpoint needs a line number, like 'b 12', not {word!r}")
             out.append(Action("breakpoint", int(number)))
@@ -215,18 +216,24 @@ def parse_actions(text: str) -> list[Any]:
 
 def format_stop(path: str, code: str, state: Any, flagged: str | None = None) -> str:
     """A predicted state as the replay prints a stop: marker, `> file(line)func()`, source line, locals."""
+    from neural.constraints import is_literal
     from neural.textformat import source_line
+    from replay.engine import RETURNS
+    from replay.repl import exception_text, short_repr
+    from replay.source import co_name
+    from replay.timeline import Value
 
+    value = Value(state.value, literal=is_literal(state.value)) if state.value is not None else None
     lines = []
     if state.event in ("call", "resume"):
         lines.append("--Call--")
-    elif state.event in ("return", "yield", "unwind"):
+    elif state.event in RETURNS:
         lines.append("--Return--")
     elif state.event == "exception":
-        lines.append(f"{state.value}")
-    location = f"> {os.path.abspath(path)}({state.line}){state.func.rpartition('.')[2]}()"
-    if state.event in ("return", "yield", "unwind"):
-        location += "->" + (state.value if state.value is not None else "None")
+        lines.append(exception_text(value))
+    location = f"> {os.path.abspath(path)}({state.line}){co_name(state.func)}()"
+    if state.event in RETURNS:
+        location += "->" + (short_repr(value) if value is not None else "None")
     lines.append(location)
     text = source_line(code, state.line)
     if text:

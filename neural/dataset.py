@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from neural.textformat import END, serialize_action, serialize_code, serialize_state
 from neural.trajectory import StateTree, Trajectory, sample_trajectories
+from tracer.corpus.program import Program
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SKIPPED_SPLITS = frozenset({"eval", "test"})  # benchmark problems never go into training
 
 
@@ -22,25 +17,16 @@ class DataError(Exception):
     """The training data cannot be found, read or recorded."""
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    """A program to record: a name (for the split) and the script text."""
-
-    name: str
-    code: str
-    split: str = "train"
-
-
-def synth_sources(count: int, seed: int) -> list[Source]:
-    """`count` programs from the corpus generator (tracer.corpus.synth), driver scripts included."""
+def synth_sources(count: int, seed: int) -> list[Program]:
+    """`count` programs from the corpus generator (tracer.corpus.synth)."""
     try:
         from tracer.corpus.synth import generate
     except ImportError as exc:
         raise DataError(f"the corpus generator is not available ({exc})") from None
-    return [Source(p.id, p.driver()) for p in generate(count, seed=seed)]
+    return list(generate(count, seed=seed))
 
 
-def find_data(path: str) -> tuple[list[str], list[Source]]:
+def find_data(path: str) -> tuple[list[str], list[Program]]:
     """(trace files, programs to record) named by PATH: a .rtrace file, a directory of traces or of .py
     scripts, or a program file the corpus loaders read (JSONL of programs, CRUXEval, MBPP)."""
     if not os.path.exists(path):
@@ -64,39 +50,24 @@ def find_data(path: str) -> tuple[list[str], list[Source]]:
         raise DataError(str(exc)) from None
     if not programs:
         raise DataError(f"{path} holds no traces (.rtrace) and no programs")
-    return [], [Source(p.id, p.driver(), p.split) for p in programs]
+    return [], programs
 
 
-def record(sources: Sequence[Source], outdir: str, jobs: int = 2, max_steps: int = 20_000,
+def record(programs: Sequence[Program], outdir: str, jobs: int = 2, max_steps: int = 20_000,
            timeout: float = 30.0, progress: Callable[[int], None] | None = None) -> list[str]:
-    """Record each program with `retrograde record` in its own temporary directory; the traces that exist.
+    """Record the programs as a corpus in OUTDIR (tracer.corpus: sandboxed, resumable); the traces kept.
 
     A program that fails still leaves its trace (an exception is worth learning); one that hangs is killed.
     """
-    os.makedirs(outdir, exist_ok=True)
+    from tracer.corpus.batch import build, read_manifest
+    from tracer.corpus.sandbox import Limits
 
-    def one(source: Source) -> str | None:
-        digest = hashlib.sha256(source.name.encode()).hexdigest()[:16]
-        trace = os.path.join(outdir, f"{digest}.rtrace")
-        with tempfile.TemporaryDirectory(prefix="retrograde-train-") as work:
-            script = os.path.join(work, "program.py")
-            with open(script, "w", encoding="utf-8") as handle:
-                handle.write(source.code)
-            env = {**os.environ, "PYTHONPATH": PROJECT_ROOT, "PYTHONHASHSEED": "0"}
-            try:
-                subprocess.run(
-                    [sys.executable, "-m", "tracer", "record", "-o", trace, "--max-steps", str(max_steps),
-                     script], cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL, timeout=timeout, check=False)
-            except subprocess.TimeoutExpired:
-                return None
-        if progress is not None:
-            progress(1)
-        return trace if os.path.exists(trace) and os.path.getsize(trace) > 0 else None
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(one, sources))
-    return [path for path in results if path is not None]
+    limits = Limits(timeout=timeout, cpu=max(1, int(timeout)), max_steps=max_steps)
+    build(programs, outdir, limits, jobs=max(1, jobs), progress=False,
+          on_result=None if progress is None else lambda _entry: progress(1))
+    wanted = {program.id for program in programs}
+    return sorted(os.path.join(outdir, entry["trace"]) for pid, entry in read_manifest(outdir).items()
+                  if pid in wanted and entry.get("trace"))
 
 
 def trees(traces: Iterable[str], errors: list[str] | None = None) -> list[tuple[str, StateTree]]:
@@ -149,10 +120,14 @@ def pieces(trajectory: Trajectory, count_tokens: Callable[[str], int], limit: in
 
 
 def split_names(names: Sequence[str], val_every: int = 10) -> tuple[set[str], set[str]]:
-    """(train, validation) by a stable hash of the name: about 1 in `val_every`, at least one when 2+."""
+    """(train, validation) by a stable hash of the name's last path part (a trace's file name, not the
+    temporary directory it was recorded into): about 1 in `val_every`, at least one when 2+."""
     if len(set(names)) < 2:  # one program: it trains; the caller holds out its last examples instead
         return set(names), set()
-    val = {n for n in names if int(hashlib.sha256(n.encode()).hexdigest(), 16) % val_every == 0}
+    def bucket(name: str) -> int:
+        return int(hashlib.sha256(os.path.basename(name).encode()).hexdigest(), 16) % val_every
+
+    val = {n for n in names if bucket(n) == 0}
     if not val and len(names) >= 2:
         val = {sorted(names)[-1]}
     if len(val) == len(names) and len(names) >= 2:

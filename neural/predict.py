@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -147,7 +148,7 @@ class Prediction:
     state: State
     action: Action
     valid: bool  # False: every try failed a check and the state was patched up (see `problem`)
-    problem: str | None  # the last check that failed, when tries were needed or the state is flagged
+    problem: str | None  # why the state is flagged: the check its last try failed (None when valid)
     tries: int
     tokens: int  # tokens generated (not counting the forced source line)
     seconds: float
@@ -297,7 +298,7 @@ class Predictor:
                 self.lm.crop(base)
             head, after_head, used = self._decode_header(logits, allowed, sample=attempt > 0)
             tokens += used
-            body, used = self._decode_body(after_head, head, sample=attempt > 0)
+            body, used = self._decode_body(after_head, sample=attempt > 0)
             tokens += used
             parsed, problem = self._read(head, body, previous, action, allowed)
             if problem is None:
@@ -315,7 +316,7 @@ class Predictor:
             self._out(parsed),
             action,
             problem is None,
-            problem if tries > 1 or problem else None,
+            problem,
             tries,
             tokens,
             time.perf_counter() - started,
@@ -331,8 +332,6 @@ class Predictor:
         if sample:
             pool = [t for t in order[:20] if ok(t)]
             if pool:
-                import math
-
                 top = float(logits[pool[0]])
                 weights = [math.exp((float(logits[t]) - top) / 0.8) for t in pool]
                 return self.rng.choices(pool, weights)[0]
@@ -379,7 +378,7 @@ class Predictor:
         logits = self.lm.feed(forced)
         return text, logits, used
 
-    def _decode_body(self, logits: Any, head: str, sample: bool) -> tuple[str, int]:
+    def _decode_body(self, logits: Any, sample: bool) -> tuple[str, int]:
         """Decode the locals and value up to (not including) <|action|> or <|end|>."""
         out: list[int] = []
         while len(out) < self.max_state_tokens:

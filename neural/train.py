@@ -23,7 +23,6 @@ from typing import Any
 
 from neural.dataset import (
     DataError,
-    Source,
     find_data,
     pieces,
     record,
@@ -35,6 +34,7 @@ from neural.dataset import (
 from neural.model import ModelSize, load_model, new_model, parameter_count, pick_device
 from neural.textformat import STATE, serialize
 from neural.tokenizer import ensure_special_tokens, load_tokenizer, train_tokenizer
+from tracer.corpus.program import Program
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "trainer_state.pt"
@@ -101,7 +101,7 @@ def _log(opts: TrainOptions, message: str) -> None:
 
 def _collect(opts: TrainOptions, workdir: str) -> tuple[list[str], dict[str, Any]]:
     traces: list[str] = []
-    sources: list[Source] = []
+    sources: list[Program] = []
     about: dict[str, Any] = {}
     if opts.data:
         found_traces, found_sources = find_data(opts.data)

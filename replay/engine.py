@@ -880,6 +880,16 @@ class Engine:
             raise BadArgument(f"{percent:g}% is outside 0..100%")
         return self.goto(round(self.end * percent / 100))
 
+    def goto_text(self, text: str) -> Stop:
+        """`N` (a step) or `P%` (a fraction of the trace), as the goto command takes it."""
+        text = text.strip()
+        try:
+            percent = float(text[:-1]) if text.endswith("%") else None
+            index = int(text) if percent is None else 0
+        except ValueError:
+            raise BadArgument(f"Bad step: {text}") from None
+        return self.goto_percent(percent) if percent is not None else self.goto(index)
+
     def first(self) -> Stop:
         """The first stop pdb makes (the main script's first line)."""
         self._move(self.start)

@@ -267,17 +267,9 @@ class ReplayShell(cmd.Cmd):
     def do_goto(self, arg: str) -> None:
         """goto N | goto P%
         Go to step N (0 is the first recorded step) or to P percent of the way through the trace."""
-        text = arg.strip()
-        if not text:
+        if not arg.strip():
             raise BadArgument("goto needs a step number or a percentage")
-        try:
-            if text.endswith("%"):
-                stop = self.engine.goto_percent(float(text[:-1]))
-            else:
-                stop = self.engine.goto(int(text))
-        except ValueError:
-            raise BadArgument(f"Bad step: {text}") from None
-        self.show_stop(stop)
+        self.show_stop(self.engine.goto_text(arg))
 
     def do_first(self, arg: str) -> None:
         """first

@@ -519,6 +519,8 @@ def test_split_names_is_stable_and_never_empties_training() -> None:
     train, val = split_names(names)
     assert train | val == set(names) and not train & val and 3 <= len(val) <= 25
     assert split_names(list(reversed(names))) == (train, val)
+    moved = [f"/tmp/elsewhere/{n}" for n in names]  # where a corpus was recorded does not change the split
+    assert {os.path.basename(n) for n in split_names(moved)[1]} == val
 
 
 def test_data_from_scripts_and_jsonl(tmp_path: Path) -> None:
@@ -532,9 +534,9 @@ def test_data_from_scripts_and_jsonl(tmp_path: Path) -> None:
     programs.write_text(json.dumps({"id": "p1", "code": "def g(s):\n    return s[::-1]\n", "entry": "g",
                                     "inputs": ["'ab'"]}) + "\n")
     found_traces, sources = find_data(str(scripts))
-    assert found_traces == [] and sorted(s.name for s in sources) == ["a.py", "b.py"]
+    assert found_traces == [] and sorted(s.id for s in sources) == ["a.py", "b.py"]
     _, more = find_data(str(programs))
-    assert [s.code for s in more] == ["def g(s):\n    return s[::-1]\n\ng('ab')\n"]
+    assert [s.driver() for s in more] == ["def g(s):\n    return s[::-1]\n\ng('ab')\n"]
     recorded = record(sources + more, str(tmp_path / "traces"), jobs=2)
     assert len(recorded) == 3
     assert find_data(str(tmp_path / "traces"))[0] == sorted(recorded)

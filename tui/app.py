@@ -581,13 +581,7 @@ class RetroApp(App[int]):
 
     def goto(self, text: str) -> None:
         try:
-            if text.endswith("%"):
-                stop = self.engine.goto_percent(float(text[:-1]))
-            else:
-                stop = self.engine.goto(int(text))
-        except ValueError:
-            self.finish(_Failed(f"Bad step: {text}"))
-            return
+            stop = self.engine.goto_text(text)
         except EngineError as exc:
             self.finish(_Failed(str(exc)))
             return

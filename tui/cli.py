@@ -106,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
                 trace = os.path.join(workdir, os.path.splitext(os.path.basename(target))[0] + ".rtrace")
                 record(target, list(args.args), trace)
                 title = os.path.basename(target)
-            predictor = None
             if getattr(args, "predict", False):
                 try:
                     from neural.cli import NeuralCliError, load_predictor
