@@ -366,3 +366,75 @@ def test_reference_recorder_on_hand_checked_program(tmp_path: Path) -> None:
     assert final["big"] == "'" + "x" * 999 + "..."
     assert final["result"] == "3"
     assert re.fullmatch(r"<function add at 0x[0-9a-f]+>", final["add"])
+
+
+# -- the compiled recorder against the pure Python one ----------------------------------------------------
+# tracer/_core.c runs the commonest callbacks in C; the pure Python recorder (RETROGRADE_RECORDER=python)
+# is its reference. Both must export the same steps, with the same states, for every sample.
+
+
+def test_compiled_recorder_is_built() -> None:
+    from tracer import monitor
+
+    assert monitor.compiled_available(), (
+        "tracer/_core.c was not built: the install needs a C compiler and Python's headers"
+    )
+    if os.environ.get("RETROGRADE_RECORDER", "").lower() != "python":
+        assert monitor.Recorder is monitor.CompiledRecorder
+
+
+@pytest.fixture(scope="module")
+def python_recorder_steps(
+    tmp_path_factory: pytest.TempPathFactory, run_retrograde: Callable[..., subprocess.CompletedProcess[str]]
+) -> Callable[[str], list[Step]]:
+    cache: dict[str, list[Step]] = {}
+    env = {**ENV, "RETROGRADE_RECORDER": "python"}
+
+    def get(name: str) -> list[Step]:
+        if name not in cache:
+            work = tmp_path_factory.mktemp("py-" + name.removesuffix(".py"))
+            trace = work / "trace.rtrace"
+            recorded = guarded(
+                lambda: run_retrograde(
+                    ["record", "-o", trace, SAMPLES_DIR / name],
+                    work,
+                    input=STDIN.get(name, ""),
+                    env=env,
+                    timeout=TIMEOUT,
+                )
+            )
+            assert "recorder error" not in recorded.stderr, recorded.stderr
+            exported = guarded(lambda: run_retrograde(["export", trace], work, env=env, timeout=TIMEOUT))
+            assert exported.returncode == 0, exported.stderr
+            cache[name] = read_jsonl(exported.stdout)
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_compiled_recorder_matches_python_recorder(
+    sample: str, runs_of: Callable[[str], SampleRuns], python_recorder_steps: Callable[[str], list[Step]]
+) -> None:
+    if os.environ.get("RETROGRADE_RECORDER", "").lower() == "python":
+        pytest.skip("both runs would use the Python recorder")
+    compiled = comparable(our_steps(runs_of(sample)))
+    python = comparable(python_recorder_steps(sample))
+    assert python, "the Python recorder recorded nothing"
+    # Threads interleave differently from run to run: compare each thread's own sequence, every field.
+    for thread in sorted({step["thread"] for step in python} | {step["thread"] for step in compiled}):
+        ours = [{**step, "step": 0} for step in compiled if step["thread"] == thread]
+        theirs = [{**step, "step": 0} for step in python if step["thread"] == thread]
+        for index, (mine, ref) in enumerate(zip(ours, theirs)):
+            if mine != ref:
+                problems = [
+                    f"{key}: compiled {mine[key]!r} != Python {ref[key]!r}"
+                    for key in mine
+                    if mine[key] != ref[key]
+                ]
+                pytest.fail(
+                    f"{sample}, thread {thread}: {report(index, problems, ours, theirs)}", pytrace=False
+                )
+        assert len(ours) == len(theirs), (
+            f"{sample}, thread {thread}: {len(ours)} steps compiled, {len(theirs)} Python"
+        )

@@ -20,11 +20,14 @@ the trace as truncated at that step.
 
 from __future__ import annotations
 
+import _thread
 import io
+import itertools
 import os
+import queue
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -139,7 +142,11 @@ class ChunkData:
     moves: list[list[Any]] = field(default_factory=list)
 
     def pack_payload(self, level: int = 3) -> bytes:
-        body = msgpack.packb(
+        return zlib.compress(self.pack_body(), level)
+
+    def pack_body(self) -> bytes:
+        """The uncompressed payload (pack_payload compresses it with zlib)."""
+        return msgpack.packb(
             [
                 self.keyframe,
                 self.events,
@@ -153,7 +160,6 @@ class ChunkData:
             ],
             use_bin_type=True,
         )
-        return zlib.compress(body, level)
 
     @classmethod
     def unpack_payload(cls, start: int, count: int, payload: bytes) -> ChunkData:
@@ -218,9 +224,17 @@ class ChunkEntry:
 
 
 class TraceWriter:
-    """Appends records to a trace file, flushing each chunk to the OS so a killed process loses little."""
+    """Appends records to a trace file, flushing each chunk to the OS so a killed process loses little.
 
-    def __init__(self, path: str | os.PathLike[str], header: dict[str, Any]) -> None:
+    With background=True a raw thread compresses and writes the chunks (zlib releases the GIL, so that
+    work runs beside the program on another core); records still reach the file in the order they were
+    added, at most a few chunks behind, and close() waits for all of them."""
+
+    _BACKLOG = 4  # chunks waiting for the writer thread before add_chunk waits for it
+
+    def __init__(
+        self, path: str | os.PathLike[str], header: dict[str, Any], *, background: bool = False
+    ) -> None:
         self.path = os.fspath(path)
         self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - kept open for the whole recording
         self._packer = msgpack.Packer(use_bin_type=True)
@@ -232,6 +246,41 @@ class TraceWriter:
         self._write(self._packer.pack(dict(header, format_version=FORMAT_VERSION)))
         self._file.flush()
         self.closed = False
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[Any] | None = None
+        self.worker_ident: int | None = None  # the writer thread (it must never wait for the recorder)
+        if background:
+            self._queue = queue.Queue(self._BACKLOG)
+            self._idle = _thread.allocate_lock()
+            self._idle.acquire()
+            self.worker_ident = _thread.start_new_thread(self._work, ())
+
+    def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            job = self._queue.get()
+            if job is None:
+                break
+            if self.error is None:
+                try:
+                    job()
+                except BaseException as exc:  # reported by the next add_chunk / close
+                    self.error = exc
+        self._idle.release()
+
+    def _submit(self, job: Any) -> None:
+        if self.error is not None:
+            raise OSError(f"writing the trace failed: {self.error}")
+        if self._queue is None:
+            job()
+        else:
+            self._queue.put(job)
+
+    def _drain(self) -> None:
+        if self._queue is not None:
+            self._queue.put(None)
+            self._idle.acquire()
+            self._queue = None
 
     def _write(self, data: bytes) -> int:
         offset = self._offset
@@ -240,21 +289,31 @@ class TraceWriter:
         return offset
 
     def add_file(self, file_id: int, path: str, source: str | None) -> None:
-        offset = self._write(self._packer.pack([TAG_FILE, file_id, path, source]))
-        self._files.append([file_id, path, offset])
+        def job() -> None:
+            offset = self._write(self._packer.pack([TAG_FILE, file_id, path, source]))
+            self._files.append([file_id, path, offset])
+
+        self._submit(job)
 
     def add_code(self, code_id: int, file_id: int, qualname: str, firstline: int) -> None:
-        self._write(self._packer.pack([TAG_CODE, code_id, file_id, qualname, firstline]))
-        self._codes.append([code_id, file_id, qualname, firstline])
+        def job() -> None:
+            self._write(self._packer.pack([TAG_CODE, code_id, file_id, qualname, firstline]))
+            self._codes.append([code_id, file_id, qualname, firstline])
+
+        self._submit(job)
 
     def add_chunk(self, chunk: ChunkData, summary: ChunkSummary, level: int = 3) -> None:
-        payload = chunk.pack_payload(level)
-        number = len(self._chunks)
-        count = len(chunk.fids)
-        record = [TAG_CHUNK, number, chunk.start, count, summary.pack(), payload]
-        offset = self._write(self._packer.pack(record))
-        self._chunks.append([chunk.start, count, offset, summary.pack()])
-        self.flush()
+        body = chunk.pack_body()
+        start, count, packed = chunk.start, len(chunk.fids), summary.pack()
+
+        def job() -> None:
+            payload = zlib.compress(body, level)
+            record = [TAG_CHUNK, len(self._chunks), start, count, packed, payload]
+            offset = self._write(self._packer.pack(record))
+            self._chunks.append([start, count, offset, packed])
+            self.flush()
+
+        self._submit(job)
 
     def flush(self) -> None:
         self._file.flush()
@@ -263,6 +322,9 @@ class TraceWriter:
         if self.closed:
             return
         self.closed = True
+        self._drain()
+        if self.error is not None:
+            footer = dict(footer, error=footer.get("error") or f"writing a chunk failed: {self.error}")
         body = dict(footer, chunks=self._chunks, files=self._files, codes=self._codes)
         offset = self._write(self._packer.pack([TAG_FOOTER, body]))
         self._write(TRAILER.pack(offset, TRAILER_MAGIC))
@@ -272,6 +334,7 @@ class TraceWriter:
     def abandon(self) -> None:
         """Close the handle without a footer (used in a forked child that must not touch the file)."""
         self.closed = True
+        self._queue = None  # a forked child has no writer thread
         try:
             self._file.close()
         except Exception:
@@ -465,26 +528,28 @@ class TraceReader:
         self.close()
 
 
-def summarize_chunk(chunk: ChunkData, frame_meta: dict[int, tuple[int, int]]) -> ChunkSummary:
+def summarize_chunk(chunk: ChunkData, codes: Sequence[int], depths: tuple[int, int]) -> ChunkSummary:
     """A chunk's index summary (built at flush time, off the per-step path).
 
-    frame_meta maps fid -> (code_id, depth) for every frame the chunk mentions; a generator that moved
-    to another caller in the chunk (chunk.moves) also counts with its new depth."""
+    codes holds the code id of every step's frame and depths the least and greatest depth of those frames
+    when they stepped; a generator that moved to another caller in the chunk (chunk.moves) also counts
+    with its new depth."""
+    if not (len(chunk.fids) == len(chunk.lines) == len(codes)):
+        raise ValueError("a chunk's columns differ in length")
     events_mask = 0
     for ev in set(chunk.events):
         events_mask |= 1 << ev
-    metas = {fid: frame_meta[fid] for fid in set(chunk.fids)}
-    depths = [depth for _code, depth in metas.values()]
-    depths.extend(int(move[4]) for move in chunk.moves)
-    lines = {(metas[fid][0], line) for fid, line in zip(chunk.fids, chunk.lines, strict=True)}
-    changed: set[str] = set()
-    for change in chunk.changes:
-        changed.update(change[1::2])  # [offset, name, value, name, value, ...]
+    low, high = depths
+    move_depths = [int(move[4]) for move in chunk.moves]
+    if chunk.fids:
+        move_depths.extend((low, high))
+    # [offset, name, value, name, value, ...]
+    changed = set(itertools.chain.from_iterable(change[1::2] for change in chunk.changes))
     return ChunkSummary(
-        frozenset(lines),
-        frozenset(code for code, _depth in metas.values()),
-        min(depths, default=0),
-        max(depths, default=0),
+        frozenset(zip(codes, chunk.lines)),
+        frozenset(codes),
+        min(move_depths, default=0),
+        max(move_depths, default=0),
         events_mask,
         frozenset(changed),
         chunk.events.count(EV_LINE),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import _thread
 import fnmatch
+import importlib
 import linecache
 import os
 import sys
@@ -27,7 +28,7 @@ import time
 import types
 import warnings
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tracer.format import (
     EV_CALL,
@@ -164,6 +165,43 @@ class FrameRecord:
         self.in_comprehension = False
 
 
+class StepBuffer:
+    """One chunk's steps, kept as the chunk's columns (ChunkData) as they come."""
+
+    __slots__ = ("changes", "codes", "events", "fids", "lines", "max_depth", "min_depth", "values")
+
+    def __init__(self) -> None:
+        self.events = bytearray()
+        self.fids: list[int] = []
+        self.lines: list[int] = []
+        self.changes: list[list[Any]] = []
+        self.values: list[list[Any]] = []
+        self.codes: list[int] = []  # for the chunk's summary only (not written: fids say it)
+        self.min_depth = -1  # -1: no step yet
+        self.max_depth = -1
+
+    def add(
+        self, event: int, fid: int, line: int, changes: list[Any] | None, value: Any, code_id: int, depth: int
+    ) -> None:
+        offset = len(self.fids)
+        self.events.append(event)
+        self.fids.append(fid)
+        self.lines.append(line)
+        self.codes.append(code_id)
+        if depth < self.min_depth or self.min_depth < 0:
+            self.min_depth = depth
+        if depth > self.max_depth:
+            self.max_depth = depth
+        if changes:
+            changes.insert(0, offset)
+            self.changes.append(changes)
+        if value is not None:
+            self.values.append([offset, value])
+
+    def __len__(self) -> int:
+        return len(self.fids)
+
+
 class ThreadState:
     __slots__ = ("jump_line", "jump_rec", "number", "owner", "stack")
 
@@ -178,7 +216,7 @@ class ThreadState:
 class OutputTee:
     """Stands in for sys.stdout / sys.stderr: forwards everything, and notes each write on the timeline."""
 
-    def __init__(self, recorder: Recorder, stream: TextIO, number: int) -> None:
+    def __init__(self, recorder: PythonRecorder, stream: TextIO, number: int) -> None:
         object.__setattr__(self, "_tee_recorder", recorder)
         object.__setattr__(self, "_tee_stream", stream)
         object.__setattr__(self, "_tee_number", number)
@@ -208,8 +246,16 @@ class OutputTee:
         return self._tee_stream.__exit__(*exc)
 
 
-class Recorder:
-    """Records the program's own frames into a trace file while installed."""
+class PythonRecorder:
+    """Records the program's own frames into a trace file while installed.
+
+    This is the reference recorder, in pure Python. CompiledRecorder (below) runs the same code with the
+    commonest callbacks in C; both write the same trace."""
+
+    _record_type: Any = FrameRecord
+    _thread_type: Any = ThreadState
+    _new_lock: Any = staticmethod(_thread.allocate_lock)
+    _new_steps: Any = StepBuffer
 
     def __init__(
         self,
@@ -236,8 +282,9 @@ class Recorder:
         self.compression = compression
         self.capture_output = capture_output
         self.argv = list(argv)
-        self._lock = _thread.allocate_lock()
+        self._lock = self._new_lock()
         self._owner: int | None = None
+        self._value_limit = self.encoder.limit
         self._codes: dict[int, tuple[types.CodeType, CodePlan | None]] = {}
         self._files: dict[str, int] = {}
         self._pending_files: list[tuple[int, str, str | None]] = []
@@ -245,7 +292,7 @@ class Recorder:
         self._threads: dict[int, ThreadState] = {}
         self._thread_numbers = 0
         self._suspended: dict[int, FrameRecord] = {}
-        self._steps: list[tuple[int, int, int, list[Any] | None, Any]] = []
+        self._steps = self._new_steps()
         self._new_frames: dict[int, list[int]] = {}
         self._moves: list[list[int]] = []
         self._outputs: list[list[Any]] = []
@@ -290,7 +337,7 @@ class Recorder:
             "root": self.filter.root,
         }
         try:
-            self._writer = TraceWriter(self.path, header)
+            self._writer = TraceWriter(self.path, header, background=True)
         except OSError as exc:
             raise RecorderError(f"cannot write the trace file {self.path}: {exc.strerror}") from None
         MON.use_tool_id(TOOL_ID, TOOL_NAME)
@@ -426,7 +473,7 @@ class Recorder:
         # The child shares our file handle: it must never write to it.
         self._active = False
         self._flusher_stop = True
-        self._lock = _thread.allocate_lock()
+        self._lock = self._new_lock()
         self._owner = None
         self._uninstall()
         if self._writer is not None:
@@ -514,7 +561,7 @@ class Recorder:
     def _thread(self, tid: int) -> ThreadState:
         ts = self._threads.get(tid)
         if ts is None:
-            ts = ThreadState(self._thread_numbers, threading._active.get(tid))  # type: ignore[attr-defined]
+            ts = self._thread_type(self._thread_numbers, threading._active.get(tid))  # type: ignore[attr-defined]
             self._thread_numbers += 1
             self._threads[tid] = ts
         return ts
@@ -530,7 +577,7 @@ class Recorder:
     def _new_record(self, ts: ThreadState, code: types.CodeType, plan: CodePlan, frame: Any) -> FrameRecord:
         stack = ts.stack
         parent = stack[-1].fid if stack else -1
-        rec = FrameRecord(self._next_fid, code, plan, frame, parent, ts.number, len(stack))
+        rec = self._record_type(self._next_fid, code, plan, frame, parent, ts.number, len(stack))
         self._next_fid += 1
         stack.append(rec)
         self._new_frames[rec.fid] = [plan.code_id, parent, ts.number, rec.depth]
@@ -721,7 +768,7 @@ class Recorder:
 
     # -- emitting --------------------------------------------------------------------------------------
     def _emit(self, event: int, rec: FrameRecord, line: int, changes: list[Any] | None, value: Any) -> None:
-        self._steps.append((event, rec.fid, line, changes, value))
+        self._steps.add(event, rec.fid, line, changes, value, rec.plan.code_id, rec.depth)
         count = self._count
         rec.last_pos = count
         rec.last_line = line
@@ -782,23 +829,20 @@ class Recorder:
         self._last_flush = time.monotonic()
         if not steps:
             return  # outputs wait for the next chunk (or go in the footer at the end)
-        self._steps = []
-        events = bytes([s[0] for s in steps])
+        self._steps = self._new_steps()
         chunk = ChunkData(
             start=self._chunk_start,
             keyframe=self._keyframe,
-            events=events,
-            fids=[s[1] for s in steps],
-            lines=[s[2] for s in steps],
-            changes=[[i, *s[3]] for i, s in enumerate(steps) if s[3]],
-            values=[[i, s[4]] for i, s in enumerate(steps) if s[4] is not None],
+            events=bytes(steps.events),
+            fids=steps.fids,
+            lines=steps.lines,
+            changes=steps.changes,
+            values=steps.values,
             frames=self._new_frames,
             outputs=self._outputs,
             moves=self._moves,
         )
-        meta = {fid: (v[0], v[3]) for fid, v in self._keyframe.items()}
-        meta.update({fid: (v[0], v[3]) for fid, v in self._new_frames.items()})
-        summary = summarize_chunk(chunk, meta)
+        summary = summarize_chunk(chunk, steps.codes, (steps.min_depth, steps.max_depth))
         self._line_steps_written += summary.line_steps
         writer.add_chunk(chunk, summary, self.compression)
         self._chunk_start = self._count
@@ -811,6 +855,15 @@ class Recorder:
     def _on_start(self, code: types.CodeType, offset: int) -> Any:
         entry = self._codes.get(id(code))
         if entry is None:
+            writer = self._writer
+            if writer is not None and writer.worker_ident == _thread.get_ident():
+                # The trace writer's thread runs only library code and must never wait for our lock (the
+                # thread holding it may be waiting for the writer): decide without the lock. Untraced code
+                # is one dict store, atomic under the GIL.
+                if self.filter(code.co_filename):
+                    return None
+                self._codes[id(code)] = (code, None)
+                return DISABLE
             if self._owner == _thread.get_ident():
                 # First call of a function from inside our own callback (we hold the lock): decide now, so
                 # the recorder's own helpers get DISABLE once instead of costing a callback every call.
@@ -920,7 +973,7 @@ class Recorder:
                             return None  # the backward jump already reported this line
                     changes = self._check(rec)
                     # _emit, inlined: this is the hottest path of the recorder.
-                    self._steps.append((EV_LINE, rec.fid, line, changes, None))
+                    self._steps.add(EV_LINE, rec.fid, line, changes, None, rec.plan.code_id, rec.depth)
                     count = self._count
                     rec.last_pos = count
                     rec.last_line = line
@@ -1037,3 +1090,78 @@ class Recorder:
 
     def _on_handled(self, code: types.CodeType, offset: int, exc: BaseException) -> Any:
         self._exception_step(code, EV_HANDLED, exc)
+
+
+# -- the compiled hot path -------------------------------------------------------------------------------
+# tracer/_core.c runs LINE, JUMP, PY_START and PY_RETURN in C for plain function frames and calls the
+# methods above for everything else. RETROGRADE_RECORDER=python selects the pure Python recorder.
+_core: Any
+try:
+    _core = importlib.import_module("tracer._core")
+except ImportError:  # not built (no compiler, or an interpreter the C code does not support)
+    _core = None
+
+if _core is not None and (_core.EV_CALL, _core.EV_LINE, _core.EV_RETURN) != (EV_CALL, EV_LINE, EV_RETURN):
+    _core = None  # built from another version of the format
+
+
+def fast_info(code: types.CodeType, plan: CodePlan) -> tuple[Any, ...]:
+    """The plan as tuples the C callbacks index directly (layout: INFO_* in tracer/_core.c)."""
+    assert _core is not None
+    simple = bool(_core.simple_locals(code)) and not plan.is_module
+    varnames = code.co_varnames
+
+    def line_tuple(lp: Any) -> tuple[Any, ...]:
+        slots = tuple(varnames.index(n) if n in varnames else -1 for n in lp.stores)
+        return (lp.stores, slots, lp.may_mutate, lp.full)
+
+    base = min(plan.lines) if plan.lines else 0
+    size = max(plan.lines) - base + 1 if plan.lines else 0
+    lines: list[Any] = [None] * size
+    for line, lp in plan.lines.items():
+        lines[line - base] = line_tuple(lp)
+    offsets: list[int | None] = [None] * (len(code.co_code) // 2)
+    for start, end, number in code.co_lines():
+        if number is not None:
+            for off in range(start, min(end, 2 * len(offsets)), 2):
+                offsets[off // 2] = number
+    default = line_tuple(plan.default)
+    return (plan.code_id, plan.is_module, simple, base, tuple(lines), default, tuple(offsets))
+
+
+if _core is not None:
+
+    class CompiledRecorder(_core.Core, PythonRecorder):
+        """PythonRecorder with its commonest callbacks in C (tracer/_core.c): the same trace, faster."""
+
+        _record_type = _core.FrameRecord
+        _thread_type = _core.ThreadState
+        _new_lock = staticmethod(_core.Lock)
+        _new_steps = _core.StepBuffer
+
+        def _register_callbacks(self) -> None:
+            super()._register_callbacks()
+            register = MON.register_callback
+            register(TOOL_ID, EVENTS.PY_START, self._c_on_start)
+            register(TOOL_ID, EVENTS.LINE, self._c_on_line)
+            register(TOOL_ID, EVENTS.JUMP, self._c_on_jump)
+            register(TOOL_ID, EVENTS.PY_RETURN, self._c_on_return)
+
+        def _decide(self, code: types.CodeType) -> tuple[types.CodeType, CodePlan | None]:
+            entry = super()._decide(code)
+            if entry[1] is not None:
+                entry[1].fast = fast_info(code, entry[1])
+            return entry
+
+
+def compiled_available() -> bool:
+    """True when the C hot path is built and importable."""
+    return _core is not None
+
+
+if TYPE_CHECKING:
+    Recorder = PythonRecorder
+elif _core is not None and os.environ.get("RETROGRADE_RECORDER", "").lower() != "python":
+    Recorder = CompiledRecorder
+else:
+    Recorder = PythonRecorder

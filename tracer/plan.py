@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass, field
+from typing import Any
 
 import bytecode
 
@@ -71,6 +72,7 @@ class CodePlan:
     lines: dict[int, LinePlan] = field(default_factory=dict)
     default: LinePlan = field(default_factory=lambda: LinePlan((), False))  # lines with no instructions
     offset_lines: dict[int, int] | None = None  # built on first backward jump
+    fast: Any = None  # the same plan laid out for the C callbacks (monitor.fast_info), when they run
 
     def line_of_offset(self, code: types.CodeType, offset: int) -> int | None:
         table = self.offset_lines

@@ -1,0 +1,1455 @@
+/* tracer._core: the recorder's hot path in C.
+ *
+ * The Python recorder (tracer/monitor.py, PythonRecorder) is the reference: it defines what is recorded.
+ * This module makes the common events cheap and does exactly what the Python callbacks do:
+ *
+ *   - Core is the base class of CompiledRecorder. Its C fields are the recorder's hot attributes
+ *     (_count, _steps, _threads, ...), visible to the Python methods under the same names, so the Python
+ *     code and the C callbacks share one state.
+ *   - FrameRecord and ThreadState are the Python classes' C twins (same attribute names).
+ *   - Lock replaces _thread.lock so the C callbacks can take it without a Python call.
+ *   - _c_on_line / _c_on_jump / _c_on_start / _c_on_return are sys.monitoring callbacks. They handle the
+ *     common case in C (a plain function frame whose locals are fast locals, scalar values, containers
+ *     whose elements did not change) and call the Python methods for everything else (module frames,
+ *     cells, values that need the full encoder, stack resynchronisation, chunk flushes).
+ *
+ * Frame locals are read from the interpreter frame's fast-locals array, so this file includes CPython's
+ * internal frame header; it is compiled for the running interpreter and is optional (without it the pure
+ * Python recorder runs).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+#define Py_BUILD_CORE 1
+#include "internal/pycore_code.h"
+#include "internal/pycore_frame.h"
+#undef Py_BUILD_CORE
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define FRAME_CODE(f) _PyFrame_GetCode(f)
+#else
+#define FRAME_CODE(f) ((f)->f_code)
+#endif
+
+/* Event numbers: tracer/format.py (checked at import by monitor.py). */
+enum { EV_CALL = 0, EV_LINE = 1, EV_RETURN = 2 };
+
+/* Layout of CodePlan.fast (built by monitor.fast_info): */
+enum {
+    INFO_CODE_ID = 0,   /* int */
+    INFO_IS_MODULE,     /* bool */
+    INFO_SIMPLE,        /* bool: only plain fast locals (no cells, free or hidden variables) */
+    INFO_LINE_BASE,     /* int: line number of lines[0] */
+    INFO_LINES,         /* tuple: line - base -> LinePlan tuple or None */
+    INFO_DEFAULT,       /* LinePlan tuple for lines with no instructions */
+    INFO_OFFSETS,       /* tuple: offset // 2 -> line or None */
+    INFO_SIZE
+};
+/* LinePlan tuple: (names, slots, may_mutate, full) */
+
+static PyObject *DISABLE;          /* sys.monitoring.DISABLE */
+static PyObject *S_check, *S_full_check, *S_set, *S_recheck, *S_top, *S_thread, *S_thread_entering;
+static PyObject *S_checkpoint, *S_fail, *S_encode, *S_on_start, *S_fast;
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Lock                                                                                               */
+
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;
+    int held;
+} LockObject;
+
+static PyTypeObject LockType;
+
+static PyObject *Lock_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    LockObject *self = (LockObject *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->lock = PyThread_allocate_lock();
+    if (self->lock == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)self;
+}
+
+static void Lock_dealloc(LockObject *self) {
+    if (self->lock) {
+        if (self->held) PyThread_release_lock(self->lock);
+        PyThread_free_lock(self->lock);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static void lock_take(LockObject *self) {
+    if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(self->lock, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+    self->held = 1;
+}
+
+static void lock_give(LockObject *self) {
+    self->held = 0;
+    PyThread_release_lock(self->lock);
+}
+
+static PyObject *Lock_acquire(LockObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"blocking", "timeout", NULL};
+    int blocking = 1;
+    double timeout = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|pd", kwlist, &blocking, &timeout)) return NULL;
+    if (!blocking) {
+        if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) Py_RETURN_FALSE;
+        self->held = 1;
+        Py_RETURN_TRUE;
+    }
+    lock_take(self);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Lock_release(LockObject *self, PyObject *unused) {
+    if (!self->held) {
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return NULL;
+    }
+    lock_give(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Lock_enter(LockObject *self, PyObject *unused) {
+    lock_take(self);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Lock_exit(LockObject *self, PyObject *args) {
+    if (self->held) lock_give(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Lock_locked(LockObject *self, PyObject *unused) { return PyBool_FromLong(self->held); }
+
+static PyMethodDef Lock_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))Lock_acquire, METH_VARARGS | METH_KEYWORDS, NULL},
+    {"release", (PyCFunction)Lock_release, METH_NOARGS, NULL},
+    {"locked", (PyCFunction)Lock_locked, METH_NOARGS, NULL},
+    {"__enter__", (PyCFunction)Lock_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)Lock_exit, METH_VARARGS, NULL},
+    {NULL},
+};
+
+static PyTypeObject LockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer._core.Lock",
+    .tp_basicsize = sizeof(LockObject),
+    .tp_dealloc = (destructor)Lock_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A lock the C callbacks can take without calling Python (same interface as _thread.lock).",
+    .tp_methods = Lock_methods,
+    .tp_new = Lock_new,
+};
+
+/* ------------------------------------------------------------------------------------------------ */
+/* FrameRecord                                                                                        */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *code, *plan, *frame, *texts, *objs, *mutables, *heads;
+    PyObject *info;    /* plan.fast: tuple or None */
+    PyObject *fid_obj; /* fid as an int object, reused for every step */
+    PyObject *code_id; /* plan.code_id, looked up at the first step */
+    Py_ssize_t fid, parent, thread, depth, last_line, last_pos;
+    char in_comprehension;
+} FrameRecord;
+
+static PyTypeObject FrameRecordType;
+
+static FrameRecord *record_alloc(Py_ssize_t fid, PyObject *code, PyObject *plan, PyObject *info,
+                                 PyObject *frame, Py_ssize_t parent, Py_ssize_t thread, Py_ssize_t depth) {
+    FrameRecord *rec = PyObject_New(FrameRecord, &FrameRecordType);
+    if (rec == NULL) return NULL;
+    rec->code = Py_NewRef(code);
+    rec->plan = Py_NewRef(plan);
+    rec->frame = Py_NewRef(frame);
+    rec->info = Py_NewRef(info);
+    rec->texts = PyDict_New();
+    rec->objs = PyDict_New();
+    rec->mutables = PySet_New(NULL);
+    rec->heads = PyDict_New();
+    rec->fid_obj = PyLong_FromSsize_t(fid);
+    rec->code_id = NULL;
+    rec->fid = fid;
+    rec->parent = parent;
+    rec->thread = thread;
+    rec->depth = depth;
+    rec->last_line = 0;
+    rec->last_pos = -2;
+    rec->in_comprehension = 0;
+    if (!rec->texts || !rec->objs || !rec->mutables || !rec->heads || !rec->fid_obj) {
+        Py_DECREF(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+static PyObject *FrameRecord_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    Py_ssize_t fid, parent, thread, depth;
+    PyObject *code, *plan, *frame;
+    if (!PyArg_ParseTuple(args, "nOOOnnn", &fid, &code, &plan, &frame, &parent, &thread, &depth)) return NULL;
+    PyObject *info = PyObject_GetAttr(plan, S_fast);
+    if (info == NULL) {
+        PyErr_Clear();
+        info = Py_NewRef(Py_None);
+    }
+    FrameRecord *rec = record_alloc(fid, code, plan, info, frame, parent, thread, depth);
+    Py_DECREF(info);
+    return (PyObject *)rec;
+}
+
+static void FrameRecord_dealloc(FrameRecord *self) {
+    Py_XDECREF(self->code);
+    Py_XDECREF(self->plan);
+    Py_XDECREF(self->frame);
+    Py_XDECREF(self->info);
+    Py_XDECREF(self->texts);
+    Py_XDECREF(self->objs);
+    Py_XDECREF(self->mutables);
+    Py_XDECREF(self->heads);
+    Py_XDECREF(self->fid_obj);
+    Py_XDECREF(self->code_id);
+    PyObject_Free(self);
+}
+
+#define FR_OFF(x) offsetof(FrameRecord, x)
+static PyMemberDef FrameRecord_members[] = {
+    {"code", Py_T_OBJECT_EX, FR_OFF(code), 0, NULL},
+    {"plan", Py_T_OBJECT_EX, FR_OFF(plan), 0, NULL},
+    {"frame", Py_T_OBJECT_EX, FR_OFF(frame), 0, NULL},
+    {"texts", Py_T_OBJECT_EX, FR_OFF(texts), 0, NULL},
+    {"objs", Py_T_OBJECT_EX, FR_OFF(objs), 0, NULL},
+    {"mutables", Py_T_OBJECT_EX, FR_OFF(mutables), 0, NULL},
+    {"heads", Py_T_OBJECT_EX, FR_OFF(heads), 0, NULL},
+    {"fid", Py_T_PYSSIZET, FR_OFF(fid), Py_READONLY, NULL},
+    {"parent", Py_T_PYSSIZET, FR_OFF(parent), 0, NULL},
+    {"thread", Py_T_PYSSIZET, FR_OFF(thread), 0, NULL},
+    {"depth", Py_T_PYSSIZET, FR_OFF(depth), 0, NULL},
+    {"last_line", Py_T_PYSSIZET, FR_OFF(last_line), 0, NULL},
+    {"last_pos", Py_T_PYSSIZET, FR_OFF(last_pos), 0, NULL},
+    {"in_comprehension", Py_T_BOOL, FR_OFF(in_comprehension), 0, NULL},
+    {NULL},
+};
+
+static PyTypeObject FrameRecordType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer._core.FrameRecord",
+    .tp_basicsize = sizeof(FrameRecord),
+    .tp_dealloc = (destructor)FrameRecord_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "What the recorder remembers of one live frame activation (C twin of monitor.FrameRecord).",
+    .tp_members = FrameRecord_members,
+    .tp_new = FrameRecord_new,
+};
+
+/* ------------------------------------------------------------------------------------------------ */
+/* ThreadState                                                                                        */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *owner, *stack, *jump_rec;
+    Py_ssize_t number, jump_line;
+} ThreadState;
+
+static PyTypeObject ThreadStateType;
+
+static PyObject *ThreadState_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    Py_ssize_t number;
+    PyObject *owner;
+    if (!PyArg_ParseTuple(args, "nO", &number, &owner)) return NULL;
+    ThreadState *self = (ThreadState *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->number = number;
+    self->owner = Py_NewRef(owner);
+    self->stack = PyList_New(0);
+    self->jump_rec = Py_NewRef(Py_None);
+    self->jump_line = -1;
+    if (self->stack == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void ThreadState_dealloc(ThreadState *self) {
+    Py_XDECREF(self->owner);
+    Py_XDECREF(self->stack);
+    Py_XDECREF(self->jump_rec);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+#define TS_OFF(x) offsetof(ThreadState, x)
+static PyMemberDef ThreadState_members[] = {
+    {"owner", Py_T_OBJECT_EX, TS_OFF(owner), 0, NULL},
+    {"stack", Py_T_OBJECT_EX, TS_OFF(stack), 0, NULL},
+    {"jump_rec", Py_T_OBJECT_EX, TS_OFF(jump_rec), 0, NULL},
+    {"number", Py_T_PYSSIZET, TS_OFF(number), 0, NULL},
+    {"jump_line", Py_T_PYSSIZET, TS_OFF(jump_line), 0, NULL},
+    {NULL},
+};
+
+static PyTypeObject ThreadStateType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer._core.ThreadState",
+    .tp_basicsize = sizeof(ThreadState),
+    .tp_dealloc = (destructor)ThreadState_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A thread's stack of frame records (C twin of monitor.ThreadState).",
+    .tp_members = ThreadState_members,
+    .tp_new = ThreadState_new,
+};
+
+/* ------------------------------------------------------------------------------------------------ */
+/* StepBuffer: one chunk's steps as the chunk's columns (C twin of monitor.StepBuffer)                 */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *events, *fids, *lines, *changes, *values; /* bytearray, list, list, list, list */
+    PyObject *codes;                                    /* list: code id of each step (for the summary) */
+    Py_ssize_t min_depth, max_depth;                    /* -1 before the first step */
+} StepBuffer;
+
+static PyTypeObject StepBufferType;
+
+static PyObject *StepBuffer_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    StepBuffer *self = (StepBuffer *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->events = PyByteArray_FromStringAndSize(NULL, 0);
+    self->fids = PyList_New(0);
+    self->lines = PyList_New(0);
+    self->changes = PyList_New(0);
+    self->values = PyList_New(0);
+    self->codes = PyList_New(0);
+    self->min_depth = self->max_depth = -1;
+    if (!self->events || !self->fids || !self->lines || !self->changes || !self->values || !self->codes) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void StepBuffer_dealloc(StepBuffer *self) {
+    Py_XDECREF(self->events);
+    Py_XDECREF(self->fids);
+    Py_XDECREF(self->lines);
+    Py_XDECREF(self->changes);
+    Py_XDECREF(self->values);
+    Py_XDECREF(self->codes);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Append one step. changes: NULL or a list [name, enc, ...] that becomes [offset, name, enc, ...]
+ * (borrowed, modified in place); value: NULL or the encoded value (borrowed). */
+static int steps_add(StepBuffer *self, int event, PyObject *fid, PyObject *line, PyObject *changes,
+                     PyObject *value, PyObject *code_id, Py_ssize_t depth) {
+    Py_ssize_t i = PyList_GET_SIZE(self->fids);
+    char ev = (char)event;
+    Py_ssize_t n = PyByteArray_GET_SIZE(self->events);
+    if (PyByteArray_Resize(self->events, n + 1) < 0) return -1;
+    PyByteArray_AS_STRING(self->events)[n] = ev;
+    if (PyList_Append(self->fids, fid) < 0 || PyList_Append(self->lines, line) < 0 ||
+        PyList_Append(self->codes, code_id) < 0) {
+        return -1;
+    }
+    if (depth < self->min_depth || self->min_depth < 0) self->min_depth = depth;
+    if (depth > self->max_depth) self->max_depth = depth;
+    if (changes != NULL && changes != Py_None && PyList_GET_SIZE(changes) > 0) {
+        PyObject *offset = PyLong_FromSsize_t(i);
+        if (offset == NULL) return -1;
+        int rc = PyList_Insert(changes, 0, offset);
+        Py_DECREF(offset);
+        if (rc < 0 || PyList_Append(self->changes, changes) < 0) return -1;
+    }
+    if (value != NULL && value != Py_None) {
+        PyObject *entry = Py_BuildValue("[nO]", i, value);
+        if (entry == NULL) return -1;
+        int rc = PyList_Append(self->values, entry);
+        Py_DECREF(entry);
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
+static PyObject *StepBuffer_add(StepBuffer *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "add(event, fid, line, changes, value, code_id, depth)");
+        return NULL;
+    }
+    Py_ssize_t depth = PyLong_AsSsize_t(args[6]);
+    if (depth == -1 && PyErr_Occurred()) return NULL;
+    long event = PyLong_AsLong(args[0]);
+    if (event == -1 && PyErr_Occurred()) return NULL;
+    PyObject *changes = args[3];
+    if (changes != Py_None && !PyList_Check(changes)) {
+        PyErr_SetString(PyExc_TypeError, "changes must be a list or None");
+        return NULL;
+    }
+    if (steps_add(self, (int)event, args[1], args[2], changes, args[4], args[5], depth) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t StepBuffer_len(StepBuffer *self) { return PyList_GET_SIZE(self->fids); }
+
+static PyMethodDef StepBuffer_methods[] = {
+    {"add", (PyCFunction)(void (*)(void))StepBuffer_add, METH_FASTCALL, "add(event, fid, line, changes, value, code_id, depth)"},
+    {NULL},
+};
+
+#define SB_OFF(x) offsetof(StepBuffer, x)
+static PyMemberDef StepBuffer_members[] = {
+    {"events", Py_T_OBJECT_EX, SB_OFF(events), Py_READONLY, NULL},
+    {"fids", Py_T_OBJECT_EX, SB_OFF(fids), Py_READONLY, NULL},
+    {"lines", Py_T_OBJECT_EX, SB_OFF(lines), Py_READONLY, NULL},
+    {"changes", Py_T_OBJECT_EX, SB_OFF(changes), Py_READONLY, NULL},
+    {"values", Py_T_OBJECT_EX, SB_OFF(values), Py_READONLY, NULL},
+    {"codes", Py_T_OBJECT_EX, SB_OFF(codes), Py_READONLY, NULL},
+    {"min_depth", Py_T_PYSSIZET, SB_OFF(min_depth), Py_READONLY, NULL},
+    {"max_depth", Py_T_PYSSIZET, SB_OFF(max_depth), Py_READONLY, NULL},
+    {NULL},
+};
+
+static PySequenceMethods StepBuffer_as_sequence = {
+    .sq_length = (lenfunc)StepBuffer_len,
+};
+
+static PyTypeObject StepBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer._core.StepBuffer",
+    .tp_basicsize = sizeof(StepBuffer),
+    .tp_dealloc = (destructor)StepBuffer_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One chunk's steps as columns (C twin of monitor.StepBuffer).",
+    .tp_as_sequence = &StepBuffer_as_sequence,
+    .tp_methods = StepBuffer_methods,
+    .tp_members = StepBuffer_members,
+    .tp_new = StepBuffer_new,
+};
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Core                                                                                               */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *steps, *threads, *codes, *suspended, *new_frames, *lock;
+    Py_ssize_t count, next_check, next_fid, limit;
+    unsigned long owner_tid;
+    char has_owner, active;
+} Core;
+
+static PyObject *Core_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    Core *self = (Core *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->steps = PyObject_CallNoArgs((PyObject *)&StepBufferType);
+    self->threads = PyDict_New();
+    self->codes = PyDict_New();
+    self->suspended = PyDict_New();
+    self->new_frames = PyDict_New();
+    self->lock = PyObject_CallNoArgs((PyObject *)&LockType);
+    self->limit = 1000;
+    self->next_check = 1;
+    if (!self->steps || !self->threads || !self->codes || !self->suspended || !self->new_frames ||
+        !self->lock) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int Core_traverse(Core *self, visitproc visit, void *arg) {
+    Py_VISIT(self->steps);
+    Py_VISIT(self->threads);
+    Py_VISIT(self->codes);
+    Py_VISIT(self->suspended);
+    Py_VISIT(self->new_frames);
+    Py_VISIT(self->lock);
+    return 0;
+}
+
+static int Core_clear(Core *self) {
+    Py_CLEAR(self->steps);
+    Py_CLEAR(self->threads);
+    Py_CLEAR(self->codes);
+    Py_CLEAR(self->suspended);
+    Py_CLEAR(self->new_frames);
+    Py_CLEAR(self->lock);
+    return 0;
+}
+
+static void Core_dealloc(Core *self) {
+    PyObject_GC_UnTrack(self);
+    Core_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Core_get_owner(Core *self, void *closure) {
+    if (!self->has_owner) Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(self->owner_tid);
+}
+
+static int Core_set_owner(Core *self, PyObject *value, void *closure) {
+    if (value == NULL || value == Py_None) {
+        self->has_owner = 0;
+        return 0;
+    }
+    unsigned long tid = PyLong_AsUnsignedLong(value);
+    if (tid == (unsigned long)-1 && PyErr_Occurred()) return -1;
+    self->owner_tid = tid;
+    self->has_owner = 1;
+    return 0;
+}
+
+/* -- helpers ------------------------------------------------------------------------------------- */
+
+static inline int is_none(PyObject *o) { return o == NULL || o == Py_None; }
+
+/* dict.pop(key, None) without the value. */
+static int dict_discard(PyObject *d, PyObject *key) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyDict_Pop(d, key, NULL) < 0 ? -1 : 0;
+#else
+    int has = PyDict_Contains(d, key);
+    if (has <= 0) return has;
+    return PyDict_DelItem(d, key);
+#endif
+}
+
+/* Report an internal error the way PythonRecorder does (self._fail(exc): stop recording, note it).
+ * A BaseException that is not an Exception (KeyboardInterrupt...) is left set: it reaches the program,
+ * as it would from the Python callbacks. Returns 0 when handled, -1 when the error must propagate. */
+static int core_fail(Core *self) {
+    PyObject *exc = PyErr_GetRaisedException();
+    if (exc == NULL) return 0;
+    if (!PyErr_GivenExceptionMatches(exc, PyExc_Exception)) {
+        PyErr_SetRaisedException(exc);
+        return -1;
+    }
+    PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, S_fail, exc);
+    Py_DECREF(exc);
+    if (r == NULL) {
+        PyErr_Clear();
+    } else {
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+/* The value of fast local i, or NULL (unbound). Only for SIMPLE codes: no cells, free or hidden vars. */
+static inline PyObject *frame_local(PyObject *frame, Py_ssize_t i) {
+    _PyInterpreterFrame *f = ((PyFrameObject *)frame)->f_frame;
+    PyCodeObject *co = FRAME_CODE(f);
+    if (i < 0 || i >= co->co_nlocalsplus) return NULL;
+#if PY_VERSION_HEX >= 0x030E0000
+    return PyStackRef_AsPyObjectBorrow(f->localsplus[i]);
+#else
+    return f->localsplus[i];
+#endif
+}
+
+/* The repr of a scalar the recorder stores as is (int, bool, None, finite float, short str), or NULL
+ * with no error set when the value needs the full encoder. NULL with an error set on failure. */
+static PyObject *scalar_text(Core *self, PyObject *obj) {
+    PyTypeObject *t = Py_TYPE(obj);
+    if (t == &PyFloat_Type) {
+        double d = PyFloat_AS_DOUBLE(obj);
+        if (!isfinite(d)) return NULL;
+    } else if (t == &PyUnicode_Type) {
+        if (PyUnicode_GET_LENGTH(obj) > 64) return NULL;
+    } else if (t != &PyLong_Type && t != &PyBool_Type && obj != Py_None) {
+        return NULL;
+    }
+    PyObject *text = PyObject_Repr(obj);
+    if (text == NULL) return NULL;
+    if (PyUnicode_GET_LENGTH(text) > self->limit) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* changes (a list or NULL) += [name, enc]. Returns the list, or NULL on error (old list released). */
+static PyObject *changes_add(PyObject *changes, PyObject *name, PyObject *enc) {
+    if (changes == NULL) {
+        changes = PyList_New(0);
+        if (changes == NULL) return NULL;
+    }
+    if (PyList_Append(changes, name) < 0 || PyList_Append(changes, enc) < 0) {
+        Py_DECREF(changes);
+        return NULL;
+    }
+    return changes;
+}
+
+/* Python's changes argument (None or list) from ours (NULL or list). */
+static PyObject *changes_arg(PyObject *changes) { return changes ? changes : Py_None; }
+
+/* Bind name to obj in rec (PythonRecorder._set). Consumes `changes` (NULL or list); returns the new
+ * changes (NULL or list) in *out. Returns -1 on error. */
+static int record_set(Core *self, FrameRecord *rec, PyObject *name, PyObject *obj, PyObject *changes,
+                      PyObject **out) {
+    PyObject *text = scalar_text(self, obj);
+    if (text == NULL && PyErr_Occurred()) {
+        Py_XDECREF(changes);
+        return -1;
+    }
+    if (text != NULL) {
+        if (PyDict_SetItem(rec->objs, name, obj) < 0) goto fail_text;
+        if (PySet_GET_SIZE(rec->mutables) > 0) {
+            int had = PySet_Discard(rec->mutables, name);
+            if (had < 0) goto fail_text;
+            if (had && dict_discard(rec->heads, name) < 0) goto fail_text;
+        }
+        PyObject *old = PyDict_GetItemWithError(rec->texts, name);
+        if (old == NULL && PyErr_Occurred()) goto fail_text;
+        int same = old != NULL && PyUnicode_CheckExact(old) && PyUnicode_Compare(old, text) == 0;
+        if (!same) {
+            if (PyDict_SetItem(rec->texts, name, text) < 0) goto fail_text;
+            changes = changes_add(changes, name, text);
+            if (changes == NULL) {
+                Py_DECREF(text);
+                return -1;
+            }
+        }
+        Py_DECREF(text);
+        *out = changes;
+        return 0;
+    fail_text:
+        Py_DECREF(text);
+        Py_XDECREF(changes);
+        return -1;
+    }
+    PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, S_set, rec, name, obj, changes_arg(changes), NULL);
+    Py_XDECREF(changes);
+    if (r == NULL) return -1;
+    if (r == Py_None) {
+        Py_DECREF(r);
+        *out = NULL;
+    } else {
+        *out = r;
+    }
+    return 0;
+}
+
+/* True when value still holds exactly the objects of head = (elements, length) (ValueEncoder.head_unchanged). */
+static int head_unchanged(PyObject *value, PyObject *head) {
+    if (!PyTuple_CheckExact(head) || PyTuple_GET_SIZE(head) != 2) return -2;
+    PyObject *elements = PyTuple_GET_ITEM(head, 0);
+    Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(head, 1));
+    if (length == -1 && PyErr_Occurred()) return -1;
+    if (!PyList_CheckExact(elements)) return -2;
+    Py_ssize_t m = PyList_GET_SIZE(elements);
+    PyObject **want = ((PyListObject *)elements)->ob_item;
+    PyTypeObject *t = Py_TYPE(value);
+    if (t == &PyList_Type || t == &PyTuple_Type) {
+        Py_ssize_t n = Py_SIZE(value);
+        if (length >= 0 && n != length) return 0;
+        if (n < m) return 0;
+        PyObject **items = t == &PyList_Type ? ((PyListObject *)value)->ob_item : ((PyTupleObject *)value)->ob_item;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            if (items[i] != want[i]) return 0;
+        }
+        return 1;
+    }
+    if (t == &PyDict_Type) {
+        Py_ssize_t n = PyDict_GET_SIZE(value);
+        if (length >= 0 && n != length) return 0;
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *k, *v;
+        while (i < m && PyDict_Next(value, &pos, &k, &v)) {
+            if (k != want[i]) return 0;
+            if (i + 1 < m && v != want[i + 1]) return 0;
+            i += 2;
+        }
+        return i >= m;
+    }
+    if (t == &PySet_Type || t == &PyFrozenSet_Type) {
+        Py_ssize_t n = PySet_GET_SIZE(value);
+        if (length >= 0 && n != length) return 0;
+        PyObject *it = PyObject_GetIter(value);
+        if (it == NULL) return -1;
+        Py_ssize_t i = 0;
+        PyObject *item;
+        int result = 1;
+        while (i < m && (item = PyIter_Next(it)) != NULL) {
+            int same = item == want[i];
+            Py_DECREF(item);
+            if (!same) {
+                result = 0;
+                break;
+            }
+            i++;
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred()) return -1;
+        return result && i >= m;
+    }
+    return -2; /* some other type: let Python decide */
+}
+
+/* The new encoding of a mutable value if its text changed, else Py_None (PythonRecorder._recheck).
+ * New reference; NULL on error. */
+static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, PyObject *obj) {
+    PyObject *head = PyDict_GetItemWithError(rec->heads, name);
+    if (head == NULL && PyErr_Occurred()) return NULL;
+    if (head != NULL) {
+        int same = head_unchanged(obj, head);
+        if (same == -1) return NULL;
+        if (same == 1) Py_RETURN_NONE;
+    }
+    return PyObject_CallMethodObjArgs((PyObject *)self, S_recheck, rec, name, obj, NULL);
+}
+
+/* Forget name in rec; changes += [name, None]. */
+static int record_forget(FrameRecord *rec, PyObject *name, PyObject **changes) {
+    if (PyDict_DelItem(rec->objs, name) < 0) return -1;
+    if (dict_discard(rec->texts, name) < 0) return -1;
+    if (PySet_Discard(rec->mutables, name) < 0) return -1;
+    if (dict_discard(rec->heads, name) < 0) return -1;
+    *changes = changes_add(*changes, name, Py_None);
+    return *changes == NULL ? -1 : 0;
+}
+
+/* Python's result (None or list, new reference) into ours (NULL or list). */
+static int from_python(PyObject *r, PyObject **out) {
+    if (r == NULL) return -1;
+    if (r == Py_None) {
+        Py_DECREF(r);
+        *out = NULL;
+    } else {
+        *out = r;
+    }
+    return 0;
+}
+
+static inline PyObject *info_item(FrameRecord *rec, int i) { return PyTuple_GET_ITEM(rec->info, i); }
+
+static inline int has_info(FrameRecord *rec) {
+    return rec->info != NULL && PyTuple_CheckExact(rec->info) && PyTuple_GET_SIZE(rec->info) == INFO_SIZE;
+}
+
+/* Every local of a simple function frame (PythonRecorder._full_check). */
+static int full_check(Core *self, FrameRecord *rec, PyObject **out) {
+    *out = NULL;
+    if (is_none(rec->frame)) return 0;
+    if (!has_info(rec) || info_item(rec, INFO_IS_MODULE) == Py_True || info_item(rec, INFO_SIMPLE) != Py_True ||
+        !PyFrame_Check(rec->frame)) {
+        return from_python(PyObject_CallMethodOneArg((PyObject *)self, S_full_check, (PyObject *)rec), out);
+    }
+    if (is_none(rec->objs)) {
+        PyObject *d = PyDict_New();
+        if (d == NULL) return -1;
+        Py_XSETREF(rec->objs, d);
+    }
+    _PyInterpreterFrame *f = ((PyFrameObject *)rec->frame)->f_frame;
+    PyCodeObject *co = FRAME_CODE(f);
+    PyObject *names = co->co_localsplusnames;
+    Py_ssize_t n = co->co_nlocalsplus, seen = 0;
+    PyObject *changes = NULL;
+    PyObject *objs = rec->objs;
+    Py_INCREF(objs);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *obj = frame_local(rec->frame, i);
+        if (obj == NULL) continue;
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        seen++;
+        PyObject *old = PyDict_GetItemWithError(objs, name);
+        if (old == NULL && PyErr_Occurred()) goto error;
+        if (old == obj) {
+            int mutable = PySet_GET_SIZE(rec->mutables) ? PySet_Contains(rec->mutables, name) : 0;
+            if (mutable < 0) goto error;
+            if (mutable) {
+                Py_INCREF(obj);
+                PyObject *enc = record_recheck(self, rec, name, obj);
+                Py_DECREF(obj);
+                if (enc == NULL) goto error;
+                if (enc != Py_None) {
+                    changes = changes_add(changes, name, enc);
+                    if (changes == NULL) {
+                        Py_DECREF(enc);
+                        goto error_nochanges;
+                    }
+                }
+                Py_DECREF(enc);
+            }
+            continue;
+        }
+        Py_INCREF(obj);
+        Py_INCREF(name);
+        int rc = record_set(self, rec, name, obj, changes, &changes);
+        Py_DECREF(name);
+        Py_DECREF(obj);
+        if (rc < 0) goto error_nochanges;
+    }
+    if (seen != PyDict_GET_SIZE(rec->objs)) {
+        /* Names bound before and gone now: collect them first (we change the dict). */
+        PyObject *gone = PyList_New(0);
+        if (gone == NULL) goto error;
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(rec->objs, &pos, &k, &v)) {
+            Py_ssize_t slot = -1;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                if (PyTuple_GET_ITEM(names, i) == k) {
+                    slot = i;
+                    break;
+                }
+            }
+            if (slot < 0 || frame_local(rec->frame, slot) == NULL) {
+                if (PyList_Append(gone, k) < 0) {
+                    Py_DECREF(gone);
+                    goto error;
+                }
+            }
+        }
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(gone); j++) {
+            if (record_forget(rec, PyList_GET_ITEM(gone, j), &changes) < 0) {
+                Py_DECREF(gone);
+                goto error_nochanges;
+            }
+        }
+        Py_DECREF(gone);
+    }
+    Py_DECREF(objs);
+    *out = changes;
+    return 0;
+error:
+    Py_XDECREF(changes);
+error_nochanges:
+    Py_DECREF(objs);
+    return -1;
+}
+
+/* Changes in rec's frame since its last step (PythonRecorder._check). */
+static int check(Core *self, FrameRecord *rec, PyObject **out) {
+    *out = NULL;
+    if (!has_info(rec) || info_item(rec, INFO_IS_MODULE) == Py_True || info_item(rec, INFO_SIMPLE) != Py_True) {
+        return from_python(PyObject_CallMethodOneArg((PyObject *)self, S_check, (PyObject *)rec), out);
+    }
+    if (rec->last_pos != self->count - 1 || is_none(rec->objs)) return full_check(self, rec, out);
+    PyObject *lines = info_item(rec, INFO_LINES);
+    Py_ssize_t base = PyLong_AsSsize_t(info_item(rec, INFO_LINE_BASE));
+    Py_ssize_t k = rec->last_line - base;
+    PyObject *lp = (k >= 0 && k < PyTuple_GET_SIZE(lines)) ? PyTuple_GET_ITEM(lines, k) : Py_None;
+    if (lp == Py_None) {
+        lp = info_item(rec, INFO_DEFAULT);
+        if (PyTuple_GET_ITEM(lp, 3) == Py_True) return full_check(self, rec, out);
+    }
+    PyObject *names = PyTuple_GET_ITEM(lp, 0);
+    PyObject *slots = PyTuple_GET_ITEM(lp, 1);
+    int mutate = PyTuple_GET_ITEM(lp, 2) == Py_True;
+    Py_ssize_t nnames = PyTuple_GET_SIZE(names);
+    if (nnames == 0 && !(mutate && PySet_GET_SIZE(rec->mutables) > 0)) return 0;
+    if (is_none(rec->frame) || !PyFrame_Check(rec->frame)) return 0;
+    PyObject *changes = NULL;
+    PyObject *objs = rec->objs;
+    Py_INCREF(objs);
+    for (Py_ssize_t j = 0; j < nnames; j++) {
+        PyObject *name = PyTuple_GET_ITEM(names, j);
+        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(slots, j));
+        PyObject *obj = frame_local(rec->frame, slot);
+        PyObject *old = PyDict_GetItemWithError(objs, name);
+        if (old == NULL && PyErr_Occurred()) goto error;
+        if (obj == NULL) {
+            if (old != NULL && record_forget(rec, name, &changes) < 0) goto error_nochanges;
+            continue;
+        }
+        if (old == obj) continue;
+        Py_INCREF(obj);
+        int rc = record_set(self, rec, name, obj, changes, &changes);
+        Py_DECREF(obj);
+        if (rc < 0) goto error_nochanges;
+    }
+    if (mutate && PySet_GET_SIZE(rec->mutables) > 0) {
+        PyObject *names_now = PySequence_List(rec->mutables);
+        if (names_now == NULL) goto error;
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(names_now); j++) {
+            PyObject *name = PyList_GET_ITEM(names_now, j);
+            PyObject *obj = PyDict_GetItemWithError(objs, name);
+            if (obj == NULL) {
+                if (PyErr_Occurred()) {
+                    Py_DECREF(names_now);
+                    goto error;
+                }
+                continue;
+            }
+            Py_INCREF(obj);
+            PyObject *enc = record_recheck(self, rec, name, obj);
+            Py_DECREF(obj);
+            if (enc == NULL) {
+                Py_DECREF(names_now);
+                goto error;
+            }
+            if (enc != Py_None) {
+                changes = changes_add(changes, name, enc);
+                if (changes == NULL) {
+                    Py_DECREF(enc);
+                    Py_DECREF(names_now);
+                    goto error_nochanges;
+                }
+            }
+            Py_DECREF(enc);
+        }
+        Py_DECREF(names_now);
+    }
+    Py_DECREF(objs);
+    *out = changes;
+    return 0;
+error:
+    Py_XDECREF(changes);
+error_nochanges:
+    Py_DECREF(objs);
+    return -1;
+}
+
+/* Append one step (PythonRecorder._emit). Consumes changes (NULL or list) and value (NULL or object). */
+static int emit(Core *self, int event, FrameRecord *rec, Py_ssize_t line, PyObject *changes, PyObject *value) {
+    PyObject *line_obj = PyLong_FromSsize_t(line);
+    int rc = -1;
+    if (line_obj == NULL) goto out;
+    if (rec->code_id == NULL) {
+        PyObject *plan_id = has_info(rec) ? Py_NewRef(info_item(rec, INFO_CODE_ID))
+                                          : PyObject_GetAttrString(rec->plan, "code_id");
+        if (plan_id == NULL) goto out;
+        rec->code_id = plan_id;
+    }
+    if (Py_IS_TYPE(self->steps, &StepBufferType)) {
+        rc = steps_add((StepBuffer *)self->steps, event, rec->fid_obj, line_obj, changes, value, rec->code_id,
+                       rec->depth);
+    } else {
+        PyObject *ev = PyLong_FromLong(event);
+        PyObject *r = ev == NULL ? NULL : PyObject_CallMethod(self->steps, "add", "OOOOOOn", ev, rec->fid_obj,
+                                                               line_obj, changes ? changes : Py_None,
+                                                               value ? value : Py_None, rec->code_id,
+                                                               rec->depth);
+        Py_XDECREF(ev);
+        Py_XDECREF(r);
+        rc = r == NULL ? -1 : 0;
+    }
+out:
+    Py_XDECREF(line_obj);
+    Py_XDECREF(changes);
+    Py_XDECREF(value);
+    if (rc < 0) return -1;
+    Py_ssize_t count = self->count;
+    rec->last_pos = count;
+    rec->last_line = line;
+    self->count = count + 1;
+    if (count + 1 >= self->next_check) {
+        PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, S_checkpoint);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+/* Take the recorder's lock as this thread's (PythonRecorder: `with self._lock: self._owner = tid`).
+ * Returns 0, or -1 when the lock is not ours to take from C (then the caller uses the Python path). */
+static int enter(Core *self, unsigned long tid) {
+    if (self->lock == NULL || !Py_IS_TYPE(self->lock, &LockType)) return -1;
+    LockObject *lock = (LockObject *)Py_NewRef(self->lock);
+    lock_take(lock);
+    Py_DECREF(lock); /* the recorder keeps it alive; leave() finds it through self->lock */
+    self->owner_tid = tid;
+    self->has_owner = 1;
+    return 0;
+}
+
+static void leave(Core *self) {
+    self->has_owner = 0;
+    lock_give((LockObject *)self->lock);
+}
+
+static inline int busy(Core *self, unsigned long tid) {
+    return (self->has_owner && self->owner_tid == tid) || !self->active;
+}
+
+/* The thread state of tid (borrowed) or NULL; no error. */
+static ThreadState *thread_lookup(Core *self, PyObject *tid_obj) {
+    PyObject *ts = PyDict_GetItemWithError(self->threads, tid_obj);
+    if (ts == NULL || !Py_IS_TYPE(ts, &ThreadStateType)) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return (ThreadState *)ts;
+}
+
+/* The thread state (new reference), made by the Python method `method` when it is not there yet. */
+static ThreadState *thread_get(Core *self, PyObject *tid_obj, PyObject *method, int need_stack) {
+    ThreadState *ts = thread_lookup(self, tid_obj);
+    if (ts != NULL && (!need_stack || PyList_GET_SIZE(ts->stack) > 0)) return (ThreadState *)Py_NewRef(ts);
+    PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, method, tid_obj);
+    if (r == NULL) return NULL;
+    if (!Py_IS_TYPE(r, &ThreadStateType)) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_TypeError, "thread state of the wrong type");
+        return NULL;
+    }
+    return (ThreadState *)r;
+}
+
+/* The record of the frame that raised the event (PythonRecorder._top), new reference, or Py_None. */
+static PyObject *top(Core *self, ThreadState *ts, PyObject *code) {
+    Py_ssize_t n = PyList_GET_SIZE(ts->stack);
+    if (n > 0) {
+        PyObject *rec = PyList_GET_ITEM(ts->stack, n - 1);
+        if (Py_IS_TYPE(rec, &FrameRecordType) && ((FrameRecord *)rec)->code == code) return Py_NewRef(rec);
+    }
+    PyObject *one = PyLong_FromLong(1); /* from here, sys._getframe(1) is the program's frame */
+    PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, S_top, ts, code, one, NULL);
+    Py_DECREF(one);
+    if (r != NULL && r != Py_None && !Py_IS_TYPE(r, &FrameRecordType)) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_TypeError, "frame record of the wrong type");
+        return NULL;
+    }
+    return r;
+}
+
+static void set_jump(ThreadState *ts, PyObject *rec, Py_ssize_t line) {
+    Py_SETREF(ts->jump_rec, Py_NewRef(rec));
+    ts->jump_line = line;
+}
+
+static void clear_jump(ThreadState *ts) {
+    if (ts->jump_rec != Py_None) Py_SETREF(ts->jump_rec, Py_NewRef(Py_None));
+}
+
+/* -- callbacks ----------------------------------------------------------------------------------- */
+
+static PyObject *Core_on_line(Core *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_c_on_line(code, line)");
+        return NULL;
+    }
+    PyObject *code = args[0];
+    Py_ssize_t line = PyLong_AsSsize_t(args[1]);
+    if (line == -1 && PyErr_Occurred()) return NULL;
+    unsigned long tid = PyThread_get_thread_ident();
+    if (busy(self, tid)) Py_RETURN_NONE;
+    PyObject *tid_obj = PyLong_FromUnsignedLong(tid);
+    if (tid_obj == NULL) return NULL;
+    ThreadState *ts = thread_lookup(self, tid_obj);
+    if (ts != NULL && ts->jump_rec != Py_None && ts->jump_line == line &&
+        Py_IS_TYPE(ts->jump_rec, &FrameRecordType) && ((FrameRecord *)ts->jump_rec)->code == code) {
+        /* The backward jump just reported this line (LINE fires again for the loop header). */
+        Py_ssize_t last = ((FrameRecord *)ts->jump_rec)->last_pos;
+        clear_jump(ts);
+        if (last == self->count - 1) {
+            Py_DECREF(tid_obj);
+            Py_RETURN_NONE;
+        }
+    }
+    if (enter(self, tid) < 0) {
+        Py_DECREF(tid_obj);
+        PyErr_SetString(PyExc_RuntimeError, "recorder lock of the wrong type");
+        return NULL;
+    }
+    PyObject *rec = NULL;
+    ts = NULL;
+    if (!self->active) goto done;
+    ts = thread_get(self, tid_obj, S_thread, 0);
+    if (ts == NULL) goto error;
+    rec = top(self, ts, code);
+    if (rec == NULL) goto error;
+    if (rec != Py_None) {
+        FrameRecord *r = (FrameRecord *)rec;
+        if (ts->jump_rec != Py_None) {
+            int same = ts->jump_rec == rec && ts->jump_line == line;
+            clear_jump(ts);
+            if (same && r->last_pos == self->count - 1) goto done; /* the jump already reported it */
+        }
+        PyObject *changes;
+        if (check(self, r, &changes) < 0) goto error;
+        if (emit(self, EV_LINE, r, line, changes, NULL) < 0) goto error;
+    }
+    goto done;
+error:
+    if (core_fail(self) < 0) {
+        leave(self);
+        Py_XDECREF(rec);
+        Py_XDECREF(ts);
+        Py_DECREF(tid_obj);
+        return NULL;
+    }
+done:
+    leave(self);
+    Py_XDECREF(rec);
+    Py_XDECREF(ts);
+    Py_DECREF(tid_obj);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Core_on_jump(Core *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "_c_on_jump(code, source, destination)");
+        return NULL;
+    }
+    PyObject *code = args[0];
+    Py_ssize_t source = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t destination = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    if (destination > source) return Py_NewRef(DISABLE);
+    unsigned long tid = PyThread_get_thread_ident();
+    if (busy(self, tid)) Py_RETURN_NONE;
+    PyObject *tid_obj = PyLong_FromUnsignedLong(tid);
+    if (tid_obj == NULL) return NULL;
+    if (enter(self, tid) < 0) {
+        Py_DECREF(tid_obj);
+        PyErr_SetString(PyExc_RuntimeError, "recorder lock of the wrong type");
+        return NULL;
+    }
+    PyObject *rec = NULL;
+    ThreadState *ts = NULL;
+    if (!self->active) goto done;
+    ts = thread_get(self, tid_obj, S_thread, 0);
+    if (ts == NULL) goto error;
+    rec = top(self, ts, code);
+    if (rec == NULL) goto error;
+    if (rec != Py_None) {
+        FrameRecord *r = (FrameRecord *)rec;
+        Py_ssize_t line = -1;
+        if (has_info(r)) {
+            PyObject *offsets = info_item(r, INFO_OFFSETS);
+            Py_ssize_t k = destination / 2;
+            if (k >= 0 && k < PyTuple_GET_SIZE(offsets)) {
+                PyObject *l = PyTuple_GET_ITEM(offsets, k);
+                if (l != Py_None) line = PyLong_AsSsize_t(l);
+            }
+        }
+        if (line >= 0) {
+            PyObject *changes;
+            if (check(self, r, &changes) < 0) goto error;
+            if (emit(self, EV_LINE, r, line, changes, NULL) < 0) goto error;
+            set_jump(ts, rec, line);
+        }
+    }
+    goto done;
+error:
+    if (core_fail(self) < 0) {
+        leave(self);
+        Py_XDECREF(rec);
+        Py_XDECREF(ts);
+        Py_DECREF(tid_obj);
+        return NULL;
+    }
+done:
+    leave(self);
+    Py_XDECREF(rec);
+    Py_XDECREF(ts);
+    Py_DECREF(tid_obj);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "_c_on_start(code, offset)");
+        return NULL;
+    }
+    PyObject *code = args[0];
+    PyObject *key = PyLong_FromVoidPtr(code);
+    if (key == NULL) return NULL;
+    PyObject *entry = PyDict_GetItemWithError(self->codes, key);
+    Py_DECREF(key);
+    if (entry == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        /* First start of this code object: the Python method decides (filters, plan). */
+        return PyObject_CallMethodObjArgs((PyObject *)self, S_on_start, args[0], args[1], NULL);
+    }
+    if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) < 2) {
+        return PyObject_CallMethodObjArgs((PyObject *)self, S_on_start, args[0], args[1], NULL);
+    }
+    PyObject *plan = PyTuple_GET_ITEM(entry, 1);
+    if (plan == Py_None) return Py_NewRef(DISABLE);
+    unsigned long tid = PyThread_get_thread_ident();
+    if (busy(self, tid)) Py_RETURN_NONE;
+    PyFrameObject *frame = PyEval_GetFrame(); /* borrowed: the frame that starts */
+    if (frame == NULL) Py_RETURN_NONE;
+    Py_INCREF(frame);
+    PyObject *tid_obj = PyLong_FromUnsignedLong(tid);
+    if (tid_obj == NULL) {
+        Py_DECREF(frame);
+        return NULL;
+    }
+    if (enter(self, tid) < 0) {
+        Py_DECREF(frame);
+        Py_DECREF(tid_obj);
+        PyErr_SetString(PyExc_RuntimeError, "recorder lock of the wrong type");
+        return NULL;
+    }
+    ThreadState *ts = NULL;
+    FrameRecord *rec = NULL;
+    PyObject *info = PyObject_GetAttr(plan, S_fast);
+    if (info == NULL) goto error;
+    if (!self->active) goto done;
+    ts = thread_get(self, tid_obj, S_thread_entering, 1);
+    if (ts == NULL) goto error;
+    {
+        Py_ssize_t n = PyList_GET_SIZE(ts->stack);
+        Py_ssize_t parent = -1;
+        if (n > 0) {
+            PyObject *p = PyList_GET_ITEM(ts->stack, n - 1);
+            if (Py_IS_TYPE(p, &FrameRecordType)) {
+                parent = ((FrameRecord *)p)->fid;
+            } else {
+                PyObject *fid = PyObject_GetAttrString(p, "fid");
+                if (fid == NULL) goto error;
+                parent = PyLong_AsSsize_t(fid);
+                Py_DECREF(fid);
+                if (parent == -1 && PyErr_Occurred()) goto error;
+            }
+        }
+        PyObject *code_id;
+        if (PyTuple_CheckExact(info) && PyTuple_GET_SIZE(info) == INFO_SIZE) {
+            code_id = Py_NewRef(PyTuple_GET_ITEM(info, INFO_CODE_ID));
+        } else {
+            code_id = PyObject_GetAttrString(plan, "code_id");
+            if (code_id == NULL) goto error;
+        }
+        rec = record_alloc(self->next_fid, code, plan, info, (PyObject *)frame, parent, ts->number, n);
+        if (rec == NULL) {
+            Py_DECREF(code_id);
+            goto error;
+        }
+        self->next_fid++;
+        if (PyList_Append(ts->stack, (PyObject *)rec) < 0) {
+            Py_DECREF(code_id);
+            goto error;
+        }
+        PyObject *meta = Py_BuildValue("[NnnN]", code_id, parent, ts->number, PyLong_FromSsize_t(n));
+        if (meta == NULL) goto error;
+        int rc = PyDict_SetItem(self->new_frames, rec->fid_obj, meta);
+        Py_DECREF(meta);
+        if (rc < 0) goto error;
+        clear_jump(ts);
+        PyObject *changes;
+        if (full_check(self, rec, &changes) < 0) goto error;
+        if (emit(self, EV_CALL, rec, PyFrame_GetLineNumber(frame), changes, NULL) < 0) goto error;
+    }
+    goto done;
+error:
+    if (core_fail(self) < 0) {
+        leave(self);
+        Py_XDECREF(info);
+        Py_XDECREF(rec);
+        Py_XDECREF(ts);
+        Py_DECREF(frame);
+        Py_DECREF(tid_obj);
+        return NULL;
+    }
+done:
+    leave(self);
+    Py_XDECREF(info);
+    Py_XDECREF(rec);
+    Py_XDECREF(ts);
+    Py_DECREF(frame);
+    Py_DECREF(tid_obj);
+    Py_RETURN_NONE;
+}
+
+/* A return value's encoding (new reference): scalars here, anything else by self.encode(value). */
+static PyObject *encode_value(Core *self, PyObject *value) {
+    PyObject *text = scalar_text(self, value);
+    if (text != NULL || PyErr_Occurred()) return text;
+    return PyObject_CallMethodOneArg((PyObject *)self, S_encode, value);
+}
+
+static PyObject *Core_on_return(Core *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "_c_on_return(code, offset, value)");
+        return NULL;
+    }
+    PyObject *code = args[0];
+    PyObject *value = args[2];
+    unsigned long tid = PyThread_get_thread_ident();
+    if (busy(self, tid)) Py_RETURN_NONE;
+    PyObject *tid_obj = PyLong_FromUnsignedLong(tid);
+    if (tid_obj == NULL) return NULL;
+    if (enter(self, tid) < 0) {
+        Py_DECREF(tid_obj);
+        PyErr_SetString(PyExc_RuntimeError, "recorder lock of the wrong type");
+        return NULL;
+    }
+    PyObject *rec = NULL;
+    ThreadState *ts = NULL;
+    PyObject *frame = NULL;
+    if (!self->active) goto done;
+    ts = thread_get(self, tid_obj, S_thread, 0);
+    if (ts == NULL) goto error;
+    rec = top(self, ts, code);
+    if (rec == NULL) goto error;
+    if (rec != Py_None) {
+        FrameRecord *r = (FrameRecord *)rec;
+        frame = Py_NewRef(r->frame ? r->frame : Py_None);
+        Py_ssize_t line = r->last_line;
+        if (frame != Py_None && PyFrame_Check(frame)) {
+            int l = PyFrame_GetLineNumber((PyFrameObject *)frame);
+            if (l >= 0) line = l;
+        }
+        PyObject *changes;
+        if (check(self, r, &changes) < 0) goto error;
+        PyObject *encoded = encode_value(self, value);
+        if (encoded == NULL) {
+            Py_XDECREF(changes);
+            goto error;
+        }
+        clear_jump(ts);
+        if (emit(self, EV_RETURN, r, line, changes, encoded) < 0) goto error;
+        Py_ssize_t n = PyList_GET_SIZE(ts->stack);
+        if (n > 0 && PyList_GET_ITEM(ts->stack, n - 1) == rec) {
+            if (PyList_SetSlice(ts->stack, n - 1, n, NULL) < 0) goto error;
+        }
+        if (PyDict_GET_SIZE(self->suspended) > 0) {
+            PyObject *key = PyLong_FromVoidPtr(frame);
+            if (key == NULL) goto error;
+            int rc = dict_discard(self->suspended, key);
+            Py_DECREF(key);
+            if (rc < 0) goto error;
+        }
+        Py_XSETREF(r->frame, Py_NewRef(Py_None));
+    }
+    goto done;
+error:
+    if (core_fail(self) < 0) {
+        leave(self);
+        Py_XDECREF(frame);
+        Py_XDECREF(rec);
+        Py_XDECREF(ts);
+        Py_DECREF(tid_obj);
+        return NULL;
+    }
+done:
+    leave(self);
+    Py_XDECREF(frame);
+    Py_XDECREF(rec);
+    Py_XDECREF(ts);
+    Py_DECREF(tid_obj);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Core_methods[] = {
+    {"_c_on_line", (PyCFunction)(void (*)(void))Core_on_line, METH_FASTCALL, "LINE callback."},
+    {"_c_on_jump", (PyCFunction)(void (*)(void))Core_on_jump, METH_FASTCALL, "JUMP callback."},
+    {"_c_on_start", (PyCFunction)(void (*)(void))Core_on_start, METH_FASTCALL, "PY_START callback."},
+    {"_c_on_return", (PyCFunction)(void (*)(void))Core_on_return, METH_FASTCALL, "PY_RETURN callback."},
+    {NULL},
+};
+
+#define CORE_OFF(x) offsetof(Core, x)
+static PyMemberDef Core_members[] = {
+    {"_steps", Py_T_OBJECT_EX, CORE_OFF(steps), 0, NULL},
+    {"_threads", Py_T_OBJECT_EX, CORE_OFF(threads), 0, NULL},
+    {"_codes", Py_T_OBJECT_EX, CORE_OFF(codes), 0, NULL},
+    {"_suspended", Py_T_OBJECT_EX, CORE_OFF(suspended), 0, NULL},
+    {"_new_frames", Py_T_OBJECT_EX, CORE_OFF(new_frames), 0, NULL},
+    {"_lock", Py_T_OBJECT_EX, CORE_OFF(lock), 0, NULL},
+    {"_count", Py_T_PYSSIZET, CORE_OFF(count), 0, NULL},
+    {"_next_check", Py_T_PYSSIZET, CORE_OFF(next_check), 0, NULL},
+    {"_next_fid", Py_T_PYSSIZET, CORE_OFF(next_fid), 0, NULL},
+    {"_value_limit", Py_T_PYSSIZET, CORE_OFF(limit), 0, NULL},
+    {"_active", Py_T_BOOL, CORE_OFF(active), 0, NULL},
+    {NULL},
+};
+
+static PyGetSetDef Core_getset[] = {
+    {"_owner", (getter)Core_get_owner, (setter)Core_set_owner, NULL, NULL},
+    {NULL},
+};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer._core.Core",
+    .tp_basicsize = sizeof(Core),
+    .tp_dealloc = (destructor)Core_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The recorder's hot state and its C callbacks (base class of monitor.CompiledRecorder).",
+    .tp_traverse = (traverseproc)Core_traverse,
+    .tp_clear = (inquiry)Core_clear,
+    .tp_methods = Core_methods,
+    .tp_members = Core_members,
+    .tp_getset = Core_getset,
+    .tp_new = Core_new,
+};
+
+/* ------------------------------------------------------------------------------------------------ */
+
+/* simple_locals(code): True when code runs with fast locals (a function, not a class body or module)
+ * and each is plain (no cell, free or hidden variable), so the C callbacks may read them from the frame's fast-locals array. */
+static PyObject *simple_locals(PyObject *module, PyObject *code) {
+    if (!PyCode_Check(code)) {
+        PyErr_SetString(PyExc_TypeError, "simple_locals() needs a code object");
+        return NULL;
+    }
+    PyCodeObject *co = (PyCodeObject *)code;
+    if (!(co->co_flags & CO_OPTIMIZED)) Py_RETURN_FALSE; /* class bodies, exec'd code: a locals dict */
+    for (int i = 0; i < co->co_nlocalsplus; i++) {
+        _PyLocals_Kind kind = _PyLocals_GetKind(co->co_localspluskinds, i);
+        if (kind & (CO_FAST_CELL | CO_FAST_FREE | CO_FAST_HIDDEN)) Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"simple_locals", simple_locals, METH_O, "True when code has only plain fast locals."},
+    {NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT, "tracer._core", "The recorder's hot path in C (see tracer/monitor.py).", -1,
+    module_methods,
+};
+
+#define INTERN(var, text)                                   \
+    do {                                                    \
+        var = PyUnicode_InternFromString(text);             \
+        if (var == NULL) return NULL;                       \
+    } while (0)
+
+PyMODINIT_FUNC PyInit__core(void) {
+    INTERN(S_check, "_check");
+    INTERN(S_full_check, "_full_check");
+    INTERN(S_set, "_set");
+    INTERN(S_recheck, "_recheck");
+    INTERN(S_top, "_top");
+    INTERN(S_thread, "_thread");
+    INTERN(S_thread_entering, "_thread_entering");
+    INTERN(S_checkpoint, "_checkpoint");
+    INTERN(S_fail, "_fail");
+    INTERN(S_encode, "encode");
+    INTERN(S_on_start, "_on_start");
+    INTERN(S_fast, "fast");
+    PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
+    if (mon == NULL) {
+        PyErr_SetString(PyExc_ImportError, "sys.monitoring is missing");
+        return NULL;
+    }
+    DISABLE = PyObject_GetAttrString(mon, "DISABLE");
+    if (DISABLE == NULL) return NULL;
+    if (PyType_Ready(&LockType) < 0 || PyType_Ready(&FrameRecordType) < 0 ||
+        PyType_Ready(&ThreadStateType) < 0 || PyType_Ready(&StepBufferType) < 0 ||
+        PyType_Ready(&CoreType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&core_module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Lock", (PyObject *)&LockType) < 0 ||
+        PyModule_AddObjectRef(m, "FrameRecord", (PyObject *)&FrameRecordType) < 0 ||
+        PyModule_AddObjectRef(m, "ThreadState", (PyObject *)&ThreadStateType) < 0 ||
+        PyModule_AddObjectRef(m, "Core", (PyObject *)&CoreType) < 0 ||
+        PyModule_AddObjectRef(m, "StepBuffer", (PyObject *)&StepBufferType) < 0 ||
+        PyModule_AddIntConstant(m, "EV_CALL", EV_CALL) < 0 || PyModule_AddIntConstant(m, "EV_LINE", EV_LINE) < 0 ||
+        PyModule_AddIntConstant(m, "EV_RETURN", EV_RETURN) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
