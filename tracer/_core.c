@@ -445,6 +445,8 @@ typedef struct {
     Py_ssize_t count, next_check, next_fid, limit;
     unsigned long owner_tid;
     char has_owner, active;
+    unsigned long tid_cached; /* the last thread id seen, and its int object */
+    PyObject *tid_obj;
 } Core;
 
 static PyObject *Core_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
@@ -483,6 +485,7 @@ static int Core_clear(Core *self) {
     Py_CLEAR(self->suspended);
     Py_CLEAR(self->new_frames);
     Py_CLEAR(self->lock);
+    Py_CLEAR(self->tid_obj);
     return 0;
 }
 
@@ -631,6 +634,10 @@ static int record_set(Core *self, FrameRecord *rec, PyObject *name, PyObject *ob
     PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, S_set, rec, name, obj, changes_arg(changes), NULL);
     Py_XDECREF(changes);
     if (r == NULL) return -1;
+    if (fp_remember(rec, name, obj) < 0) {
+        Py_DECREF(r);
+        return -1;
+    }
     if (r == Py_None) {
         Py_DECREF(r);
         *out = NULL;
@@ -640,6 +647,9 @@ static int record_set(Core *self, FrameRecord *rec, PyObject *name, PyObject *ob
     return 0;
 }
 
+static int fp_match(PyObject *v, PyObject *fp, Py_ssize_t *pos);
+static int fp_remember(FrameRecord *rec, PyObject *name, PyObject *obj);
+
 /* True when value still holds exactly the objects of head = (elements, length) (ValueEncoder.head_unchanged). */
 static int head_unchanged(PyObject *value, PyObject *head) {
     if (!PyTuple_CheckExact(head) || PyTuple_GET_SIZE(head) != 2) return -2;
@@ -647,6 +657,11 @@ static int head_unchanged(PyObject *value, PyObject *head) {
     Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(head, 1));
     if (length == -1 && PyErr_Occurred()) return -1;
     if (!PyList_CheckExact(elements)) return -2;
+    if (length == FINGERPRINT) {
+        Py_ssize_t pos = 0;
+        int rc = fp_match(value, elements, &pos);
+        return rc == 1 ? pos == PyList_GET_SIZE(elements) : rc;
+    }
     Py_ssize_t m = PyList_GET_SIZE(elements);
     PyObject **want = ((PyListObject *)elements)->ob_item;
     PyTypeObject *t = Py_TYPE(value);
@@ -696,6 +711,152 @@ static int head_unchanged(PyObject *value, PyObject *head) {
     return -2; /* some other type: let Python decide */
 }
 
+/* -- fingerprints ----------------------------------------------------------------------------------
+ * A value's repr is fixed by the identity of the objects it shows when those are scalars, builtin
+ * containers of them, or objects with object's default repr (type name and address). For such a value
+ * the C recorder keeps a fingerprint: the objects met in a walk of it (each container followed by its
+ * length), in repr order. Same fingerprint => same repr, so a mutable value is re-encoded only when its
+ * fingerprint changed. Stored in rec.heads as (list, FINGERPRINT); the Python recorder treats that as
+ * "changed" and re-encodes (monitor.ValueEncoder.head_unchanged).
+ */
+#define FINGERPRINT (-2)
+#define FP_BUDGET 4096
+#define FP_DEPTH 6
+
+static inline int scalar_leaf(PyObject *v) {
+    PyTypeObject *t = Py_TYPE(v);
+    return t == &PyLong_Type || t == &PyUnicode_Type || t == &PyFloat_Type || v == Py_None || t == &PyBool_Type ||
+           t == &PyBytes_Type || t == &PyComplex_Type;
+}
+
+static inline int builtin_container(PyTypeObject *t) {
+    return t == &PyList_Type || t == &PyTuple_Type || t == &PyDict_Type || t == &PySet_Type ||
+           t == &PyFrozenSet_Type;
+}
+
+static inline int default_repr(PyObject *v) { return Py_TYPE(v)->tp_repr == PyBaseObject_Type.tp_repr; }
+
+/* Append v's fingerprint to out. 1: done; 0: v has no fingerprint; -1: error. */
+static int fp_build(PyObject *v, PyObject *out, Py_ssize_t *budget, int depth) {
+    if (--*budget < 0) return 0;
+    if (scalar_leaf(v)) return PyList_Append(out, v) < 0 ? -1 : 1;
+    PyTypeObject *t = Py_TYPE(v);
+    if (!builtin_container(t)) {
+        if (!default_repr(v)) return 0;
+        if (PyList_Append(out, v) < 0 || PyList_Append(out, (PyObject *)t) < 0) return -1;
+        return 1;
+    }
+    if (depth >= FP_DEPTH) return 0;
+    Py_ssize_t n = PyObject_Length(v);
+    if (n < 0) return -1;
+    PyObject *length = PyLong_FromSsize_t(n);
+    if (length == NULL) return -1;
+    int rc = PyList_Append(out, v) < 0 || PyList_Append(out, length) < 0 ? -1 : 1;
+    Py_DECREF(length);
+    if (rc < 0) return -1;
+    if (t == &PyList_Type || t == &PyTuple_Type) {
+        for (Py_ssize_t i = 0; i < n && rc == 1; i++) {
+            PyObject *item = t == &PyList_Type ? PyList_GET_ITEM(v, i) : PyTuple_GET_ITEM(v, i);
+            Py_INCREF(item);
+            rc = fp_build(item, out, budget, depth + 1);
+            Py_DECREF(item);
+        }
+        return rc;
+    }
+    if (t == &PyDict_Type) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *val;
+        while (rc == 1 && PyDict_Next(v, &pos, &k, &val)) {
+            Py_INCREF(k);
+            Py_INCREF(val);
+            rc = fp_build(k, out, budget, depth + 1);
+            if (rc == 1) rc = fp_build(val, out, budget, depth + 1);
+            Py_DECREF(k);
+            Py_DECREF(val);
+        }
+        return rc;
+    }
+    PyObject *it = PyObject_GetIter(v);
+    if (it == NULL) return -1;
+    PyObject *item;
+    while (rc == 1 && (item = PyIter_Next(it)) != NULL) {
+        rc = fp_build(item, out, budget, depth + 1);
+        Py_DECREF(item);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return -1;
+    return rc;
+}
+
+/* Does v still match fp from *pos on? 1 yes, 0 no, -1 error. */
+static int fp_match(PyObject *v, PyObject *fp, Py_ssize_t *pos) {
+    Py_ssize_t size = PyList_GET_SIZE(fp);
+    if (*pos >= size || PyList_GET_ITEM(fp, *pos) != v) return 0;
+    (*pos)++;
+    if (scalar_leaf(v)) return 1;
+    PyTypeObject *t = Py_TYPE(v);
+    if (!builtin_container(t)) {
+        if (*pos >= size || PyList_GET_ITEM(fp, *pos) != (PyObject *)t) return 0;
+        (*pos)++;
+        return 1;
+    }
+    if (*pos >= size) return 0;
+    Py_ssize_t n = PyObject_Length(v);
+    if (n < 0) return -1;
+    Py_ssize_t want = PyLong_AsSsize_t(PyList_GET_ITEM(fp, *pos));
+    if (want == -1 && PyErr_Occurred()) return -1;
+    if (n != want) return 0;
+    (*pos)++;
+    int rc = 1;
+    if (t == &PyList_Type || t == &PyTuple_Type) {
+        for (Py_ssize_t i = 0; i < n && rc == 1; i++) {
+            /* A list cannot change during the walk: nothing here runs Python code. */
+            PyObject *item = t == &PyList_Type ? PyList_GET_ITEM(v, i) : PyTuple_GET_ITEM(v, i);
+            rc = fp_match(item, fp, pos);
+        }
+        return rc;
+    }
+    if (t == &PyDict_Type) {
+        Py_ssize_t dpos = 0;
+        PyObject *k, *val;
+        while (rc == 1 && PyDict_Next(v, &dpos, &k, &val)) {
+            rc = fp_match(k, fp, pos);
+            if (rc == 1) rc = fp_match(val, fp, pos);
+        }
+        return rc;
+    }
+    PyObject *it = PyObject_GetIter(v);
+    if (it == NULL) return -1;
+    PyObject *item;
+    while (rc == 1 && (item = PyIter_Next(it)) != NULL) {
+        rc = fp_match(item, fp, pos);
+        Py_DECREF(item);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return -1;
+    return rc;
+}
+
+/* After the Python encoder ran for name: when it left no head of its own and the value is mutable, keep
+ * a fingerprint (if the value has one). */
+static int fp_remember(FrameRecord *rec, PyObject *name, PyObject *obj) {
+    int mutable = PySet_Contains(rec->mutables, name);
+    if (mutable <= 0) return mutable;
+    int has = PyDict_Contains(rec->heads, name);
+    if (has != 0) return has < 0 ? -1 : 0;
+    PyObject *fp = PyList_New(0);
+    if (fp == NULL) return -1;
+    Py_ssize_t budget = FP_BUDGET;
+    int rc = fp_build(obj, fp, &budget, 0);
+    if (rc == 1) {
+        PyObject *head = Py_BuildValue("(Oi)", fp, FINGERPRINT);
+        rc = head == NULL ? -1 : PyDict_SetItem(rec->heads, name, head);
+        Py_XDECREF(head);
+    }
+    Py_DECREF(fp);
+    return rc < 0 ? -1 : 0;
+}
+
 /* The new encoding of a mutable value if its text changed, else Py_None (PythonRecorder._recheck).
  * New reference; NULL on error. */
 static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, PyObject *obj) {
@@ -706,7 +867,9 @@ static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, Py
         if (same == -1) return NULL;
         if (same == 1) Py_RETURN_NONE;
     }
-    return PyObject_CallMethodObjArgs((PyObject *)self, S_recheck, rec, name, obj, NULL);
+    PyObject *enc = PyObject_CallMethodObjArgs((PyObject *)self, S_recheck, rec, name, obj, NULL);
+    if (enc != NULL && fp_remember(rec, name, obj) < 0) Py_CLEAR(enc);
+    return enc;
 }
 
 /* Forget name in rec; changes += [name, None]. */
@@ -969,6 +1132,17 @@ static void leave(Core *self) {
     lock_give((LockObject *)self->lock);
 }
 
+/* The current thread's id as an int object (new reference). */
+static PyObject *tid_object(Core *self, unsigned long tid) {
+    if (self->tid_obj == NULL || self->tid_cached != tid) {
+        PyObject *obj = PyLong_FromUnsignedLong(tid);
+        if (obj == NULL) return NULL;
+        Py_XSETREF(self->tid_obj, obj);
+        self->tid_cached = tid;
+    }
+    return Py_NewRef(self->tid_obj);
+}
+
 static inline int busy(Core *self, unsigned long tid) {
     return (self->has_owner && self->owner_tid == tid) || !self->active;
 }
@@ -1036,7 +1210,7 @@ static PyObject *Core_on_line(Core *self, PyObject *const *args, Py_ssize_t narg
     if (line == -1 && PyErr_Occurred()) return NULL;
     unsigned long tid = PyThread_get_thread_ident();
     if (busy(self, tid)) Py_RETURN_NONE;
-    PyObject *tid_obj = PyLong_FromUnsignedLong(tid);
+    PyObject *tid_obj = tid_object(self, tid);
     if (tid_obj == NULL) return NULL;
     ThreadState *ts = thread_lookup(self, tid_obj);
     if (ts != NULL && ts->jump_rec != Py_None && ts->jump_line == line &&
@@ -1101,7 +1275,7 @@ static PyObject *Core_on_jump(Core *self, PyObject *const *args, Py_ssize_t narg
     if (destination > source) return Py_NewRef(DISABLE);
     unsigned long tid = PyThread_get_thread_ident();
     if (busy(self, tid)) Py_RETURN_NONE;
-    PyObject *tid_obj = PyLong_FromUnsignedLong(tid);
+    PyObject *tid_obj = tid_object(self, tid);
     if (tid_obj == NULL) return NULL;
     if (enter(self, tid) < 0) {
         Py_DECREF(tid_obj);
@@ -1175,7 +1349,7 @@ static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nar
     PyFrameObject *frame = PyEval_GetFrame(); /* borrowed: the frame that starts */
     if (frame == NULL) Py_RETURN_NONE;
     Py_INCREF(frame);
-    PyObject *tid_obj = PyLong_FromUnsignedLong(tid);
+    PyObject *tid_obj = tid_object(self, tid);
     if (tid_obj == NULL) {
         Py_DECREF(frame);
         return NULL;
@@ -1188,7 +1362,7 @@ static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nar
     }
     ThreadState *ts = NULL;
     FrameRecord *rec = NULL;
-    PyObject *info = PyObject_GetAttr(plan, S_fast);
+    PyObject *info = PyTuple_GET_SIZE(entry) > 2 ? Py_NewRef(PyTuple_GET_ITEM(entry, 2)) : PyObject_GetAttr(plan, S_fast);
     if (info == NULL) goto error;
     if (!self->active) goto done;
     ts = thread_get(self, tid_obj, S_thread_entering, 1);
@@ -1272,7 +1446,7 @@ static PyObject *Core_on_return(Core *self, PyObject *const *args, Py_ssize_t na
     PyObject *value = args[2];
     unsigned long tid = PyThread_get_thread_ident();
     if (busy(self, tid)) Py_RETURN_NONE;
-    PyObject *tid_obj = PyLong_FromUnsignedLong(tid);
+    PyObject *tid_obj = tid_object(self, tid);
     if (tid_obj == NULL) return NULL;
     if (enter(self, tid) < 0) {
         Py_DECREF(tid_obj);

@@ -285,7 +285,7 @@ class PythonRecorder:
         self._lock = self._new_lock()
         self._owner: int | None = None
         self._value_limit = self.encoder.limit
-        self._codes: dict[int, tuple[types.CodeType, CodePlan | None]] = {}
+        self._codes: dict[int, tuple[Any, ...]] = {}  # id(code) -> (code, plan or None[, plan.fast])
         self._files: dict[str, int] = {}
         self._pending_files: list[tuple[int, str, str | None]] = []
         self._pending_codes: list[tuple[int, int, str, int]] = []
@@ -510,7 +510,7 @@ class PythonRecorder:
             pass
 
     # -- code objects ----------------------------------------------------------------------------------
-    def _decide(self, code: types.CodeType) -> tuple[types.CodeType, CodePlan | None]:
+    def _decide(self, code: types.CodeType) -> tuple[Any, ...]:
         plan: CodePlan | None = None
         if self.filter(code.co_filename):
             code_id = self._next_code
@@ -1147,11 +1147,15 @@ if _core is not None:
             register(TOOL_ID, EVENTS.JUMP, self._c_on_jump)
             register(TOOL_ID, EVENTS.PY_RETURN, self._c_on_return)
 
-        def _decide(self, code: types.CodeType) -> tuple[types.CodeType, CodePlan | None]:
+        def _decide(self, code: types.CodeType) -> tuple[Any, ...]:
             entry = super()._decide(code)
-            if entry[1] is not None:
-                entry[1].fast = fast_info(code, entry[1])
-            return entry
+            plan = entry[1]
+            if plan is None:
+                return entry
+            plan.fast = fast_info(code, plan)
+            full = (code, plan, plan.fast)  # the C PY_START callback reads the third item
+            self._codes[id(code)] = full
+            return full
 
 
 def compiled_available() -> bool:

@@ -80,6 +80,8 @@ class ValueEncoder:
     def head_unchanged(self, value: Any, head: tuple[list[Any], int]) -> bool:
         """True when value still holds exactly the objects of `head` (so its text is unchanged)."""
         elements, length = head
+        if length < -1:  # a fingerprint of the compiled recorder (tracer/_core.c): it checks those itself
+            return False
         if length >= 0 and len(value) != length:
             return False
         items = itertools.chain.from_iterable(value.items()) if type(value) is dict else value
