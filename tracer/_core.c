@@ -33,6 +33,10 @@
 #define FRAME_CODE(f) ((f)->f_code)
 #endif
 
+#ifndef RETROGRADE_SOURCE_HASH /* setup.py passes the sha1 of this file: monitor.py refuses a stale build */
+#define RETROGRADE_SOURCE_HASH "unknown"
+#endif
+
 /* Event numbers: tracer/format.py (checked at import by monitor.py). */
 enum { EV_CALL = 0, EV_LINE = 1, EV_RETURN = 2 };
 
@@ -439,7 +443,8 @@ static PyTypeObject StepBufferType = {
 /* ------------------------------------------------------------------------------------------------ */
 /* Core                                                                                               */
 
-typedef struct {
+typedef struct Core Core;
+struct Core {
     PyObject_HEAD
     PyObject *steps, *threads, *codes, *suspended, *new_frames, *lock;
     Py_ssize_t count, next_check, next_fid, limit;
@@ -447,7 +452,7 @@ typedef struct {
     char has_owner, active;
     unsigned long tid_cached; /* the last thread id seen, and its int object */
     PyObject *tid_obj;
-} Core;
+};
 
 static PyObject *Core_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     Core *self = (Core *)type->tp_alloc(type, 0);
@@ -514,6 +519,13 @@ static int Core_set_owner(Core *self, PyObject *value, void *closure) {
 
 /* -- helpers ------------------------------------------------------------------------------------- */
 
+#define FINGERPRINT (-2) /* rec.heads[name] = (fingerprint, FINGERPRINT): see "fingerprints" below */
+static int fp_match(PyObject *v, PyObject *fp, Py_ssize_t *pos);
+static int fp_remember(FrameRecord *rec, PyObject *name, PyObject *obj);
+static int fp_store(FrameRecord *rec, PyObject *name, PyObject *v);
+static int store_text(FrameRecord *rec, PyObject *name, PyObject *enc, PyObject **changes);
+static PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable);
+
 static inline int is_none(PyObject *o) { return o == NULL || o == Py_None; }
 
 /* dict.pop(key, None) without the value. */
@@ -561,7 +573,7 @@ static inline PyObject *frame_local(PyObject *frame, Py_ssize_t i) {
 
 /* The repr of a scalar the recorder stores as is (int, bool, None, finite float, short str), or NULL
  * with no error set when the value needs the full encoder. NULL with an error set on failure. */
-static PyObject *scalar_text(Core *self, PyObject *obj) {
+static PyObject *scalar_text(Py_ssize_t limit, PyObject *obj) {
     PyTypeObject *t = Py_TYPE(obj);
     if (t == &PyFloat_Type) {
         double d = PyFloat_AS_DOUBLE(obj);
@@ -573,7 +585,7 @@ static PyObject *scalar_text(Core *self, PyObject *obj) {
     }
     PyObject *text = PyObject_Repr(obj);
     if (text == NULL) return NULL;
-    if (PyUnicode_GET_LENGTH(text) > self->limit) {
+    if (PyUnicode_GET_LENGTH(text) > limit) {
         Py_DECREF(text);
         return NULL;
     }
@@ -600,7 +612,7 @@ static PyObject *changes_arg(PyObject *changes) { return changes ? changes : Py_
  * changes (NULL or list) in *out. Returns -1 on error. */
 static int record_set(Core *self, FrameRecord *rec, PyObject *name, PyObject *obj, PyObject *changes,
                       PyObject **out) {
-    PyObject *text = scalar_text(self, obj);
+    PyObject *text = scalar_text(self->limit, obj);
     if (text == NULL && PyErr_Occurred()) {
         Py_XDECREF(changes);
         return -1;
@@ -631,6 +643,28 @@ static int record_set(Core *self, FrameRecord *rec, PyObject *name, PyObject *ob
         Py_XDECREF(changes);
         return -1;
     }
+    int immutable = 0;
+    PyObject *enc = encode_container(self->limit, obj, &immutable);
+    if (enc != NULL) {
+        int rc = PyDict_SetItem(rec->objs, name, obj);
+        if (rc == 0 && immutable) {
+            rc = PySet_Discard(rec->mutables, name) < 0 || dict_discard(rec->heads, name) < 0 ? -1 : 0;
+        } else if (rc == 0) {
+            rc = PySet_Add(rec->mutables, name) < 0 || fp_store(rec, name, obj) < 0 ? -1 : 0;
+        }
+        if (rc == 0) rc = store_text(rec, name, enc, &changes);
+        Py_DECREF(enc);
+        if (rc < 0) {
+            Py_XDECREF(changes);
+            return -1;
+        }
+        *out = changes;
+        return 0;
+    }
+    if (PyErr_Occurred()) {
+        Py_XDECREF(changes);
+        return -1;
+    }
     PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, S_set, rec, name, obj, changes_arg(changes), NULL);
     Py_XDECREF(changes);
     if (r == NULL) return -1;
@@ -646,9 +680,6 @@ static int record_set(Core *self, FrameRecord *rec, PyObject *name, PyObject *ob
     }
     return 0;
 }
-
-static int fp_match(PyObject *v, PyObject *fp, Py_ssize_t *pos);
-static int fp_remember(FrameRecord *rec, PyObject *name, PyObject *obj);
 
 /* True when value still holds exactly the objects of head = (elements, length) (ValueEncoder.head_unchanged). */
 static int head_unchanged(PyObject *value, PyObject *head) {
@@ -719,7 +750,6 @@ static int head_unchanged(PyObject *value, PyObject *head) {
  * fingerprint changed. Stored in rec.heads as (list, FINGERPRINT); the Python recorder treats that as
  * "changed" and re-encodes (monitor.ValueEncoder.head_unchanged).
  */
-#define FINGERPRINT (-2)
 #define FP_BUDGET 4096
 #define FP_DEPTH 6
 
@@ -857,6 +887,155 @@ static int fp_remember(FrameRecord *rec, PyObject *name, PyObject *obj) {
     return rc < 0 ? -1 : 0;
 }
 
+/* -- containers ----------------------------------------------------------------------------------
+ * The encoding of a builtin container of scalars (one level, or two as a container of small containers
+ * of scalars), exactly as ValueEncoder.encode gives it on its fast and nested paths: repr(), cut at the
+ * limit, marked non-literal for frozensets and inf/nan. Anything else goes to the Python encoder.
+ */
+enum { K_FAST = 1, K_STRB = 2, K_COMPLEX = 4, K_CONT = 8, K_FROZEN = 16, K_FLOAT = 32, K_OTHER = 64 };
+#define FAST_LEN 256       /* values.py _FAST_LEN */
+#define NESTED_BUDGET 2048 /* values.py _NESTED_BUDGET */
+
+static PyObject *S_inf, *S_nan, *S_ellipsis;
+
+static inline int kind_of(PyObject *x, Py_ssize_t *text) {
+    PyTypeObject *t = Py_TYPE(x);
+    if (t == &PyLong_Type || t == &PyBool_Type || x == Py_None) return K_FAST;
+    if (t == &PyFloat_Type) return K_FAST | K_FLOAT;
+    if (t == &PyUnicode_Type) {
+        *text += PyUnicode_GET_LENGTH(x);
+        return K_STRB;
+    }
+    if (t == &PyBytes_Type) {
+        *text += PyBytes_GET_SIZE(x);
+        return K_STRB;
+    }
+    if (t == &PyComplex_Type) return K_COMPLEX | K_FLOAT;
+    if (t == &PyList_Type || t == &PyTuple_Type || t == &PyDict_Type || t == &PySet_Type) return K_CONT;
+    if (t == &PyFrozenSet_Type) return K_CONT | K_FROZEN;
+    return K_OTHER;
+}
+
+/* The elements of a container in the encoder's order (a dict: its keys, then its values) as a new list. */
+static PyObject *elements_of(PyObject *v) {
+    if (PyDict_CheckExact(v)) {
+        PyObject *keys = PyDict_Keys(v);
+        PyObject *values = keys ? PyDict_Values(v) : NULL;
+        if (values == NULL) {
+            Py_XDECREF(keys);
+            return NULL;
+        }
+        int rc = PyList_SetSlice(keys, PyList_GET_SIZE(keys), PyList_GET_SIZE(keys), values);
+        Py_DECREF(values);
+        if (rc < 0) {
+            Py_DECREF(keys);
+            return NULL;
+        }
+        return keys;
+    }
+    return PySequence_List(v);
+}
+
+/* Encode v when it is such a container: new reference, with *immutable set as is_immutable(v) would.
+ * NULL without an error: not such a container (use the Python encoder). */
+static PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable) {
+    PyTypeObject *t = Py_TYPE(v);
+    if (!builtin_container(t)) return NULL;
+    Py_ssize_t n = PyObject_Length(v);
+    if (n < 0) return NULL;
+    /* Bigger ones take the encoder's head-of-a-big-container path. */
+    if (n > FAST_LEN || (n > limit / 2 && t != &PyFrozenSet_Type)) return NULL;
+    PyObject *items = elements_of(v);
+    if (items == NULL) return NULL;
+    Py_ssize_t top_text = 0, inner_text = 0, inner_len = 0;
+    int mask = 0, inner_mask = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) mask |= kind_of(PyList_GET_ITEM(items, i), &top_text);
+    const int fast_kinds = K_FAST | K_FLOAT, scalar_kinds = K_FAST | K_FLOAT | K_STRB | K_COMPLEX;
+    int fast = (mask & ~fast_kinds) == 0 || ((mask & ~scalar_kinds) == 0 && top_text <= limit);
+    if (!fast) {
+        if (mask & K_OTHER) goto other;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+            PyObject *x = PyList_GET_ITEM(items, i);
+            if (!builtin_container(Py_TYPE(x))) continue;
+            Py_ssize_t m = PyObject_Length(x);
+            if (m < 0) goto error;
+            inner_len += m;
+            if (inner_len > NESTED_BUDGET) goto other;
+            PyObject *inner = elements_of(x);
+            if (inner == NULL) goto error;
+            for (Py_ssize_t j = 0; j < PyList_GET_SIZE(inner); j++) {
+                inner_mask |= kind_of(PyList_GET_ITEM(inner, j), &inner_text);
+            }
+            Py_DECREF(inner);
+            if (inner_mask & ~scalar_kinds) goto other;
+        }
+        if (inner_text > 4 * limit) goto other;
+    }
+    Py_DECREF(items);
+    PyObject *text = PyObject_Repr(v);
+    if (text == NULL) return NULL;
+    *immutable = (t == &PyTuple_Type || t == &PyFrozenSet_Type) && n <= 64 && !(mask & K_CONT);
+    if (PyUnicode_GET_LENGTH(text) > limit) {
+        PyObject *head = PyUnicode_Substring(text, 0, limit);
+        Py_DECREF(text);
+        if (head == NULL) return NULL;
+        PyObject *cut = PyUnicode_Concat(head, S_ellipsis);
+        Py_DECREF(head);
+        if (cut == NULL) return NULL;
+        return Py_BuildValue("[Ni]", cut, 1);
+    }
+    int all = mask | inner_mask;
+    int literal = t != &PyFrozenSet_Type && !(all & K_FROZEN);
+    if (literal && (all & K_FLOAT)) {
+        int inf = PyUnicode_Contains(text, S_inf);
+        int nan = inf == 0 ? PyUnicode_Contains(text, S_nan) : 0;
+        if (inf < 0 || nan < 0) {
+            Py_DECREF(text);
+            return NULL;
+        }
+        literal = !(inf || nan);
+    }
+    if (literal) return text;
+    return Py_BuildValue("[Ni]", text, 0);
+other:
+    Py_DECREF(items);
+    return NULL;
+error:
+    Py_DECREF(items);
+    return NULL;
+}
+
+/* rec.heads[name] = v's fingerprint (or no head when it has none). */
+static int fp_store(FrameRecord *rec, PyObject *name, PyObject *v) {
+    PyObject *fp = PyList_New(0);
+    if (fp == NULL) return -1;
+    Py_ssize_t budget = FP_BUDGET;
+    int rc = fp_build(v, fp, &budget, 0);
+    if (rc == 1) {
+        PyObject *head = Py_BuildValue("(Oi)", fp, FINGERPRINT);
+        rc = head == NULL ? -1 : PyDict_SetItem(rec->heads, name, head);
+        Py_XDECREF(head);
+    } else if (rc == 0) {
+        rc = dict_discard(rec->heads, name);
+    }
+    Py_DECREF(fp);
+    return rc < 0 ? -1 : 0;
+}
+
+/* texts[name] = enc when it differs, then changes += [name, enc]. */
+static int store_text(FrameRecord *rec, PyObject *name, PyObject *enc, PyObject **changes) {
+    PyObject *old = PyDict_GetItemWithError(rec->texts, name);
+    if (old == NULL && PyErr_Occurred()) return -1;
+    if (old != NULL) {
+        int same = PyObject_RichCompareBool(old, enc, Py_EQ);
+        if (same < 0) return -1;
+        if (same) return 0;
+    }
+    if (PyDict_SetItem(rec->texts, name, enc) < 0) return -1;
+    *changes = changes_add(*changes, name, enc);
+    return *changes == NULL ? -1 : 0;
+}
+
 /* The new encoding of a mutable value if its text changed, else Py_None (PythonRecorder._recheck).
  * New reference; NULL on error. */
 static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, PyObject *obj) {
@@ -867,7 +1046,25 @@ static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, Py
         if (same == -1) return NULL;
         if (same == 1) Py_RETURN_NONE;
     }
-    PyObject *enc = PyObject_CallMethodObjArgs((PyObject *)self, S_recheck, rec, name, obj, NULL);
+    int immutable = 0;
+    PyObject *enc = encode_container(self->limit, obj, &immutable);
+    if (enc != NULL) {
+        PyObject *changes = NULL;
+        int rc = fp_store(rec, name, obj);
+        if (rc == 0) rc = store_text(rec, name, enc, &changes);
+        Py_DECREF(enc);
+        if (rc < 0) {
+            Py_XDECREF(changes);
+            return NULL;
+        }
+        if (changes == NULL) Py_RETURN_NONE;
+        /* changes is [name, enc]: the new encoding */
+        PyObject *result = Py_NewRef(PyList_GET_ITEM(changes, 1));
+        Py_DECREF(changes);
+        return result;
+    }
+    if (PyErr_Occurred()) return NULL;
+    enc = PyObject_CallMethodObjArgs((PyObject *)self, S_recheck, rec, name, obj, NULL);
     if (enc != NULL && fp_remember(rec, name, obj) < 0) Py_CLEAR(enc);
     return enc;
 }
@@ -1432,7 +1629,7 @@ done:
 
 /* A return value's encoding (new reference): scalars here, anything else by self.encode(value). */
 static PyObject *encode_value(Core *self, PyObject *value) {
-    PyObject *text = scalar_text(self, value);
+    PyObject *text = scalar_text(self->limit, value);
     if (text != NULL || PyErr_Occurred()) return text;
     return PyObject_CallMethodOneArg((PyObject *)self, S_encode, value);
 }
@@ -1572,7 +1769,51 @@ static PyObject *simple_locals(PyObject *module, PyObject *code) {
     Py_RETURN_TRUE;
 }
 
+/* fingerprint(value): the fingerprint the recorder keeps for value, or None when it has none (tests). */
+static PyObject *fingerprint(PyObject *module, PyObject *value) {
+    PyObject *fp = PyList_New(0);
+    if (fp == NULL) return NULL;
+    Py_ssize_t budget = FP_BUDGET;
+    int rc = fp_build(value, fp, &budget, 0);
+    if (rc == 1) return fp;
+    Py_DECREF(fp);
+    if (rc < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* fingerprint_matches(value, fp): True when value still has fingerprint fp (tests). */
+static PyObject *fingerprint_matches(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "fingerprint_matches(value, fingerprint)");
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    int rc = fp_match(args[0], args[1], &pos);
+    if (rc < 0) return NULL;
+    return PyBool_FromLong(rc == 1 && pos == PyList_GET_SIZE(args[1]));
+}
+
+/* encode(value, limit): the C encoding of a scalar or builtin container, or None where the Python encoder
+ * is used instead (tests compare the two). */
+static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t limit;
+    if (nargs != 2 || (limit = PyLong_AsSsize_t(args[1])) < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "encode(value, limit)");
+        return NULL;
+    }
+    PyObject *text = scalar_text(limit, args[0]);
+    if (text != NULL || PyErr_Occurred()) return text;
+    int immutable = 0;
+    PyObject *enc = encode_container(limit, args[0], &immutable);
+    if (enc != NULL || PyErr_Occurred()) return enc;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL, "The C encoding of a value, or None."},
+    {"fingerprint", fingerprint, METH_O, "The fingerprint kept for a value, or None."},
+    {"fingerprint_matches", (PyCFunction)(void (*)(void))fingerprint_matches, METH_FASTCALL,
+     "True when value still has the fingerprint."},
     {"simple_locals", simple_locals, METH_O, "True when code has only plain fast locals."},
     {NULL},
 };
@@ -1601,6 +1842,9 @@ PyMODINIT_FUNC PyInit__core(void) {
     INTERN(S_encode, "encode");
     INTERN(S_on_start, "_on_start");
     INTERN(S_fast, "fast");
+    INTERN(S_inf, "inf");
+    INTERN(S_nan, "nan");
+    INTERN(S_ellipsis, "...");
     PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
     if (mon == NULL) {
         PyErr_SetString(PyExc_ImportError, "sys.monitoring is missing");
@@ -1621,7 +1865,8 @@ PyMODINIT_FUNC PyInit__core(void) {
         PyModule_AddObjectRef(m, "Core", (PyObject *)&CoreType) < 0 ||
         PyModule_AddObjectRef(m, "StepBuffer", (PyObject *)&StepBufferType) < 0 ||
         PyModule_AddIntConstant(m, "EV_CALL", EV_CALL) < 0 || PyModule_AddIntConstant(m, "EV_LINE", EV_LINE) < 0 ||
-        PyModule_AddIntConstant(m, "EV_RETURN", EV_RETURN) < 0) {
+        PyModule_AddIntConstant(m, "EV_RETURN", EV_RETURN) < 0 ||
+        PyModule_AddStringConstant(m, "SOURCE_HASH", RETROGRADE_SOURCE_HASH) < 0) {
         Py_DECREF(m);
         return NULL;
     }

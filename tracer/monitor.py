@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import _thread
 import fnmatch
+import hashlib
 import importlib
 import linecache
 import os
@@ -1101,8 +1102,22 @@ try:
 except ImportError:  # not built (no compiler, or an interpreter the C code does not support)
     _core = None
 
-if _core is not None and (_core.EV_CALL, _core.EV_LINE, _core.EV_RETURN) != (EV_CALL, EV_LINE, EV_RETURN):
-    _core = None  # built from another version of the format
+
+def _stale(module: Any) -> bool:
+    """True when the built extension is not the current tracer/_core.c (edited since the last build)."""
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_core.c")
+    try:
+        with open(source, "rb") as handle:
+            digest = hashlib.sha1(handle.read()).hexdigest()
+    except OSError:
+        return False  # an installed package without its sources: trust the build
+    return bool(getattr(module, "SOURCE_HASH", "") != digest)
+
+
+if _core is not None and (
+    (_core.EV_CALL, _core.EV_LINE, _core.EV_RETURN) != (EV_CALL, EV_LINE, EV_RETURN) or _stale(_core)
+):
+    _core = None  # a build of another version: the Python recorder is always right
 
 
 def fast_info(code: types.CodeType, plan: CodePlan) -> tuple[Any, ...]:

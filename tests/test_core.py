@@ -1,0 +1,218 @@
+"""The compiled recorder's building blocks (tracer/_core.c) against their Python references.
+
+The whole-program check (compiled and Python recorders export the same steps on every sample) is in
+test_differential.py; these tests pin the pieces on many generated values: the C encoder must give the
+Python encoder's exact result, and a fingerprint must change whenever the repr it stands for changes."""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tracer import monitor
+from tracer.values import ValueEncoder
+
+_core = monitor._core
+pytestmark = pytest.mark.skipif(_core is None, reason="tracer/_core.c is not built")
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=10**30, max_value=10**3000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=80),
+    st.sampled_from(["inf", "nan", "info", "-inf", "x" * 70]),
+    st.binary(max_size=40),
+    st.complex_numbers(allow_nan=True, allow_infinity=True),
+)
+hashables = st.recursive(
+    scalars, lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=4), max_leaves=6
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=12),
+        st.lists(inner, max_size=12).map(tuple),
+        st.dictionaries(hashables, inner, max_size=8),
+        st.sets(hashables, max_size=8),
+        st.frozensets(hashables, max_size=8),
+    ),
+    max_leaves=60,
+)
+LIMITS = st.sampled_from([16, 40, 120, 1000])
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(value=values, limit=LIMITS)
+def test_c_encoding_is_the_python_encoding(value: object, limit: int) -> None:
+    ours = _core.encode(value, limit)
+    if ours is not None:  # None: the C side leaves this value to the Python encoder
+        assert ours == ValueEncoder(limit).encode(value)
+
+
+def test_c_encoder_takes_the_common_values() -> None:
+    assert _core.encode(3, 1000) == "3"
+    assert _core.encode(2.5, 1000) == "2.5"
+    assert _core.encode("hi", 1000) == "'hi'"
+    assert _core.encode([1, "a", None], 1000) == "[1, 'a', None]"
+    assert _core.encode({"k": [1, 2]}, 1000) == "{'k': [1, 2]}"
+    assert _core.encode([1.0, math.inf], 1000) == ["[1.0, inf]", 0]  # no literal for inf
+    assert _core.encode(frozenset({1}), 1000) == ["frozenset({1})", 0]
+    assert _core.encode(list(range(100)), 40) is None  # a big container: the encoder's head path
+    assert _core.encode([object()], 1000) is None
+    assert _core.encode(math.nan, 1000) is None
+
+
+class Plain:
+    pass
+
+
+class Shown:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Shown({self.text})"
+
+
+MUTATIONS = st.sampled_from(["append", "pop", "set", "clear", "swap_class", "attr", "dict_move", "set_churn"])
+
+
+def mutate(value: object, how: str, path: list[int]) -> None:
+    """Change one mutable part of value in place (the part chosen by path, where one exists)."""
+    parts: list[object] = []
+
+    def walk(x: object) -> None:
+        if isinstance(x, list | dict | set | Plain | Shown):
+            parts.append(x)
+        if isinstance(x, list | tuple | set | frozenset):
+            for y in list(x):
+                walk(y)
+        elif isinstance(x, dict):
+            for k, v in list(x.items()):
+                walk(k)
+                walk(v)
+
+    walk(value)
+    if not parts:
+        return
+    target = parts[path[0] % len(parts)]
+    if isinstance(target, list):
+        if how == "append":
+            target.append(path[1])
+        elif how == "pop" and target:
+            target.pop(0)
+        elif how == "set" and target:
+            target[-1] = path[1]
+        elif how == "clear":
+            target.clear()
+        else:
+            target.reverse()
+    elif isinstance(target, dict):
+        if how == "dict_move" and target:
+            key = next(iter(target))
+            target[key] = target.pop(key)
+        elif how == "clear":
+            target.clear()
+        else:
+            target[path[1]] = path[1]
+    elif isinstance(target, set):
+        if how == "set_churn":
+            target.add(path[1])
+            target.discard(path[1])
+        else:
+            target.add(path[1])
+    elif isinstance(target, Plain):
+        if how == "swap_class":
+            target.__class__ = Shown
+            target.text = "swapped"  # type: ignore[attr-defined]
+        else:
+            target.anything = path[1]  # type: ignore[attr-defined]  # default repr: text unchanged
+    elif isinstance(target, Shown):
+        target.text = str(path[1])
+
+
+objects = st.recursive(
+    st.one_of(scalars, st.builds(Plain), st.builds(Shown, st.text(max_size=5))),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=8),
+        st.lists(inner, max_size=8).map(tuple),
+        st.dictionaries(hashables, inner, max_size=6),
+        st.sets(hashables, max_size=6),
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(value=objects, how=MUTATIONS, path=st.lists(st.integers(0, 50), min_size=2, max_size=2))
+def test_fingerprint_changes_whenever_the_repr_does(value: object, how: str, path: list[int]) -> None:
+    fingerprint = _core.fingerprint(value)
+    if fingerprint is None:  # no fingerprint (a custom repr inside): the recorder re-encodes every time
+        return
+    assert _core.fingerprint_matches(value, fingerprint)
+    before = repr(value)
+    mutate(value, how, path)
+    if repr(value) != before:
+        assert not _core.fingerprint_matches(value, fingerprint)
+
+
+def test_fingerprint_needs_same_objects_not_equal_ones() -> None:
+    value = {"a": [1, 2], "b": Plain()}
+    fingerprint = _core.fingerprint(value)
+    assert _core.fingerprint_matches(value, fingerprint)
+    assert not _core.fingerprint_matches(copy.deepcopy(value), fingerprint)
+    assert _core.fingerprint([Shown("x")]) is None  # its repr can change with no identity changing
+    looped: list[object] = []
+    looped.append(looped)
+    assert _core.fingerprint(looped) is None  # too deep: no fingerprint, never a wrong one
+
+
+def test_step_buffers_agree() -> None:
+    compiled, python = _core.StepBuffer(), monitor.StepBuffer()
+    steps = [
+        (0, 7, 1, ["x", "1"], None, 3, 2),
+        (1, 7, 2, None, None, 3, 2),
+        (2, 7, 2, ["x", "2", "y", None], "'r'", 3, 1),
+        (1, 9, 5, [], None, 4, 4),
+    ]
+    for step in steps:
+        compiled.add(*[list(x) if isinstance(x, list) else x for x in step])
+        python.add(*[list(x) if isinstance(x, list) else x for x in step])
+    for column in ("fids", "lines", "changes", "values", "codes", "min_depth", "max_depth"):
+        assert getattr(compiled, column) == getattr(python, column), column
+    assert bytes(compiled.events) == bytes(python.events) == bytes([0, 1, 2, 1])
+    assert len(compiled) == len(python) == 4
+    assert compiled.changes == [[0, "x", "1"], [2, "x", "2", "y", None]]
+
+
+def test_lock_behaves_like_a_thread_lock() -> None:
+    lock = _core.Lock()
+    assert not lock.locked()
+    with lock:
+        assert lock.locked()
+        assert lock.acquire(blocking=False) is False
+        got: list[bool] = []
+        thread = threading.Thread(target=lambda: got.append(lock.acquire(blocking=False)))
+        thread.start()
+        thread.join()
+        assert got == [False]
+    assert not lock.locked()
+    assert lock.acquire()
+    lock.release()
+    with pytest.raises(RuntimeError):
+        lock.release()
+    # A waiting thread gets it once released (the C side waits without holding the GIL).
+    lock.acquire()
+    waited: list[bool] = []
+    thread = threading.Thread(target=lambda: waited.append(lock.acquire()))
+    thread.start()
+    lock.release()
+    thread.join(5)
+    assert waited == [True]
