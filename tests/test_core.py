@@ -56,6 +56,14 @@ def test_c_encoding_is_the_python_encoding(value: object, limit: int) -> None:
         assert ours == ValueEncoder(limit).encode(value)
 
 
+@settings(max_examples=100)
+@given(value=st.one_of(st.builds(lambda: Plain()), st.lists(st.builds(lambda: Plain()), max_size=3)), limit=LIMITS)
+def test_c_encoding_of_default_repr_objects(value: object, limit: int) -> None:
+    ours = _core.encode(value, limit)
+    if ours is not None:
+        assert ours == ValueEncoder(limit).encode(value)
+
+
 def test_c_encoder_takes_the_common_values() -> None:
     assert _core.encode(3, 1000) == "3"
     assert _core.encode(2.5, 1000) == "2.5"
@@ -65,7 +73,10 @@ def test_c_encoder_takes_the_common_values() -> None:
     assert _core.encode([1.0, math.inf], 1000) == ["[1.0, inf]", 0]  # no literal for inf
     assert _core.encode(frozenset({1}), 1000) == ["frozenset({1})", 0]
     assert _core.encode(list(range(100)), 40) is None  # a big container: the encoder's head path
-    assert _core.encode([object()], 1000) is None
+    assert _core.encode([Plain()], 1000) is None  # an object inside a container: the Python encoder
+    plain = Plain()
+    assert _core.encode(plain, 1000) == [repr(plain), 0]
+    assert _core.encode([[[["deep", 1.5]]], (2, (3, "inf"))], 1000) == "[[[['deep', 1.5]]], (2, (3, 'inf'))]"
     assert _core.encode(math.nan, 1000) is None
 
 

@@ -936,42 +936,100 @@ static PyObject *elements_of(PyObject *v) {
     return PySequence_List(v);
 }
 
-/* Encode v when it is such a container: new reference, with *immutable set as is_immutable(v) would.
- * NULL without an error: not such a container (use the Python encoder). */
+/* For the encoder's slow path (ValueEncoder._walk): every leaf of v is a scalar, every container a builtin
+ * one, no deeper than FP_DEPTH, with a bounded number of leaves and of characters in strings (so repr()
+ * is cheap). Sets *literal to 0 where _walk would (a frozenset, a float or complex that is inf or nan).
+ * 1: such a value; 0: not; -1: error. */
+#define WALK_LEAVES 1024
+static int walk_check(PyObject *v, int depth, Py_ssize_t *leaves, Py_ssize_t *text, int *literal, Py_ssize_t limit) {
+    if (--*leaves < 0) return 0;
+    int kind = kind_of(v, text);
+    if (kind & K_OTHER) return 0;
+    if (*text > 4 * limit) return 0;
+    if (!(kind & K_CONT)) {
+        if (kind & K_FLOAT) {
+            if (PyFloat_CheckExact(v)) {
+                if (!isfinite(PyFloat_AS_DOUBLE(v))) *literal = 0;
+            } else {
+                Py_complex c = PyComplex_AsCComplex(v);
+                if (!isfinite(c.real) || !isfinite(c.imag)) *literal = 0;
+            }
+        }
+        return 1;
+    }
+    if (kind & K_FROZEN) *literal = 0;
+    if (depth >= FP_DEPTH) return 0;
+    PyObject *items = elements_of(v);
+    if (items == NULL) return -1;
+    int rc = 1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items) && rc == 1; i++) {
+        rc = walk_check(PyList_GET_ITEM(items, i), depth + 1, leaves, text, literal, limit);
+    }
+    Py_DECREF(items);
+    return rc;
+}
+
+/* Encode v when the encoder would give repr(v) for it (a builtin container of scalars, or an object with
+ * object's default repr): new reference, with *immutable set as is_immutable(v) would. NULL without an
+ * error: any other value (use the Python encoder). */
 static PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable) {
     PyTypeObject *t = Py_TYPE(v);
-    if (!builtin_container(t)) return NULL;
+    *immutable = 0;
+    if (!builtin_container(t)) {
+        if (!default_repr(v) || t == &PyBaseObject_Type || PyType_Check(v)) return NULL;
+        PyObject *text = PyObject_Repr(v);
+        if (text == NULL) return NULL;
+        if (PyUnicode_GET_LENGTH(text) > limit) {
+            Py_DECREF(text);
+            return NULL;
+        }
+        return Py_BuildValue("[Ni]", text, 0);
+    }
     Py_ssize_t n = PyObject_Length(v);
     if (n < 0) return NULL;
     /* Bigger ones take the encoder's head-of-a-big-container path. */
-    if (n > FAST_LEN || (n > limit / 2 && t != &PyFrozenSet_Type)) return NULL;
+    if (n > limit / 2 && t != &PyFrozenSet_Type) return NULL;
     PyObject *items = elements_of(v);
     if (items == NULL) return NULL;
+    enum { FAST, NESTED, WALK } path = WALK;
     Py_ssize_t top_text = 0, inner_text = 0, inner_len = 0;
     int mask = 0, inner_mask = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) mask |= kind_of(PyList_GET_ITEM(items, i), &top_text);
     const int fast_kinds = K_FAST | K_FLOAT, scalar_kinds = K_FAST | K_FLOAT | K_STRB | K_COMPLEX;
-    int fast = (mask & ~fast_kinds) == 0 || ((mask & ~scalar_kinds) == 0 && top_text <= limit);
-    if (!fast) {
-        if (mask & K_OTHER) goto other;
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
-            PyObject *x = PyList_GET_ITEM(items, i);
-            if (!builtin_container(Py_TYPE(x))) continue;
-            Py_ssize_t m = PyObject_Length(x);
-            if (m < 0) goto error;
-            inner_len += m;
-            if (inner_len > NESTED_BUDGET) goto other;
-            PyObject *inner = elements_of(x);
-            if (inner == NULL) goto error;
-            for (Py_ssize_t j = 0; j < PyList_GET_SIZE(inner); j++) {
-                inner_mask |= kind_of(PyList_GET_ITEM(inner, j), &inner_text);
+    if (n <= FAST_LEN) {
+        if ((mask & ~fast_kinds) == 0 || ((mask & ~scalar_kinds) == 0 && top_text <= limit)) {
+            path = FAST;
+        } else if (!(mask & K_OTHER)) {
+            /* values.py _nested_kinds: small containers of scalars inside */
+            path = NESTED;
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items) && path == NESTED; i++) {
+                PyObject *x = PyList_GET_ITEM(items, i);
+                if (!builtin_container(Py_TYPE(x))) continue;
+                Py_ssize_t m = PyObject_Length(x);
+                if (m < 0) goto error;
+                inner_len += m;
+                if (inner_len > NESTED_BUDGET) {
+                    path = WALK;
+                    break;
+                }
+                PyObject *inner = elements_of(x);
+                if (inner == NULL) goto error;
+                for (Py_ssize_t j = 0; j < PyList_GET_SIZE(inner); j++) {
+                    inner_mask |= kind_of(PyList_GET_ITEM(inner, j), &inner_text);
+                }
+                Py_DECREF(inner);
+                if (inner_mask & ~scalar_kinds) path = WALK;
             }
-            Py_DECREF(inner);
-            if (inner_mask & ~scalar_kinds) goto other;
+            if (path == NESTED && inner_text > 4 * limit) path = WALK;
         }
-        if (inner_text > 4 * limit) goto other;
     }
     Py_DECREF(items);
+    int literal = 1;
+    if (path == WALK) {
+        Py_ssize_t leaves = WALK_LEAVES, text_total = 0;
+        int rc = walk_check(v, 0, &leaves, &text_total, &literal, limit);
+        if (rc <= 0) return NULL;
+    }
     PyObject *text = PyObject_Repr(v);
     if (text == NULL) return NULL;
     *immutable = (t == &PyTuple_Type || t == &PyFrozenSet_Type) && n <= 64 && !(mask & K_CONT);
@@ -984,22 +1042,22 @@ static PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable)
         if (cut == NULL) return NULL;
         return Py_BuildValue("[Ni]", cut, 1);
     }
-    int all = mask | inner_mask;
-    int literal = t != &PyFrozenSet_Type && !(all & K_FROZEN);
-    if (literal && (all & K_FLOAT)) {
-        int inf = PyUnicode_Contains(text, S_inf);
-        int nan = inf == 0 ? PyUnicode_Contains(text, S_nan) : 0;
-        if (inf < 0 || nan < 0) {
-            Py_DECREF(text);
-            return NULL;
+    if (path != WALK) {
+        /* the fast and nested paths look at the whole text */
+        int all = mask | inner_mask;
+        literal = t != &PyFrozenSet_Type && !(all & K_FROZEN);
+        if (literal && (all & K_FLOAT)) {
+            int inf = PyUnicode_Contains(text, S_inf);
+            int nan = inf == 0 ? PyUnicode_Contains(text, S_nan) : 0;
+            if (inf < 0 || nan < 0) {
+                Py_DECREF(text);
+                return NULL;
+            }
+            literal = !(inf || nan);
         }
-        literal = !(inf || nan);
     }
     if (literal) return text;
     return Py_BuildValue("[Ni]", text, 0);
-other:
-    Py_DECREF(items);
-    return NULL;
 error:
     Py_DECREF(items);
     return NULL;
