@@ -751,7 +751,7 @@ static int head_unchanged(PyObject *value, PyObject *head) {
  * "changed" and re-encodes (monitor.ValueEncoder.head_unchanged).
  */
 #define FP_BUDGET 4096
-#define FP_DEPTH 6
+#define FP_DEPTH 32
 
 static inline int scalar_leaf(PyObject *v) {
     PyTypeObject *t = Py_TYPE(v);
