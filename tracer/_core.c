@@ -25,6 +25,9 @@
 #define Py_BUILD_CORE 1
 #include "internal/pycore_code.h"
 #include "internal/pycore_frame.h"
+#if PY_VERSION_HEX >= 0x030D0000
+#include "internal/pycore_setobject.h" /* _PySet_NextEntry */
+#endif
 #undef Py_BUILD_CORE
 
 #if PY_VERSION_HEX >= 0x030D0000
@@ -806,15 +809,14 @@ static int fp_build(PyObject *v, PyObject *out, Py_ssize_t *budget, int depth) {
         }
         return rc;
     }
-    PyObject *it = PyObject_GetIter(v);
-    if (it == NULL) return -1;
+    Py_ssize_t spos = 0;
     PyObject *item;
-    while (rc == 1 && (item = PyIter_Next(it)) != NULL) {
+    Py_hash_t hash;
+    while (rc == 1 && _PySet_NextEntry(v, &spos, &item, &hash)) {
+        Py_INCREF(item);
         rc = fp_build(item, out, budget, depth + 1);
         Py_DECREF(item);
     }
-    Py_DECREF(it);
-    if (PyErr_Occurred()) return -1;
     return rc;
 }
 
@@ -855,15 +857,10 @@ static int fp_match(PyObject *v, PyObject *fp, Py_ssize_t *pos) {
         }
         return rc;
     }
-    PyObject *it = PyObject_GetIter(v);
-    if (it == NULL) return -1;
+    Py_ssize_t spos = 0;
     PyObject *item;
-    while (rc == 1 && (item = PyIter_Next(it)) != NULL) {
-        rc = fp_match(item, fp, pos);
-        Py_DECREF(item);
-    }
-    Py_DECREF(it);
-    if (PyErr_Occurred()) return -1;
+    Py_hash_t hash;
+    while (rc == 1 && _PySet_NextEntry(v, &spos, &item, &hash)) rc = fp_match(item, fp, pos);
     return rc;
 }
 
@@ -969,6 +966,27 @@ static int walk_check(PyObject *v, int depth, Py_ssize_t *leaves, Py_ssize_t *te
     return rc;
 }
 
+/* True when v can never change: a scalar, or tuples and frozensets of them all the way down (so it needs
+ * no recheck, however deep). */
+static int frozen_tree(PyObject *v, int depth) {
+    if (scalar_leaf(v)) return 1;
+    PyTypeObject *t = Py_TYPE(v);
+    if ((t != &PyTuple_Type && t != &PyFrozenSet_Type) || depth >= FP_DEPTH) return 0;
+    if (t == &PyTuple_Type) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(v); i++) {
+            if (!frozen_tree(PyTuple_GET_ITEM(v, i), depth + 1)) return 0;
+        }
+        return 1;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *item;
+    Py_hash_t hash;
+    while (_PySet_NextEntry(v, &pos, &item, &hash)) {
+        if (!frozen_tree(item, depth + 1)) return 0;
+    }
+    return 1;
+}
+
 /* Encode v when the encoder would give repr(v) for it (a builtin container of scalars, or an object with
  * object's default repr): new reference, with *immutable set as is_immutable(v) would. NULL without an
  * error: any other value (use the Python encoder). */
@@ -1032,7 +1050,7 @@ static PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable)
     }
     PyObject *text = PyObject_Repr(v);
     if (text == NULL) return NULL;
-    *immutable = (t == &PyTuple_Type || t == &PyFrozenSet_Type) && n <= 64 && !(mask & K_CONT);
+    *immutable = (t == &PyTuple_Type || t == &PyFrozenSet_Type) && (!(mask & K_CONT) || frozen_tree(v, 0));
     if (PyUnicode_GET_LENGTH(text) > limit) {
         PyObject *head = PyUnicode_Substring(text, 0, limit);
         Py_DECREF(text);
@@ -1155,8 +1173,47 @@ static inline int has_info(FrameRecord *rec) {
     return rec->info != NULL && PyTuple_CheckExact(rec->info) && PyTuple_GET_SIZE(rec->info) == INFO_SIZE;
 }
 
-/* Every local of a simple function frame (PythonRecorder._full_check). */
-static int full_check(Core *self, FrameRecord *rec, PyObject **out) {
+/* A new frame's argument that is the very object a local of its caller holds: take the caller's encoding
+ * (and head) when it is still right: the value cannot change (no head needed) or its head still matches.
+ * 1: taken; 0: encode it; -1: error. */
+static int take_from_caller(FrameRecord *rec, FrameRecord *caller, PyObject *name, PyObject *obj,
+                            PyObject **changes) {
+    if (is_none(caller->objs) || caller->texts == NULL) return 0;
+    Py_ssize_t pos = 0;
+    PyObject *cname = NULL, *cobj;
+    while (PyDict_Next(caller->objs, &pos, &cname, &cobj)) {
+        if (cobj == obj) break;
+        cname = NULL;
+    }
+    if (cname == NULL) return 0;
+    PyObject *enc = PyDict_GetItemWithError(caller->texts, cname);
+    if (enc == NULL) return PyErr_Occurred() ? -1 : 0;
+    int mutable = PySet_GET_SIZE(caller->mutables) ? PySet_Contains(caller->mutables, cname) : 0;
+    if (mutable < 0) return -1;
+    PyObject *head = NULL;
+    if (mutable) {
+        head = PyDict_GetItemWithError(caller->heads, cname);
+        if (head == NULL) return PyErr_Occurred() ? -1 : 0;
+        int same = head_unchanged(obj, head);
+        if (same != 1) return same == -1 ? -1 : 0;
+    }
+    Py_INCREF(enc);
+    Py_XINCREF(head);
+    int rc = PyDict_SetItem(rec->objs, name, obj);
+    if (rc == 0 && head != NULL) rc = PySet_Add(rec->mutables, name) < 0 || PyDict_SetItem(rec->heads, name, head) < 0;
+    if (rc == 0) rc = store_text(rec, name, enc, changes);
+    Py_DECREF(enc);
+    Py_XDECREF(head);
+    return rc < 0 ? -1 : 1;
+}
+
+/* Every local of a simple function frame (PythonRecorder._full_check); caller: the record of the frame
+ * that called it, for a new frame (its arguments may be the caller's values), else NULL. */
+static int full_check_from(Core *self, FrameRecord *rec, FrameRecord *caller, PyObject **out);
+
+static int full_check(Core *self, FrameRecord *rec, PyObject **out) { return full_check_from(self, rec, NULL, out); }
+
+static int full_check_from(Core *self, FrameRecord *rec, FrameRecord *caller, PyObject **out) {
     *out = NULL;
     if (is_none(rec->frame)) return 0;
     if (!has_info(rec) || info_item(rec, INFO_IS_MODULE) == Py_True || info_item(rec, INFO_SIMPLE) != Py_True ||
@@ -1203,7 +1260,16 @@ static int full_check(Core *self, FrameRecord *rec, PyObject **out) {
         }
         Py_INCREF(obj);
         Py_INCREF(name);
-        int rc = record_set(self, rec, name, obj, changes, &changes);
+        int rc = 0;
+        if (old == NULL && caller != NULL) {
+            rc = take_from_caller(rec, caller, name, obj, &changes);
+            if (rc == 1) {
+                Py_DECREF(name);
+                Py_DECREF(obj);
+                continue;
+            }
+        }
+        if (rc == 0) rc = record_set(self, rec, name, obj, changes, &changes);
         Py_DECREF(name);
         Py_DECREF(obj);
         if (rc < 0) goto error_nochanges;
@@ -1661,7 +1727,9 @@ static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nar
         if (rc < 0) goto error;
         clear_jump(ts);
         PyObject *changes;
-        if (full_check(self, rec, &changes) < 0) goto error;
+        PyObject *caller = n > 0 ? PyList_GET_ITEM(ts->stack, n - 1) : NULL;
+        if (caller != NULL && !Py_IS_TYPE(caller, &FrameRecordType)) caller = NULL;
+        if (full_check_from(self, rec, (FrameRecord *)caller, &changes) < 0) goto error;
         if (emit(self, EV_CALL, rec, PyFrame_GetLineNumber(frame), changes, NULL) < 0) goto error;
     }
     goto done;
