@@ -196,8 +196,10 @@ def test_step_buffers_agree() -> None:
     for step in steps:
         compiled.add(*[list(x) if isinstance(x, list) else x for x in step])
         python.add(*[list(x) if isinstance(x, list) else x for x in step])
-    for column in ("fids", "lines", "changes", "values", "codes", "min_depth", "max_depth"):
+    for column in ("fids", "lines", "changes", "values", "names", "min_depth", "max_depth"):
         assert getattr(compiled, column) == getattr(python, column), column
+    assert compiled.pairs() == python.pairs() == {(3, 1), (3, 2), (4, 5)}
+    assert compiled.names == {"x", "y"}
     assert bytes(compiled.events) == bytes(python.events) == bytes([0, 1, 2, 1])
     assert len(compiled) == len(python) == 4
     assert compiled.changes == [[0, "x", "1"], [2, "x", "2", "y", None]]

@@ -20,6 +20,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #define Py_BUILD_CORE 1
@@ -323,8 +324,10 @@ static PyTypeObject ThreadStateType = {
 typedef struct {
     PyObject_HEAD
     PyObject *events, *fids, *lines, *changes, *values; /* bytearray, list, list, list, list */
-    PyObject *codes;                                    /* list: code id of each step (for the summary) */
+    PyObject *names;                                    /* set: the names that changed (for the summary) */
     Py_ssize_t min_depth, max_depth;                    /* -1 before the first step */
+    uint64_t *pairs;                                    /* open addressing: (code id, line) + 1, 0 = empty */
+    Py_ssize_t pairs_cap, pairs_count;
 } StepBuffer;
 
 static PyTypeObject StepBufferType;
@@ -337,9 +340,12 @@ static PyObject *StepBuffer_new(PyTypeObject *type, PyObject *args, PyObject *kw
     self->lines = PyList_New(0);
     self->changes = PyList_New(0);
     self->values = PyList_New(0);
-    self->codes = PyList_New(0);
+    self->names = PySet_New(NULL);
     self->min_depth = self->max_depth = -1;
-    if (!self->events || !self->fids || !self->lines || !self->changes || !self->values || !self->codes) {
+    self->pairs_cap = 256;
+    self->pairs = PyMem_Calloc(self->pairs_cap, sizeof(uint64_t));
+    if (!self->events || !self->fids || !self->lines || !self->changes || !self->values || !self->names ||
+        !self->pairs) {
         Py_DECREF(self);
         return NULL;
     }
@@ -352,8 +358,39 @@ static void StepBuffer_dealloc(StepBuffer *self) {
     Py_XDECREF(self->lines);
     Py_XDECREF(self->changes);
     Py_XDECREF(self->values);
-    Py_XDECREF(self->codes);
+    Py_XDECREF(self->names);
+    PyMem_Free(self->pairs);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int pairs_insert(StepBuffer *self, uint64_t key) {
+    if (2 * (self->pairs_count + 1) > self->pairs_cap) {
+        Py_ssize_t cap = self->pairs_cap * 2;
+        uint64_t *table = PyMem_Calloc(cap, sizeof(uint64_t));
+        if (table == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < self->pairs_cap; i++) {
+            uint64_t k = self->pairs[i];
+            if (k == 0) continue;
+            Py_ssize_t j = (Py_ssize_t)((k * 0x9E3779B97F4A7C15ULL) >> 20) & (cap - 1);
+            while (table[j] != 0) j = (j + 1) & (cap - 1);
+            table[j] = k;
+        }
+        PyMem_Free(self->pairs);
+        self->pairs = table;
+        self->pairs_cap = cap;
+    }
+    Py_ssize_t mask = self->pairs_cap - 1;
+    Py_ssize_t j = (Py_ssize_t)((key * 0x9E3779B97F4A7C15ULL) >> 20) & mask;
+    while (self->pairs[j] != 0) {
+        if (self->pairs[j] == key) return 0;
+        j = (j + 1) & mask;
+    }
+    self->pairs[j] = key;
+    self->pairs_count++;
+    return 0;
 }
 
 /* Append one step. changes: NULL or a list [name, enc, ...] that becomes [offset, name, enc, ...]
@@ -365,10 +402,14 @@ static int steps_add(StepBuffer *self, int event, PyObject *fid, PyObject *line,
     Py_ssize_t n = PyByteArray_GET_SIZE(self->events);
     if (PyByteArray_Resize(self->events, n + 1) < 0) return -1;
     PyByteArray_AS_STRING(self->events)[n] = ev;
-    if (PyList_Append(self->fids, fid) < 0 || PyList_Append(self->lines, line) < 0 ||
-        PyList_Append(self->codes, code_id) < 0) {
+    if (PyList_Append(self->fids, fid) < 0 || PyList_Append(self->lines, line) < 0) return -1;
+    long long code = PyLong_AsLongLong(code_id), number = PyLong_AsLongLong(line);
+    if ((code == -1 || number == -1) && PyErr_Occurred()) return -1;
+    if (code < 0 || code > 0x7FFFFFFF || number < 0 || number > 0x7FFFFFFF) {
+        PyErr_SetString(PyExc_ValueError, "code id or line out of range");
         return -1;
     }
+    if (pairs_insert(self, (((uint64_t)code << 32) | (uint64_t)number) + 1) < 0) return -1;
     if (depth < self->min_depth || self->min_depth < 0) self->min_depth = depth;
     if (depth > self->max_depth) self->max_depth = depth;
     if (changes != NULL && changes != Py_None && PyList_GET_SIZE(changes) > 0) {
@@ -377,6 +418,9 @@ static int steps_add(StepBuffer *self, int event, PyObject *fid, PyObject *line,
         int rc = PyList_Insert(changes, 0, offset);
         Py_DECREF(offset);
         if (rc < 0 || PyList_Append(self->changes, changes) < 0) return -1;
+        for (Py_ssize_t k = 1; k < PyList_GET_SIZE(changes); k += 2) {
+            if (PySet_Add(self->names, PyList_GET_ITEM(changes, k)) < 0) return -1;
+        }
     }
     if (value != NULL && value != Py_None) {
         PyObject *entry = Py_BuildValue("[nO]", i, value);
@@ -408,8 +452,28 @@ static PyObject *StepBuffer_add(StepBuffer *self, PyObject *const *args, Py_ssiz
 
 static Py_ssize_t StepBuffer_len(StepBuffer *self) { return PyList_GET_SIZE(self->fids); }
 
+/* pairs(): the distinct (code id, line) of the steps, as a frozenset of tuples. */
+static PyObject *StepBuffer_pairs(StepBuffer *self, PyObject *unused) {
+    PyObject *result = PyFrozenSet_New(NULL);
+    if (result == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < self->pairs_cap; i++) {
+        uint64_t k = self->pairs[i];
+        if (k == 0) continue;
+        k -= 1;
+        PyObject *pair = Py_BuildValue("(LL)", (long long)(k >> 32), (long long)(k & 0xFFFFFFFFULL));
+        if (pair == NULL || PySet_Add(result, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_DECREF(result);
+            return NULL;
+        }
+        Py_DECREF(pair);
+    }
+    return result;
+}
+
 static PyMethodDef StepBuffer_methods[] = {
     {"add", (PyCFunction)(void (*)(void))StepBuffer_add, METH_FASTCALL, "add(event, fid, line, changes, value, code_id, depth)"},
+    {"pairs", (PyCFunction)StepBuffer_pairs, METH_NOARGS, "The distinct (code id, line) pairs."},
     {NULL},
 };
 
@@ -420,7 +484,7 @@ static PyMemberDef StepBuffer_members[] = {
     {"lines", Py_T_OBJECT_EX, SB_OFF(lines), Py_READONLY, NULL},
     {"changes", Py_T_OBJECT_EX, SB_OFF(changes), Py_READONLY, NULL},
     {"values", Py_T_OBJECT_EX, SB_OFF(values), Py_READONLY, NULL},
-    {"codes", Py_T_OBJECT_EX, SB_OFF(codes), Py_READONLY, NULL},
+    {"names", Py_T_OBJECT_EX, SB_OFF(names), Py_READONLY, NULL},
     {"min_depth", Py_T_PYSSIZET, SB_OFF(min_depth), Py_READONLY, NULL},
     {"max_depth", Py_T_PYSSIZET, SB_OFF(max_depth), Py_READONLY, NULL},
     {NULL},

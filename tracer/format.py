@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import _thread
 import io
-import itertools
 import os
 import queue
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -528,30 +527,28 @@ class TraceReader:
         self.close()
 
 
-def summarize_chunk(chunk: ChunkData, codes: Sequence[int], depths: tuple[int, int]) -> ChunkSummary:
+def summarize_chunk(
+    chunk: ChunkData, pairs: frozenset[tuple[int, int]], names: set[str], depths: tuple[int, int]
+) -> ChunkSummary:
     """A chunk's index summary (built at flush time, off the per-step path).
 
-    codes holds the code id of every step's frame and depths the least and greatest depth of those frames
-    when they stepped; a generator that moved to another caller in the chunk (chunk.moves) also counts
-    with its new depth."""
-    if not (len(chunk.fids) == len(chunk.lines) == len(codes)):
-        raise ValueError("a chunk's columns differ in length")
+    pairs are the distinct (code id, line) of its steps, names the names its changes mention, depths the
+    least and greatest depth of the frames when they stepped; a generator that moved to another caller in
+    the chunk (chunk.moves) also counts with its new depth."""
     events_mask = 0
     for ev in set(chunk.events):
         events_mask |= 1 << ev
     low, high = depths
-    move_depths = [int(move[4]) for move in chunk.moves]
+    all_depths = [int(move[4]) for move in chunk.moves]
     if chunk.fids:
-        move_depths.extend((low, high))
-    # [offset, name, value, name, value, ...]
-    changed = set(itertools.chain.from_iterable(change[1::2] for change in chunk.changes))
+        all_depths.extend((low, high))
     return ChunkSummary(
-        frozenset(zip(codes, chunk.lines)),
-        frozenset(codes),
-        min(move_depths, default=0),
-        max(move_depths, default=0),
+        frozenset(pairs),
+        frozenset(code for code, _line in pairs),
+        min(all_depths, default=0),
+        max(all_depths, default=0),
         events_mask,
-        frozenset(changed),
+        frozenset(names),
         chunk.events.count(EV_LINE),
         len(chunk.outputs),
     )

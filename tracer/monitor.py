@@ -169,7 +169,7 @@ class FrameRecord:
 class StepBuffer:
     """One chunk's steps, kept as the chunk's columns (ChunkData) as they come."""
 
-    __slots__ = ("changes", "codes", "events", "fids", "lines", "max_depth", "min_depth", "values")
+    __slots__ = ("_pairs", "changes", "events", "fids", "lines", "max_depth", "min_depth", "names", "values")
 
     def __init__(self) -> None:
         self.events = bytearray()
@@ -177,7 +177,9 @@ class StepBuffer:
         self.lines: list[int] = []
         self.changes: list[list[Any]] = []
         self.values: list[list[Any]] = []
-        self.codes: list[int] = []  # for the chunk's summary only (not written: fids say it)
+        # For the chunk's summary only: the distinct (code id, line) pairs and the names that changed.
+        self._pairs: set[tuple[int, int]] = set()
+        self.names: set[str] = set()
         self.min_depth = -1  # -1: no step yet
         self.max_depth = -1
 
@@ -188,12 +190,13 @@ class StepBuffer:
         self.events.append(event)
         self.fids.append(fid)
         self.lines.append(line)
-        self.codes.append(code_id)
+        self._pairs.add((code_id, line))
         if depth < self.min_depth or self.min_depth < 0:
             self.min_depth = depth
         if depth > self.max_depth:
             self.max_depth = depth
         if changes:
+            self.names.update(changes[::2])
             changes.insert(0, offset)
             self.changes.append(changes)
         if value is not None:
@@ -201,6 +204,9 @@ class StepBuffer:
 
     def __len__(self) -> int:
         return len(self.fids)
+
+    def pairs(self) -> frozenset[tuple[int, int]]:
+        return frozenset(self._pairs)
 
 
 class ThreadState:
@@ -843,7 +849,7 @@ class PythonRecorder:
             outputs=self._outputs,
             moves=self._moves,
         )
-        summary = summarize_chunk(chunk, steps.codes, (steps.min_depth, steps.max_depth))
+        summary = summarize_chunk(chunk, steps.pairs(), steps.names, (steps.min_depth, steps.max_depth))
         self._line_steps_written += summary.line_steps
         writer.add_chunk(chunk, summary, self.compression)
         self._chunk_start = self._count
