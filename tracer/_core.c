@@ -180,8 +180,8 @@ static FrameRecord *record_alloc(Py_ssize_t fid, PyObject *code, PyObject *plan,
     rec->info = Py_NewRef(info);
     rec->texts = PyDict_New();
     rec->objs = PyDict_New();
-    rec->mutables = PySet_New(NULL);
-    rec->heads = PyDict_New();
+    rec->mutables = NULL; /* made on first use (most frames never hold a mutable value) */
+    rec->heads = NULL;
     rec->fid_obj = PyLong_FromSsize_t(fid);
     rec->code_id = NULL;
     rec->fid = fid;
@@ -191,7 +191,7 @@ static FrameRecord *record_alloc(Py_ssize_t fid, PyObject *code, PyObject *plan,
     rec->last_line = 0;
     rec->last_pos = -2;
     rec->in_comprehension = 0;
-    if (!rec->texts || !rec->objs || !rec->mutables || !rec->heads || !rec->fid_obj) {
+    if (!rec->texts || !rec->objs || !rec->fid_obj) {
         Py_DECREF(rec);
         return NULL;
     }
@@ -233,8 +233,6 @@ static PyMemberDef FrameRecord_members[] = {
     {"frame", Py_T_OBJECT_EX, FR_OFF(frame), 0, NULL},
     {"texts", Py_T_OBJECT_EX, FR_OFF(texts), 0, NULL},
     {"objs", Py_T_OBJECT_EX, FR_OFF(objs), 0, NULL},
-    {"mutables", Py_T_OBJECT_EX, FR_OFF(mutables), 0, NULL},
-    {"heads", Py_T_OBJECT_EX, FR_OFF(heads), 0, NULL},
     {"fid", Py_T_PYSSIZET, FR_OFF(fid), Py_READONLY, NULL},
     {"parent", Py_T_PYSSIZET, FR_OFF(parent), 0, NULL},
     {"thread", Py_T_PYSSIZET, FR_OFF(thread), 0, NULL},
@@ -242,6 +240,46 @@ static PyMemberDef FrameRecord_members[] = {
     {"last_line", Py_T_PYSSIZET, FR_OFF(last_line), 0, NULL},
     {"last_pos", Py_T_PYSSIZET, FR_OFF(last_pos), 0, NULL},
     {"in_comprehension", Py_T_BOOL, FR_OFF(in_comprehension), 0, NULL},
+    {NULL},
+};
+
+static PyObject *get_mutables(FrameRecord *rec) {
+    if (rec->mutables == NULL) rec->mutables = PySet_New(NULL);
+    return rec->mutables;
+}
+
+static PyObject *get_heads(FrameRecord *rec) {
+    if (rec->heads == NULL) rec->heads = PyDict_New();
+    return rec->heads;
+}
+
+static inline Py_ssize_t n_mutables(FrameRecord *rec) { return rec->mutables ? PySet_GET_SIZE(rec->mutables) : 0; }
+
+static PyObject *FrameRecord_get_mutables(FrameRecord *rec, void *closure) { return Py_XNewRef(get_mutables(rec)); }
+
+static PyObject *FrameRecord_get_heads(FrameRecord *rec, void *closure) { return Py_XNewRef(get_heads(rec)); }
+
+static int FrameRecord_set_mutables(FrameRecord *rec, PyObject *value, void *closure) {
+    if (value == NULL || !PySet_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "mutables must be a set");
+        return -1;
+    }
+    Py_XSETREF(rec->mutables, Py_NewRef(value));
+    return 0;
+}
+
+static int FrameRecord_set_heads(FrameRecord *rec, PyObject *value, void *closure) {
+    if (value == NULL || !PyDict_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "heads must be a dict");
+        return -1;
+    }
+    Py_XSETREF(rec->heads, Py_NewRef(value));
+    return 0;
+}
+
+static PyGetSetDef FrameRecord_getset[] = {
+    {"mutables", (getter)FrameRecord_get_mutables, (setter)FrameRecord_set_mutables, NULL, NULL},
+    {"heads", (getter)FrameRecord_get_heads, (setter)FrameRecord_set_heads, NULL, NULL},
     {NULL},
 };
 
@@ -253,6 +291,7 @@ static PyTypeObject FrameRecordType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "What the recorder remembers of one live frame activation (C twin of monitor.FrameRecord).",
     .tp_members = FrameRecord_members,
+    .tp_getset = FrameRecord_getset,
     .tp_new = FrameRecord_new,
 };
 
@@ -681,10 +720,10 @@ static int record_set(Core *self, FrameRecord *rec, PyObject *name, PyObject *ob
     }
     if (text != NULL) {
         if (PyDict_SetItem(rec->objs, name, obj) < 0) goto fail_text;
-        if (PySet_GET_SIZE(rec->mutables) > 0) {
+        if (n_mutables(rec) > 0) {
             int had = PySet_Discard(rec->mutables, name);
             if (had < 0) goto fail_text;
-            if (had && dict_discard(rec->heads, name) < 0) goto fail_text;
+            if (had && rec->heads && dict_discard(rec->heads, name) < 0) goto fail_text;
         }
         PyObject *old = PyDict_GetItemWithError(rec->texts, name);
         if (old == NULL && PyErr_Occurred()) goto fail_text;
@@ -710,9 +749,11 @@ static int record_set(Core *self, FrameRecord *rec, PyObject *name, PyObject *ob
     if (enc != NULL) {
         int rc = PyDict_SetItem(rec->objs, name, obj);
         if (rc == 0 && immutable) {
-            rc = PySet_Discard(rec->mutables, name) < 0 || dict_discard(rec->heads, name) < 0 ? -1 : 0;
+            rc = (rec->mutables && PySet_Discard(rec->mutables, name) < 0) ||
+                 (rec->heads && dict_discard(rec->heads, name) < 0) ? -1 : 0;
         } else if (rc == 0) {
-            rc = PySet_Add(rec->mutables, name) < 0 || fp_store(rec, name, obj) < 0 ? -1 : 0;
+            PyObject *mutables = get_mutables(rec);
+            rc = mutables == NULL || PySet_Add(mutables, name) < 0 || fp_store(rec, name, obj) < 0 ? -1 : 0;
         }
         if (rc == 0) rc = store_text(rec, name, enc, &changes);
         Py_DECREF(enc);
@@ -926,8 +967,10 @@ static int fp_match(PyObject *v, PyObject *fp, Py_ssize_t *pos) {
 /* After the Python encoder ran for name: when it left no head of its own and the value is mutable, keep
  * a fingerprint (if the value has one). */
 static int fp_remember(FrameRecord *rec, PyObject *name, PyObject *obj) {
+    if (rec->mutables == NULL) return 0;
     int mutable = PySet_Contains(rec->mutables, name);
     if (mutable <= 0) return mutable;
+    if (get_heads(rec) == NULL) return -1;
     int has = PyDict_Contains(rec->heads, name);
     if (has != 0) return has < 0 ? -1 : 0;
     PyObject *fp = PyList_New(0);
@@ -1148,9 +1191,10 @@ static int fp_store(FrameRecord *rec, PyObject *name, PyObject *v) {
     int rc = fp_build(v, fp, &budget, 0);
     if (rc == 1) {
         PyObject *head = Py_BuildValue("(Oi)", fp, FINGERPRINT);
-        rc = head == NULL ? -1 : PyDict_SetItem(rec->heads, name, head);
+        PyObject *heads = get_heads(rec);
+        rc = head == NULL || heads == NULL ? -1 : PyDict_SetItem(heads, name, head);
         Py_XDECREF(head);
-    } else if (rc == 0) {
+    } else if (rc == 0 && rec->heads) {
         rc = dict_discard(rec->heads, name);
     }
     Py_DECREF(fp);
@@ -1174,7 +1218,7 @@ static int store_text(FrameRecord *rec, PyObject *name, PyObject *enc, PyObject 
 /* The new encoding of a mutable value if its text changed, else Py_None (PythonRecorder._recheck).
  * New reference; NULL on error. */
 static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, PyObject *obj) {
-    PyObject *head = PyDict_GetItemWithError(rec->heads, name);
+    PyObject *head = rec->heads ? PyDict_GetItemWithError(rec->heads, name) : NULL;
     if (head == NULL && PyErr_Occurred()) return NULL;
     if (head != NULL) {
         int same = head_unchanged(obj, head);
@@ -1208,8 +1252,8 @@ static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, Py
 static int record_forget(FrameRecord *rec, PyObject *name, PyObject **changes) {
     if (PyDict_DelItem(rec->objs, name) < 0) return -1;
     if (dict_discard(rec->texts, name) < 0) return -1;
-    if (PySet_Discard(rec->mutables, name) < 0) return -1;
-    if (dict_discard(rec->heads, name) < 0) return -1;
+    if (rec->mutables && PySet_Discard(rec->mutables, name) < 0) return -1;
+    if (rec->heads && dict_discard(rec->heads, name) < 0) return -1;
     *changes = changes_add(*changes, name, Py_None);
     return *changes == NULL ? -1 : 0;
 }
@@ -1247,11 +1291,11 @@ static int take_from_caller(FrameRecord *rec, FrameRecord *caller, PyObject *nam
     if (cname == NULL) return 0;
     PyObject *enc = PyDict_GetItemWithError(caller->texts, cname);
     if (enc == NULL) return PyErr_Occurred() ? -1 : 0;
-    int mutable = PySet_GET_SIZE(caller->mutables) ? PySet_Contains(caller->mutables, cname) : 0;
+    int mutable = n_mutables(caller) ? PySet_Contains(caller->mutables, cname) : 0;
     if (mutable < 0) return -1;
     PyObject *head = NULL;
     if (mutable) {
-        head = PyDict_GetItemWithError(caller->heads, cname);
+        head = caller->heads ? PyDict_GetItemWithError(caller->heads, cname) : NULL;
         if (head == NULL) return PyErr_Occurred() ? -1 : 0;
         int same = head_unchanged(obj, head);
         if (same != 1) return same == -1 ? -1 : 0;
@@ -1259,7 +1303,10 @@ static int take_from_caller(FrameRecord *rec, FrameRecord *caller, PyObject *nam
     Py_INCREF(enc);
     Py_XINCREF(head);
     int rc = PyDict_SetItem(rec->objs, name, obj);
-    if (rc == 0 && head != NULL) rc = PySet_Add(rec->mutables, name) < 0 || PyDict_SetItem(rec->heads, name, head) < 0;
+    if (rc == 0 && head != NULL) {
+        PyObject *mutables = get_mutables(rec), *heads = get_heads(rec);
+        rc = !mutables || !heads || PySet_Add(mutables, name) < 0 || PyDict_SetItem(heads, name, head) < 0;
+    }
     if (rc == 0) rc = store_text(rec, name, enc, changes);
     Py_DECREF(enc);
     Py_XDECREF(head);
@@ -1299,7 +1346,7 @@ static int full_check_from(Core *self, FrameRecord *rec, FrameRecord *caller, Py
         PyObject *old = PyDict_GetItemWithError(objs, name);
         if (old == NULL && PyErr_Occurred()) goto error;
         if (old == obj) {
-            int mutable = PySet_GET_SIZE(rec->mutables) ? PySet_Contains(rec->mutables, name) : 0;
+            int mutable = n_mutables(rec) ? PySet_Contains(rec->mutables, name) : 0;
             if (mutable < 0) goto error;
             if (mutable) {
                 Py_INCREF(obj);
@@ -1391,7 +1438,7 @@ static int check(Core *self, FrameRecord *rec, PyObject **out) {
     PyObject *slots = PyTuple_GET_ITEM(lp, 1);
     int mutate = PyTuple_GET_ITEM(lp, 2) == Py_True;
     Py_ssize_t nnames = PyTuple_GET_SIZE(names);
-    if (nnames == 0 && !(mutate && PySet_GET_SIZE(rec->mutables) > 0)) return 0;
+    if (nnames == 0 && !(mutate && n_mutables(rec) > 0)) return 0;
     if (is_none(rec->frame) || !PyFrame_Check(rec->frame)) return 0;
     PyObject *changes = NULL;
     PyObject *objs = rec->objs;
@@ -1412,7 +1459,7 @@ static int check(Core *self, FrameRecord *rec, PyObject **out) {
         Py_DECREF(obj);
         if (rc < 0) goto error_nochanges;
     }
-    if (mutate && PySet_GET_SIZE(rec->mutables) > 0) {
+    if (mutate && n_mutables(rec) > 0) {
         PyObject *names_now = PySequence_List(rec->mutables);
         if (names_now == NULL) goto error;
         for (Py_ssize_t j = 0; j < PyList_GET_SIZE(names_now); j++) {
