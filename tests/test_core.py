@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -229,3 +230,41 @@ def test_lock_behaves_like_a_thread_lock() -> None:
     lock.release()
     thread.join(5)
     assert waited == [True]
+
+
+def _workload(n: int) -> list[int]:
+    rows = [[0]]
+    for i in range(n):
+        rows[-1].append(i * i)
+        if len(rows[-1]) > 3:
+            rows.append([i])
+    return [sum(r) for r in rows]
+
+
+def _steps_of(trace: str) -> list[tuple[object, ...]]:
+    from replay.recorded import RecordedTimeline
+
+    timeline = RecordedTimeline(trace)
+    steps = []
+    for step in timeline.steps(0, len(timeline)):
+        state = {name: value.text for name, value in timeline.locals_at(step.index).items()}
+        steps.append((step.event, step.line, step.func, step.depth, state, step.value and step.value.text))
+    return steps
+
+
+def test_callbacks_fall_back_to_python_when_the_lock_is_not_theirs(tmp_path: Path) -> None:
+    import _thread
+
+    from tracer.api import record
+
+    fast, slow = str(tmp_path / "fast.rtrace"), str(tmp_path / "slow.rtrace")
+    with record(fast) as session:
+        assert isinstance(session.recorder, monitor.CompiledRecorder)
+        _workload(12)
+    with record(slow) as session:
+        assert session.recorder is not None
+        session.recorder._lock = _thread.allocate_lock()  # the C callbacks cannot take it: Python runs them
+        _workload(12)
+    fast_steps, slow_steps = _steps_of(fast), _steps_of(slow)
+    assert any(step[2] == "_workload" for step in fast_steps)
+    assert [s for s in fast_steps if s[2] == "_workload"] == [s for s in slow_steps if s[2] == "_workload"]

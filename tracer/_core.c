@@ -61,7 +61,7 @@ enum {
 
 static PyObject *DISABLE;          /* sys.monitoring.DISABLE */
 static PyObject *S_check, *S_full_check, *S_set, *S_recheck, *S_top, *S_thread, *S_thread_entering;
-static PyObject *S_checkpoint, *S_fail, *S_encode, *S_on_start, *S_fast;
+static PyObject *S_checkpoint, *S_fail, *S_encode, *S_on_start, *S_fast, *S_on_line, *S_on_jump, *S_on_return;
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Lock                                                                                               */
@@ -1650,10 +1650,9 @@ static PyObject *Core_on_line(Core *self, PyObject *const *args, Py_ssize_t narg
             Py_RETURN_NONE;
         }
     }
-    if (enter(self, tid) < 0) {
+    if (enter(self, tid) < 0) { /* not our lock (never expected): the Python callback does it all */
         Py_DECREF(tid_obj);
-        PyErr_SetString(PyExc_RuntimeError, "recorder lock of the wrong type");
-        return NULL;
+        return PyObject_CallMethodObjArgs((PyObject *)self, S_on_line, args[0], args[1], NULL);
     }
     PyObject *rec = NULL;
     ts = NULL;
@@ -1706,8 +1705,7 @@ static PyObject *Core_on_jump(Core *self, PyObject *const *args, Py_ssize_t narg
     if (tid_obj == NULL) return NULL;
     if (enter(self, tid) < 0) {
         Py_DECREF(tid_obj);
-        PyErr_SetString(PyExc_RuntimeError, "recorder lock of the wrong type");
-        return NULL;
+        return PyObject_CallMethodObjArgs((PyObject *)self, S_on_jump, args[0], args[1], args[2], NULL);
     }
     PyObject *rec = NULL;
     ThreadState *ts = NULL;
@@ -1784,8 +1782,7 @@ static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nar
     if (enter(self, tid) < 0) {
         Py_DECREF(frame);
         Py_DECREF(tid_obj);
-        PyErr_SetString(PyExc_RuntimeError, "recorder lock of the wrong type");
-        return NULL;
+        return PyObject_CallMethodObjArgs((PyObject *)self, S_on_start, args[0], args[1], NULL);
     }
     ThreadState *ts = NULL;
     FrameRecord *rec = NULL;
@@ -1879,8 +1876,7 @@ static PyObject *Core_on_return(Core *self, PyObject *const *args, Py_ssize_t na
     if (tid_obj == NULL) return NULL;
     if (enter(self, tid) < 0) {
         Py_DECREF(tid_obj);
-        PyErr_SetString(PyExc_RuntimeError, "recorder lock of the wrong type");
-        return NULL;
+        return PyObject_CallMethodObjArgs((PyObject *)self, S_on_return, args[0], args[1], args[2], NULL);
     }
     PyObject *rec = NULL;
     ThreadState *ts = NULL;
@@ -2073,6 +2069,9 @@ PyMODINIT_FUNC PyInit__core(void) {
     INTERN(S_fail, "_fail");
     INTERN(S_encode, "encode");
     INTERN(S_on_start, "_on_start");
+    INTERN(S_on_line, "_on_line");
+    INTERN(S_on_jump, "_on_jump");
+    INTERN(S_on_return, "_on_return");
     INTERN(S_fast, "fast");
     INTERN(S_inf, "inf");
     INTERN(S_nan, "nan");
