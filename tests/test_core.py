@@ -58,8 +58,10 @@ def test_c_encoding_is_the_python_encoding(value: object, limit: int) -> None:
 
 
 def test_c_encoder_takes_the_common_values() -> None:
-    assert _core.encode(3, 1000) == "3"
-    assert _core.encode(2.5, 1000) == "2.5"
+    assert _core.encode(3, 1000) == 3 and type(_core.encode(True, 1000)) is bool  # stored as themselves
+    assert _core.encode(2.5, 1000) == 2.5 and str(_core.encode(-0.0, 1000)) == "-0.0"
+    assert _core.encode(2**70, 1000) == repr(2**70)  # beyond 64 bits: the text
+    assert _core.encode(123, 16) == "123"  # a limit the longest int64 could pass: the text
     assert _core.encode("hi", 1000) == "'hi'"
     assert _core.encode([1, "a", None], 1000) == "[1, 'a', None]"
     assert _core.encode({"k": [1, 2]}, 1000) == "{'k': [1, 2]}"

@@ -175,10 +175,23 @@ def test_wrong_format_version(tmp_path: Path, traces: dict[str, Path], version: 
         header["format_version"] = version
     path = tmp_path / "version.rtrace"
     path.write_bytes(MAGIC + msgpack.packb(header) + data[len(MAGIC) + header_len :])
-    with pytest.raises(TraceFormatError, match=f"reads format {FORMAT_VERSION}") as info:
+    with pytest.raises(TraceFormatError, match="this Retrograde reads formats 1, 2") as info:
         TraceReader(path)
     assert repr(version) in str(info.value)
     assert_clear(str(info.value))
+
+
+def test_format_1_still_reads(tmp_path: Path, traces: dict[str, Path]) -> None:
+    """Version 2 only added native ints, bools and floats as encodings: a version 1 file reads as before."""
+    data = traces["small"].read_bytes()
+    header = read_header_only(data)
+    header_len = len(msgpack.packb(header))
+    header["format_version"] = 1
+    path = tmp_path / "v1.rtrace"
+    path.write_bytes(MAGIC + msgpack.packb(header) + data[len(MAGIC) + header_len :])
+    with TraceReader(path) as old, TraceReader(traces["small"]) as new:
+        assert old.header["format_version"] == 1
+        assert [c.start for c in old.chunks] == [c.start for c in new.chunks]
 
 
 def test_header_records_what_the_issue_asks(traces: dict[str, Path]) -> None:

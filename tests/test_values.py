@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracer.values import DEFAULT_LIMIT, ELLIPSIS, ValueEncoder, decode_text, is_immutable
+from tracer.values import DEFAULT_LIMIT, ELLIPSIS, ValueEncoder, decode_text, is_immutable, same_encoding
 
 
 def text_of(value: object, limit: int = DEFAULT_LIMIT) -> str:
@@ -454,3 +454,31 @@ def test_is_immutable_true(value: object) -> None:
 @pytest.mark.parametrize("value", [[1], {1: 2}, {1}, ([1],), tuple(range(100)), bytearray(b"x")])
 def test_is_immutable_false(value: object) -> None:
     assert not is_immutable(value)
+
+
+# -- values stored as themselves (trace format 2) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, 7, -(2**63), 2**63 - 1, True, False, 2.5, -0.0, 1e300, 5e-324])
+def test_numbers_are_stored_as_themselves(value: object) -> None:
+    encoded = ValueEncoder().encode(value)
+    assert type(encoded) is type(value) and same_encoding(encoded, value)
+    assert decode_text(encoded) == (repr(value), True, False)
+
+
+@pytest.mark.parametrize(
+    ("value", "limit"), [(2**63, DEFAULT_LIMIT), (-(2**63) - 1, DEFAULT_LIMIT), (10**18, 19), (0.1, 23)]
+)
+def test_numbers_that_need_text(value: object, limit: int) -> None:
+    # Outside 64 bits, or a limit the longest repr could pass: the text, cut like any other.
+    encoded = ValueEncoder(limit).encode(value)
+    assert type(encoded) is str
+    assert decode_text(encoded)[0] in (repr(value), repr(value)[:limit] + ELLIPSIS)
+
+
+def test_same_encoding_is_type_and_sign_exact() -> None:
+    assert same_encoding(1, 1) and same_encoding("1", "1") and same_encoding(["x", 0], ["x", 0])
+    assert not same_encoding(1, True)
+    assert not same_encoding(0.0, -0.0)
+    assert not same_encoding(1, 1.0)
+    assert not same_encoding(1, "1")

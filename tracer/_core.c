@@ -672,16 +672,26 @@ static inline PyObject *frame_local(PyObject *frame, Py_ssize_t i) {
 #endif
 }
 
-/* The repr of a scalar the recorder stores as is (int, bool, None, finite float, short str), or NULL
- * with no error set when the value needs the full encoder. NULL with an error set on failure. */
+/* The encoding of a scalar (values.ValueEncoder.encode): an int64, bool or finite float is stored as
+ * itself; None and a short str as their repr. NULL with no error set when the value needs the full
+ * encoder; NULL with an error set on failure. */
+#define NATIVE_INT_LIMIT 20   /* values.py NATIVE_INT_LIMIT */
+#define NATIVE_FLOAT_LIMIT 24 /* values.py NATIVE_FLOAT_LIMIT */
 static PyObject *scalar_text(Py_ssize_t limit, PyObject *obj) {
     PyTypeObject *t = Py_TYPE(obj);
+    if (t == &PyBool_Type) return Py_NewRef(obj); /* stored as itself (values.native) */
     if (t == &PyFloat_Type) {
         double d = PyFloat_AS_DOUBLE(obj);
         if (!isfinite(d)) return NULL;
+        if (limit >= NATIVE_FLOAT_LIMIT) return Py_NewRef(obj);
+    } else if (t == &PyLong_Type) {
+        int overflow = 0;
+        PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (PyErr_Occurred()) return NULL;
+        if (!overflow && limit >= NATIVE_INT_LIMIT) return Py_NewRef(obj);
     } else if (t == &PyUnicode_Type) {
         if (PyUnicode_GET_LENGTH(obj) > 64) return NULL;
-    } else if (t != &PyLong_Type && t != &PyBool_Type && obj != Py_None) {
+    } else if (obj != Py_None) {
         return NULL;
     }
     PyObject *text = PyObject_Repr(obj);
@@ -691,6 +701,18 @@ static PyObject *scalar_text(Py_ssize_t limit, PyObject *obj) {
         return NULL;
     }
     return text;
+}
+
+/* values.same_encoding: the same text (type-exact: 1 is not True, 0.0 is not -0.0). 1, 0, or -1. */
+static int same_encoding(PyObject *a, PyObject *b) {
+    if (a == b) return 1;
+    if (Py_TYPE(a) != Py_TYPE(b)) return 0;
+    if (PyFloat_CheckExact(a)) {
+        double x = PyFloat_AS_DOUBLE(a), y = PyFloat_AS_DOUBLE(b);
+        return x == y && signbit(x) == signbit(y);
+    }
+    if (PyUnicode_CheckExact(a)) return PyUnicode_Compare(a, b) == 0 ? 1 : (PyErr_Occurred() ? -1 : 0);
+    return PyObject_RichCompareBool(a, b, Py_EQ);
 }
 
 /* changes (a list or NULL) += [name, enc]. Returns the list, or NULL on error (old list released). */
@@ -727,7 +749,8 @@ static int record_set(Core *self, FrameRecord *rec, PyObject *name, PyObject *ob
         }
         PyObject *old = PyDict_GetItemWithError(rec->texts, name);
         if (old == NULL && PyErr_Occurred()) goto fail_text;
-        int same = old != NULL && PyUnicode_CheckExact(old) && PyUnicode_Compare(old, text) == 0;
+        int same = old != NULL ? same_encoding(old, text) : 0;
+        if (same < 0) goto fail_text;
         if (!same) {
             if (PyDict_SetItem(rec->texts, name, text) < 0) goto fail_text;
             changes = changes_add(changes, name, text);
@@ -1206,7 +1229,7 @@ static int store_text(FrameRecord *rec, PyObject *name, PyObject *enc, PyObject 
     PyObject *old = PyDict_GetItemWithError(rec->texts, name);
     if (old == NULL && PyErr_Occurred()) return -1;
     if (old != NULL) {
-        int same = PyObject_RichCompareBool(old, enc, Py_EQ);
+        int same = same_encoding(old, enc);
         if (same < 0) return -1;
         if (same) return 0;
     }

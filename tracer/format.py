@@ -34,7 +34,10 @@ import msgpack
 
 # Format version changelog:
 #   1 (2026-11): first format: header, file/code records, zlib chunks with keyframes, footer index.
-FORMAT_VERSION = 1
+#   2 (2026-11): an encoded value may also be a msgpack int (64-bit), bool or float (finite): the value
+#                itself, whose repr is its text (tracer.values.decode_text). Version 1 files still read.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 MAGIC = b"RTGTRACE"
 TRAILER_MAGIC = b"RTGEND01"
@@ -388,8 +391,9 @@ class TraceReader:
         _check(isinstance(header, dict), f"{name} has a corrupt header")
         version = header.get("format_version")
         _check(
-            version == FORMAT_VERSION,
-            f"{name} uses trace format {version!r}; this Retrograde reads format {FORMAT_VERSION}",
+            type(version) is int and version in READABLE_VERSIONS,
+            f"{name} uses trace format {version!r}; this Retrograde reads formats "
+            + ", ".join(map(str, READABLE_VERSIONS)),
         )
         self.header: dict[str, Any] = header
         self._body_start = len(MAGIC) + unpacker.tell()

@@ -45,7 +45,14 @@ from tracer.format import (
     summarize_chunk,
 )
 from tracer.plan import CodePlan, analyse
-from tracer.values import _NON_LITERAL_FLOATS, DEFAULT_LIMIT, ValueEncoder, is_immutable
+from tracer.values import (
+    _NON_LITERAL_FLOATS,
+    DEFAULT_LIMIT,
+    ValueEncoder,
+    is_immutable,
+    native,
+    same_encoding,
+)
 
 MON = sys.monitoring
 EVENTS = MON.events
@@ -625,7 +632,7 @@ class PythonRecorder:
                 rec.heads[name] = head
             else:
                 rec.heads.pop(name, None)
-        if rec.texts.get(name, _MISSING) != enc:
+        if not same_encoding(rec.texts.get(name, _MISSING), enc):
             rec.texts[name] = enc
             if changes is None:
                 changes = [name, enc]
@@ -728,23 +735,23 @@ class PythonRecorder:
                 continue
             if t is int or t is bool or t is float or (t is str and len(obj) <= 64):
                 # Fast path for the commonest rebinding: a short scalar (no mutables, no heads to track).
-                text = repr(obj)
-                if t is float and text in _NON_LITERAL_FLOATS:
-                    changes = self._set(rec, name, obj, changes)
-                    continue
+                enc: Any = native(obj, self.encoder.limit)
+                if enc is None:
+                    enc = repr(obj)
+                    if (t is float and enc in _NON_LITERAL_FLOATS) or len(enc) > self.encoder.limit:
+                        changes = self._set(rec, name, obj, changes)
+                        continue
                 objs[name] = obj
                 if name in rec.mutables:
                     rec.mutables.discard(name)
                     rec.heads.pop(name, None)
-                if rec.texts.get(name) != text and len(text) <= self.encoder.limit:
-                    rec.texts[name] = text
+                if not same_encoding(rec.texts.get(name), enc):
+                    rec.texts[name] = enc
                     if changes is None:
-                        changes = [name, text]
+                        changes = [name, enc]
                     else:
-                        changes += (name, text)
-                    continue
-                if len(text) <= self.encoder.limit:
-                    continue
+                        changes += (name, enc)
+                continue
             changes = self._set(rec, name, obj, changes)
         if mutate and rec.mutables:
             recheck = self._recheck
@@ -768,7 +775,7 @@ class PythonRecorder:
             rec.heads[name] = new_head
         elif head is not None:
             del rec.heads[name]
-        if rec.texts[name] != enc:
+        if not same_encoding(rec.texts[name], enc):
             rec.texts[name] = enc
             return enc
         return None

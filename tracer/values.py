@@ -1,14 +1,17 @@
 """Bounded, exception-safe encoding of Python values as reprs, with literal (structural) builtins.
 
-An encoded value is what goes in the trace: a ``str`` when the text is a Python literal that
-``ast.literal_eval`` turns back into an equal value, else a list ``[text, flags]`` (opaque; bit 0 of
-flags set when the text was cut at the limit). Cost is bounded by the limit, not by the size of the
+An encoded value is what goes in the trace: an ``int`` (64-bit), ``bool`` or finite ``float`` as itself
+(its repr is its text: cheaper to record and smaller than the text); a ``str`` when the text is a Python
+literal that ``ast.literal_eval`` turns back into an equal value; else a list ``[text, flags]`` (opaque;
+bit 0 of flags set when the text was cut at the limit). Compare encodings with ``same_encoding``: ``==``
+takes ``1`` for ``True`` and ``0.0`` for ``-0.0``. Cost is bounded by the limit, not by the size of the
 value: a container with a million elements costs as much as one with a hundred.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 import types
 from collections.abc import Callable
@@ -45,7 +48,32 @@ _CONTAINERS: frozenset[type] = frozenset({list, tuple, dict, set, frozenset})
 _NON_LITERAL_FLOATS = frozenset({"inf", "-inf", "nan"})
 _FAST_LEN = 256  # containers up to this size whose elements are plain numbers use the C repr directly
 
-Encoded = str | list[Any]
+Encoded = str | list[Any] | int | float
+NATIVE_INT_MIN, NATIVE_INT_MAX = -(2**63), 2**63 - 1  # what msgpack stores as an int
+# The longest repr of a native value (an int64: 20 characters; a float: 24): below these value limits the
+# text could need cutting, so the value is stored as text.
+NATIVE_INT_LIMIT, NATIVE_FLOAT_LIMIT = 20, 24
+
+
+def native(value: object, limit: int) -> int | float | None:
+    """value itself when it is stored as itself (an int64, a bool, a finite float), else None."""
+    t = type(value)
+    if t is bool:
+        return value  # type: ignore[return-value]
+    if t is int:
+        if limit >= NATIVE_INT_LIMIT and NATIVE_INT_MIN <= value <= NATIVE_INT_MAX:  # type: ignore[operator]
+            return value  # type: ignore[return-value]
+        return None
+    if t is float and limit >= NATIVE_FLOAT_LIMIT and math.isfinite(value):  # type: ignore[arg-type]
+        return value  # type: ignore[return-value]
+    return None
+
+
+def same_encoding(a: object, b: object) -> bool:
+    """True when two encodings stand for the same text (type-exact: 1 is not True, 0.0 is not -0.0)."""
+    if type(a) is not type(b) or a != b:
+        return False
+    return type(a) is not float or math.copysign(1.0, a) == math.copysign(1.0, b)  # type: ignore[arg-type]
 
 
 def is_immutable(value: object) -> bool:
@@ -93,6 +121,9 @@ class ValueEncoder:
         t = type(value)
         try:
             if t in _SCALAR_LITERALS:
+                as_is = native(value, self.limit)
+                if as_is is not None:
+                    return as_is
                 if t is str or t is bytes:
                     if len(value) > self.limit:  # type: ignore[arg-type]
                         return self._cut(_long_text_repr(value, self.limit))  # type: ignore[arg-type]
@@ -316,7 +347,10 @@ def _type_name(t: type) -> str:
 
 def decode_text(encoded: Encoded) -> tuple[str, bool, bool]:
     """(text, literal, truncated) of an encoded value."""
-    if type(encoded) is str:
-        return encoded, True, False
-    text, flags = encoded[0], encoded[1]
+    t = type(encoded)
+    if t is str:
+        return encoded, True, False  # type: ignore[return-value]
+    if t is int or t is bool or t is float:
+        return repr(encoded), True, False
+    text, flags = encoded[0], encoded[1]  # type: ignore[index]
     return str(text), False, bool(int(flags) & FLAG_TRUNCATED)
