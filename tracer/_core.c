@@ -1038,56 +1038,94 @@ static inline int kind_of(PyObject *x, Py_ssize_t *text) {
     return K_OTHER;
 }
 
-/* The elements of a container in the encoder's order (a dict: its keys, then its values) as a new list. */
-static PyObject *elements_of(PyObject *v) {
-    if (PyDict_CheckExact(v)) {
-        PyObject *keys = PyDict_Keys(v);
-        PyObject *values = keys ? PyDict_Values(v) : NULL;
-        if (values == NULL) {
-            Py_XDECREF(keys);
-            return NULL;
-        }
-        int rc = PyList_SetSlice(keys, PyList_GET_SIZE(keys), PyList_GET_SIZE(keys), values);
-        Py_DECREF(values);
-        if (rc < 0) {
-            Py_DECREF(keys);
-            return NULL;
-        }
-        return keys;
+/* Call visit(element, ctx) for each element of a builtin container in the encoder's order (a dict: its
+ * keys, then its values), stopping at the first non-zero result, which it returns. visit must not run
+ * Python code (the container cannot change meanwhile). */
+typedef int (*visit_fn)(PyObject *item, void *ctx);
+
+static int for_each_element(PyObject *v, visit_fn visit, void *ctx) {
+    PyTypeObject *t = Py_TYPE(v);
+    int rc = 0;
+    if (t == &PyList_Type || t == &PyTuple_Type) {
+        Py_ssize_t n = Py_SIZE(v);
+        PyObject **items = t == &PyList_Type ? ((PyListObject *)v)->ob_item : ((PyTupleObject *)v)->ob_item;
+        for (Py_ssize_t i = 0; i < n && rc == 0; i++) rc = visit(items[i], ctx);
+    } else if (t == &PyDict_Type) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *val;
+        while (rc == 0 && PyDict_Next(v, &pos, &k, &val)) rc = visit(k, ctx);
+        pos = 0;
+        while (rc == 0 && PyDict_Next(v, &pos, &k, &val)) rc = visit(val, ctx);
+    } else {
+        Py_ssize_t pos = 0;
+        PyObject *item;
+        Py_hash_t hash;
+        while (rc == 0 && _PySet_NextEntry(v, &pos, &item, &hash)) rc = visit(item, ctx);
     }
-    return PySequence_List(v);
+    return rc;
 }
+
+typedef struct {
+    int mask;
+    Py_ssize_t text;
+} KindScan;
+
+static int scan_kind(PyObject *item, void *ctx) {
+    KindScan *scan = (KindScan *)ctx;
+    scan->mask |= kind_of(item, &scan->text);
+    return 0;
+}
+
+typedef struct {
+    Py_ssize_t inner_len, limit;
+    KindScan inner;
+} NestedScan;
+
+/* values.py _nested_kinds, one element: 1 stops the scan (the slow path it is). */
+static int scan_nested(PyObject *item, void *ctx) {
+    NestedScan *scan = (NestedScan *)ctx;
+    if (!builtin_container(Py_TYPE(item))) return 0;
+    scan->inner_len += Py_TYPE(item) == &PyDict_Type ? PyDict_GET_SIZE(item) : PyObject_Length(item);
+    if (scan->inner_len > NESTED_BUDGET) return 1;
+    for_each_element(item, scan_kind, &scan->inner);
+    const int scalar_kinds = K_FAST | K_FLOAT | K_STRB | K_COMPLEX;
+    return (scan->inner.mask & ~scalar_kinds) ? 1 : 0;
+}
+
+typedef struct {
+    Py_ssize_t leaves, text, limit;
+    int literal, depth;
+} WalkScan;
+
+static int walk_one(PyObject *item, void *ctx);
 
 /* For the encoder's slow path (ValueEncoder._walk): every leaf of v is a scalar, every container a builtin
  * one, no deeper than FP_DEPTH, with a bounded number of leaves and of characters in strings (so repr()
  * is cheap). Sets *literal to 0 where _walk would (a frozenset, a float or complex that is inf or nan).
  * 1: such a value; 0: not; -1: error. */
 #define WALK_LEAVES 1024
-static int walk_check(PyObject *v, int depth, Py_ssize_t *leaves, Py_ssize_t *text, int *literal, Py_ssize_t limit) {
-    if (--*leaves < 0) return 0;
-    int kind = kind_of(v, text);
-    if (kind & K_OTHER) return 0;
-    if (*text > 4 * limit) return 0;
+static int walk_one(PyObject *v, void *ctx) {
+    WalkScan *scan = (WalkScan *)ctx;
+    if (--scan->leaves < 0) return 1;
+    int kind = kind_of(v, &scan->text);
+    if (kind & K_OTHER) return 1;
+    if (scan->text > 4 * scan->limit) return 1;
     if (!(kind & K_CONT)) {
         if (kind & K_FLOAT) {
             if (PyFloat_CheckExact(v)) {
-                if (!isfinite(PyFloat_AS_DOUBLE(v))) *literal = 0;
+                if (!isfinite(PyFloat_AS_DOUBLE(v))) scan->literal = 0;
             } else {
-                Py_complex c = PyComplex_AsCComplex(v);
-                if (!isfinite(c.real) || !isfinite(c.imag)) *literal = 0;
+                Py_complex c = ((PyComplexObject *)v)->cval;
+                if (!isfinite(c.real) || !isfinite(c.imag)) scan->literal = 0;
             }
         }
-        return 1;
+        return 0;
     }
-    if (kind & K_FROZEN) *literal = 0;
-    if (depth >= FP_DEPTH) return 0;
-    PyObject *items = elements_of(v);
-    if (items == NULL) return -1;
-    int rc = 1;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items) && rc == 1; i++) {
-        rc = walk_check(PyList_GET_ITEM(items, i), depth + 1, leaves, text, literal, limit);
-    }
-    Py_DECREF(items);
+    if (kind & K_FROZEN) scan->literal = 0;
+    if (scan->depth >= FP_DEPTH) return 1;
+    scan->depth++;
+    int rc = for_each_element(v, walk_one, scan);
+    scan->depth--;
     return rc;
 }
 
@@ -1132,46 +1170,29 @@ static PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable)
     if (n < 0) return NULL;
     /* Bigger ones take the encoder's head-of-a-big-container path. */
     if (n > limit / 2 && t != &PyFrozenSet_Type) return NULL;
-    PyObject *items = elements_of(v);
-    if (items == NULL) return NULL;
     enum { FAST, NESTED, WALK } path = WALK;
-    Py_ssize_t top_text = 0, inner_text = 0, inner_len = 0;
-    int mask = 0, inner_mask = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) mask |= kind_of(PyList_GET_ITEM(items, i), &top_text);
+    KindScan top = {0, 0};
+    NestedScan nested = {0, limit, {0, 0}};
+    for_each_element(v, scan_kind, &top);
+    int mask = top.mask, inner_mask = 0;
     const int fast_kinds = K_FAST | K_FLOAT, scalar_kinds = K_FAST | K_FLOAT | K_STRB | K_COMPLEX;
     if (n <= FAST_LEN) {
-        if ((mask & ~fast_kinds) == 0 || ((mask & ~scalar_kinds) == 0 && top_text <= limit)) {
+        if ((mask & ~fast_kinds) == 0 || ((mask & ~scalar_kinds) == 0 && top.text <= limit)) {
             path = FAST;
         } else if (!(mask & K_OTHER)) {
             /* values.py _nested_kinds: small containers of scalars inside */
-            path = NESTED;
-            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items) && path == NESTED; i++) {
-                PyObject *x = PyList_GET_ITEM(items, i);
-                if (!builtin_container(Py_TYPE(x))) continue;
-                Py_ssize_t m = PyObject_Length(x);
-                if (m < 0) goto error;
-                inner_len += m;
-                if (inner_len > NESTED_BUDGET) {
-                    path = WALK;
-                    break;
-                }
-                PyObject *inner = elements_of(x);
-                if (inner == NULL) goto error;
-                for (Py_ssize_t j = 0; j < PyList_GET_SIZE(inner); j++) {
-                    inner_mask |= kind_of(PyList_GET_ITEM(inner, j), &inner_text);
-                }
-                Py_DECREF(inner);
-                if (inner_mask & ~scalar_kinds) path = WALK;
+            int stopped = for_each_element(v, scan_nested, &nested);
+            if (!stopped && nested.inner.text <= 4 * limit) {
+                path = NESTED;
+                inner_mask = nested.inner.mask;
             }
-            if (path == NESTED && inner_text > 4 * limit) path = WALK;
         }
     }
-    Py_DECREF(items);
     int literal = 1;
     if (path == WALK) {
-        Py_ssize_t leaves = WALK_LEAVES, text_total = 0;
-        int rc = walk_check(v, 0, &leaves, &text_total, &literal, limit);
-        if (rc <= 0) return NULL;
+        WalkScan scan = {WALK_LEAVES, 0, limit, 1, 0};
+        if (walk_one(v, &scan) != 0) return NULL;
+        literal = scan.literal;
     }
     PyObject *text = PyObject_Repr(v);
     if (text == NULL) return NULL;
@@ -1201,9 +1222,6 @@ static PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable)
     }
     if (literal) return text;
     return Py_BuildValue("[Ni]", text, 0);
-error:
-    Py_DECREF(items);
-    return NULL;
 }
 
 /* rec.heads[name] = v's fingerprint (or no head when it has none). */
