@@ -944,46 +944,56 @@ static int fp_build(PyObject *v, PyObject *out, Py_ssize_t *budget, int depth) {
 }
 
 /* Does v still match fp from *pos on? 1 yes, 0 no, -1 error. */
+/* One element of a container: a scalar that is the same object is matched inline (the common case). */
+#define FP_ELEMENT(item)                                                                    \
+    do {                                                                                    \
+        PyObject *item_ = (item);                                                           \
+        if (*pos < size && want_items[*pos] == item_ && scalar_leaf(item_)) {               \
+            (*pos)++;                                                                       \
+        } else {                                                                            \
+            rc = fp_match(item_, fp, pos);                                                  \
+        }                                                                                   \
+    } while (0)
+
 static int fp_match(PyObject *v, PyObject *fp, Py_ssize_t *pos) {
     Py_ssize_t size = PyList_GET_SIZE(fp);
-    if (*pos >= size || PyList_GET_ITEM(fp, *pos) != v) return 0;
+    PyObject **want_items = ((PyListObject *)fp)->ob_item; /* fp is never changed after it is built */
+    if (*pos >= size || want_items[*pos] != v) return 0;
     (*pos)++;
     if (scalar_leaf(v)) return 1;
     PyTypeObject *t = Py_TYPE(v);
     if (!builtin_container(t)) {
-        if (*pos >= size || PyList_GET_ITEM(fp, *pos) != (PyObject *)t) return 0;
+        if (*pos >= size || want_items[*pos] != (PyObject *)t) return 0;
         (*pos)++;
         return 1;
     }
     if (*pos >= size) return 0;
-    Py_ssize_t n = PyObject_Length(v);
+    Py_ssize_t n = Py_TYPE(v) == &PyDict_Type ? PyDict_GET_SIZE(v) : PyObject_Length(v);
     if (n < 0) return -1;
-    Py_ssize_t want = PyLong_AsSsize_t(PyList_GET_ITEM(fp, *pos));
+    Py_ssize_t want = PyLong_AsSsize_t(want_items[*pos]);
     if (want == -1 && PyErr_Occurred()) return -1;
     if (n != want) return 0;
     (*pos)++;
     int rc = 1;
     if (t == &PyList_Type || t == &PyTuple_Type) {
-        for (Py_ssize_t i = 0; i < n && rc == 1; i++) {
-            /* A list cannot change during the walk: nothing here runs Python code. */
-            PyObject *item = t == &PyList_Type ? PyList_GET_ITEM(v, i) : PyTuple_GET_ITEM(v, i);
-            rc = fp_match(item, fp, pos);
-        }
+        /* A list cannot change during the walk: nothing here runs Python code. */
+        PyObject **items = t == &PyList_Type ? ((PyListObject *)v)->ob_item : ((PyTupleObject *)v)->ob_item;
+        for (Py_ssize_t i = 0; i < n && rc == 1; i++) FP_ELEMENT(items[i]);
         return rc;
     }
     if (t == &PyDict_Type) {
         Py_ssize_t dpos = 0;
         PyObject *k, *val;
         while (rc == 1 && PyDict_Next(v, &dpos, &k, &val)) {
-            rc = fp_match(k, fp, pos);
-            if (rc == 1) rc = fp_match(val, fp, pos);
+            FP_ELEMENT(k);
+            if (rc == 1) FP_ELEMENT(val);
         }
         return rc;
     }
     Py_ssize_t spos = 0;
     PyObject *item;
     Py_hash_t hash;
-    while (rc == 1 && _PySet_NextEntry(v, &spos, &item, &hash)) rc = fp_match(item, fp, pos);
+    while (rc == 1 && _PySet_NextEntry(v, &spos, &item, &hash)) FP_ELEMENT(item);
     return rc;
 }
 
