@@ -270,3 +270,40 @@ def test_callbacks_fall_back_to_python_when_the_lock_is_not_theirs(tmp_path: Pat
     fast_steps, slow_steps = _steps_of(fast), _steps_of(slow)
     assert any(step[2] == "_workload" for step in fast_steps)
     assert [s for s in fast_steps if s[2] == "_workload"] == [s for s in slow_steps if s[2] == "_workload"]
+
+
+# -- the chunk packer -------------------------------------------------------------------------------------
+
+packable = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**63), max_value=2**64 - 1),
+        st.sampled_from([0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, -1, -32, -33, -128, -129]),
+        st.floats(allow_nan=False),
+        st.text(max_size=40),
+        st.sampled_from(["x" * 31, "y" * 32, "z" * 255, "w" * 256, "v" * 70000]),
+        st.binary(max_size=300),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=20),
+        st.lists(inner, max_size=20).map(tuple),
+        st.dictionaries(st.one_of(st.integers(-5, 5), st.text(max_size=5)), inner, max_size=18),
+    ),
+    max_leaves=80,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(value=packable)
+def test_packer_gives_msgpacks_bytes(value: object) -> None:
+    import msgpack
+
+    assert _core.packb(value) == msgpack.packb(value, use_bin_type=True)
+
+
+def test_packer_leaves_other_values_to_msgpack() -> None:
+    assert _core.packb([1, 2**64]) is None  # beyond 64 bits
+    assert _core.packb({"a": object()}) is None
+    assert _core.packb("\udc80") is None  # not UTF-8: msgpack decides what to do with it
+    assert _core.packb([float("nan")]) is not None

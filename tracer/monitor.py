@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import _thread
 import fnmatch
-import hashlib
-import importlib
 import linecache
 import os
 import sys
@@ -44,6 +42,7 @@ from tracer.format import (
     TraceWriter,
     summarize_chunk,
 )
+from tracer.native import core as _built_core
 from tracer.plan import CodePlan, analyse
 from tracer.values import (
     _NON_LITERAL_FLOATS,
@@ -1109,27 +1108,8 @@ class PythonRecorder:
 # -- the compiled hot path -------------------------------------------------------------------------------
 # tracer/_core.c runs LINE, JUMP, PY_START and PY_RETURN in C for plain function frames and calls the
 # methods above for everything else. RETROGRADE_RECORDER=python selects the pure Python recorder.
-_core: Any
-try:
-    _core = importlib.import_module("tracer._core")
-except ImportError:  # not built (no compiler, or an interpreter the C code does not support)
-    _core = None
-
-
-def _stale(module: Any) -> bool:
-    """True when the built extension is not the current tracer/_core.c (edited since the last build)."""
-    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_core.c")
-    try:
-        with open(source, "rb") as handle:
-            digest = hashlib.sha1(handle.read()).hexdigest()
-    except OSError:
-        return False  # an installed package without its sources: trust the build
-    return bool(getattr(module, "SOURCE_HASH", "") != digest)
-
-
-if _core is not None and (
-    (_core.EV_CALL, _core.EV_LINE, _core.EV_RETURN) != (EV_CALL, EV_LINE, EV_RETURN) or _stale(_core)
-):
+_core: Any = _built_core
+if _core is not None and (_core.EV_CALL, _core.EV_LINE, _core.EV_RETURN) != (EV_CALL, EV_LINE, EV_RETURN):
     _core = None  # a build of another version: the Python recorder is always right
 
 
