@@ -7,7 +7,8 @@ Design notes (see DESIGN.md):
   line stores; whether it may mutate objects); anything unusual since the frame's last step (a callee ran,
   another thread ran, an exception) triggers a full check of the frame's locals. Immutable values are
   compared by identity, mutable ones by their bounded repr.
-- Steps are buffered as small tuples; encoding, compression and I/O happen per chunk. A raw background
+- Steps go into the chunk's columns (StepBuffer); packing happens per chunk, compression and I/O in a writer
+  thread (tracer.format.TraceWriter). A raw background
   thread (invisible to ``threading.enumerate``) flushes at least every half second so a killed process
   loses at most that much.
 - Every callback is wrapped so the program never sees an exception from the recorder; a failure stops
