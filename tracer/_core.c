@@ -677,7 +677,7 @@ static inline PyObject *frame_local(PyObject *frame, Py_ssize_t i) {
  * encoder; NULL with an error set on failure. */
 #define NATIVE_INT_LIMIT 20   /* values.py NATIVE_INT_LIMIT */
 #define NATIVE_FLOAT_LIMIT 24 /* values.py NATIVE_FLOAT_LIMIT */
-static PyObject *scalar_text(Py_ssize_t limit, PyObject *obj) {
+static PyObject *scalar_encoding(Py_ssize_t limit, PyObject *obj) {
     PyTypeObject *t = Py_TYPE(obj);
     if (t == &PyBool_Type) return Py_NewRef(obj); /* stored as itself (values.native) */
     if (t == &PyFloat_Type) {
@@ -735,7 +735,7 @@ static PyObject *changes_arg(PyObject *changes) { return changes ? changes : Py_
  * changes (NULL or list) in *out. Returns -1 on error. */
 static int record_set(Core *self, FrameRecord *rec, PyObject *name, PyObject *obj, PyObject *changes,
                       PyObject **out) {
-    PyObject *text = scalar_text(self->limit, obj);
+    PyObject *text = scalar_encoding(self->limit, obj);
     if (text == NULL && PyErr_Occurred()) {
         Py_XDECREF(changes);
         return -1;
@@ -1003,20 +1003,9 @@ static int fp_remember(FrameRecord *rec, PyObject *name, PyObject *obj) {
     if (rec->mutables == NULL) return 0;
     int mutable = PySet_Contains(rec->mutables, name);
     if (mutable <= 0) return mutable;
-    if (get_heads(rec) == NULL) return -1;
-    int has = PyDict_Contains(rec->heads, name);
+    int has = rec->heads ? PyDict_Contains(rec->heads, name) : 0;
     if (has != 0) return has < 0 ? -1 : 0;
-    PyObject *fp = PyList_New(0);
-    if (fp == NULL) return -1;
-    Py_ssize_t budget = FP_BUDGET;
-    int rc = fp_build(obj, fp, &budget, 0);
-    if (rc == 1) {
-        PyObject *head = Py_BuildValue("(Oi)", fp, FINGERPRINT);
-        rc = head == NULL ? -1 : PyDict_SetItem(rec->heads, name, head);
-        Py_XDECREF(head);
-    }
-    Py_DECREF(fp);
-    return rc < 0 ? -1 : 0;
+    return fp_store(rec, name, obj);
 }
 
 /* -- containers ----------------------------------------------------------------------------------
@@ -1705,6 +1694,7 @@ static PyObject *Core_on_line(Core *self, PyObject *const *args, Py_ssize_t narg
         Py_DECREF(tid_obj);
         return PyObject_CallMethodObjArgs((PyObject *)self, S_on_line, args[0], args[1], NULL);
     }
+    PyObject *result = Py_None;
     PyObject *rec = NULL;
     ts = NULL;
     if (!self->active) goto done;
@@ -1725,19 +1715,13 @@ static PyObject *Core_on_line(Core *self, PyObject *const *args, Py_ssize_t narg
     }
     goto done;
 error:
-    if (core_fail(self) < 0) {
-        leave(self);
-        Py_XDECREF(rec);
-        Py_XDECREF(ts);
-        Py_DECREF(tid_obj);
-        return NULL;
-    }
+    if (core_fail(self) < 0) result = NULL; /* not an Exception (KeyboardInterrupt): it reaches the program */
 done:
     leave(self);
     Py_XDECREF(rec);
     Py_XDECREF(ts);
     Py_DECREF(tid_obj);
-    Py_RETURN_NONE;
+    return Py_XNewRef(result);
 }
 
 static PyObject *Core_on_jump(Core *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -1758,6 +1742,7 @@ static PyObject *Core_on_jump(Core *self, PyObject *const *args, Py_ssize_t narg
         Py_DECREF(tid_obj);
         return PyObject_CallMethodObjArgs((PyObject *)self, S_on_jump, args[0], args[1], args[2], NULL);
     }
+    PyObject *result = Py_None;
     PyObject *rec = NULL;
     ThreadState *ts = NULL;
     if (!self->active) goto done;
@@ -1785,19 +1770,13 @@ static PyObject *Core_on_jump(Core *self, PyObject *const *args, Py_ssize_t narg
     }
     goto done;
 error:
-    if (core_fail(self) < 0) {
-        leave(self);
-        Py_XDECREF(rec);
-        Py_XDECREF(ts);
-        Py_DECREF(tid_obj);
-        return NULL;
-    }
+    if (core_fail(self) < 0) result = NULL; /* not an Exception (KeyboardInterrupt): it reaches the program */
 done:
     leave(self);
     Py_XDECREF(rec);
     Py_XDECREF(ts);
     Py_DECREF(tid_obj);
-    Py_RETURN_NONE;
+    return Py_XNewRef(result);
 }
 
 static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -1835,6 +1814,7 @@ static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nar
         Py_DECREF(tid_obj);
         return PyObject_CallMethodObjArgs((PyObject *)self, S_on_start, args[0], args[1], NULL);
     }
+    PyObject *result = Py_None;
     ThreadState *ts = NULL;
     FrameRecord *rec = NULL;
     PyObject *info = PyTuple_GET_SIZE(entry) > 2 ? Py_NewRef(PyTuple_GET_ITEM(entry, 2)) : PyObject_GetAttr(plan, S_fast);
@@ -1888,15 +1868,7 @@ static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nar
     }
     goto done;
 error:
-    if (core_fail(self) < 0) {
-        leave(self);
-        Py_XDECREF(info);
-        Py_XDECREF(rec);
-        Py_XDECREF(ts);
-        Py_DECREF(frame);
-        Py_DECREF(tid_obj);
-        return NULL;
-    }
+    if (core_fail(self) < 0) result = NULL; /* not an Exception (KeyboardInterrupt): it reaches the program */
 done:
     leave(self);
     Py_XDECREF(info);
@@ -1904,12 +1876,12 @@ done:
     Py_XDECREF(ts);
     Py_DECREF(frame);
     Py_DECREF(tid_obj);
-    Py_RETURN_NONE;
+    return Py_XNewRef(result);
 }
 
 /* A return value's encoding (new reference): scalars here, anything else by self.encode(value). */
 static PyObject *encode_value(Core *self, PyObject *value) {
-    PyObject *text = scalar_text(self->limit, value);
+    PyObject *text = scalar_encoding(self->limit, value);
     if (text != NULL || PyErr_Occurred()) return text;
     return PyObject_CallMethodOneArg((PyObject *)self, S_encode, value);
 }
@@ -1929,6 +1901,7 @@ static PyObject *Core_on_return(Core *self, PyObject *const *args, Py_ssize_t na
         Py_DECREF(tid_obj);
         return PyObject_CallMethodObjArgs((PyObject *)self, S_on_return, args[0], args[1], args[2], NULL);
     }
+    PyObject *result = Py_None;
     PyObject *rec = NULL;
     ThreadState *ts = NULL;
     PyObject *frame = NULL;
@@ -1969,21 +1942,14 @@ static PyObject *Core_on_return(Core *self, PyObject *const *args, Py_ssize_t na
     }
     goto done;
 error:
-    if (core_fail(self) < 0) {
-        leave(self);
-        Py_XDECREF(frame);
-        Py_XDECREF(rec);
-        Py_XDECREF(ts);
-        Py_DECREF(tid_obj);
-        return NULL;
-    }
+    if (core_fail(self) < 0) result = NULL; /* not an Exception (KeyboardInterrupt): it reaches the program */
 done:
     leave(self);
     Py_XDECREF(frame);
     Py_XDECREF(rec);
     Py_XDECREF(ts);
     Py_DECREF(tid_obj);
-    Py_RETURN_NONE;
+    return Py_XNewRef(result);
 }
 
 static PyMethodDef Core_methods[] = {
@@ -2225,7 +2191,7 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "encode(value, limit)");
         return NULL;
     }
-    PyObject *text = scalar_text(limit, args[0]);
+    PyObject *text = scalar_encoding(limit, args[0]);
     if (text != NULL || PyErr_Occurred()) return text;
     int immutable = 0;
     PyObject *enc = encode_container(limit, args[0], &immutable);
