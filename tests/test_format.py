@@ -23,11 +23,14 @@ from replay.timeline import TimelineError
 from tracer.format import (
     FORMAT_VERSION,
     MAGIC,
+    MAX_PAYLOAD_BYTES,
     TAG_CHUNK,
     TRAILER,
     TRAILER_MAGIC,
     TraceFormatError,
     TraceReader,
+    compress_payload,
+    decompress_payload,
     read_header_only,
 )
 
@@ -175,23 +178,59 @@ def test_wrong_format_version(tmp_path: Path, traces: dict[str, Path], version: 
         header["format_version"] = version
     path = tmp_path / "version.rtrace"
     path.write_bytes(MAGIC + msgpack.packb(header) + data[len(MAGIC) + header_len :])
-    with pytest.raises(TraceFormatError, match="this Retrograde reads formats 1, 2") as info:
+    with pytest.raises(TraceFormatError, match="this Retrograde reads formats 1, 2, 3") as info:
         TraceReader(path)
     assert repr(version) in str(info.value)
     assert_clear(str(info.value))
 
 
-def test_format_1_still_reads(tmp_path: Path, traces: dict[str, Path]) -> None:
-    """Version 2 only added native ints, bools and floats as encodings: a version 1 file reads as before."""
-    data = traces["small"].read_bytes()
+def _as_zlib_format(data: bytes, version: int) -> bytes:
+    """The same trace written as format `version` (1 or 2): chunk payloads as zlib streams, no footer."""
     header = read_header_only(data)
     header_len = len(msgpack.packb(header))
-    header["format_version"] = 1
-    path = tmp_path / "v1.rtrace"
-    path.write_bytes(MAGIC + msgpack.packb(header) + data[len(MAGIC) + header_len :])
-    with TraceReader(path) as old, TraceReader(traces["small"]) as new:
-        assert old.header["format_version"] == 1
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(data[len(MAGIC) + header_len :])
+    out = [MAGIC, msgpack.packb(dict(header, format_version=version))]
+    for record in unpacker:
+        if not isinstance(record, list) or record[0] not in (TAG_CHUNK, 1, 2):
+            break  # the footer: the reader then indexes the chunks by a scan
+        if record[0] == TAG_CHUNK:
+            record[5] = zlib.compress(decompress_payload(record[5]), 3)
+        out.append(msgpack.packb(record, use_bin_type=True))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("which", ["small", "default"])
+def test_zlib_formats_still_read(tmp_path: Path, traces: dict[str, Path], version: int, which: str) -> None:
+    """Formats 1 and 2 differ from 3 only in the chunk compression (zlib) and, for 1, no native scalars."""
+    path = tmp_path / f"v{version}.rtrace"
+    path.write_bytes(_as_zlib_format(traces[which].read_bytes(), version))
+    with TraceReader(path) as old, TraceReader(traces[which]) as new:
+        assert old.header["format_version"] == version
         assert [c.start for c in old.chunks] == [c.start for c in new.chunks]
+        assert new.chunks
+        for number in range(len(new.chunks)):
+            assert old.read_chunk(number) == new.read_chunk(number)
+    old_timeline, new_timeline = RecordedTimeline(path), RecordedTimeline(traces[which])
+    try:
+        assert len(old_timeline) == len(new_timeline) > 0
+        assert list(old_timeline.iter_states()) == list(new_timeline.iter_states())
+    finally:
+        old_timeline.close()
+        new_timeline.close()
+
+
+def test_payload_size_claim_is_checked() -> None:
+    """A zstd frame that claims more than the reader's limit is refused before it is inflated."""
+    import zstandard
+
+    body = b"x" * 1000
+    frame = bytearray(compress_payload(body))
+    assert zstandard.frame_content_size(bytes(frame)) == len(body)
+    assert decompress_payload(bytes(frame)) == body
+    with pytest.raises(TraceFormatError, match="size limit"):
+        decompress_payload(zstandard.ZstdCompressor().compress(b"\0" * (MAX_PAYLOAD_BYTES + 1)))
 
 
 def test_header_records_what_the_issue_asks(traces: dict[str, Path]) -> None:
@@ -299,7 +338,7 @@ def test_flipped_bytes_in_chunks(tmp_path: Path, traces: dict[str, Path], which:
             corrupt[pos] ^= 0xFF
             path.write_bytes(bytes(corrupt))
             outcomes.append(_read_or_clean_error(path))
-    # The middle of a compressed payload is checksummed by zlib: those flips must be noticed.
+    # A compressed payload is checksummed (zstd frames carry one): those flips must be noticed.
     assert "error" in outcomes
 
 
@@ -342,7 +381,7 @@ def test_corrupt_source_record(tmp_path: Path, traces: dict[str, Path]) -> None:
 
 
 def _crafted_bodies(n: int) -> dict[str, Any]:
-    """Chunk payloads that are well-formed msgpack inside a valid zlib stream, but nonsense as columns."""
+    """Chunk payloads that are well-formed msgpack inside a valid zstd frame, but nonsense as columns."""
     kf = {0: [1, -1, 0, 0, 1, {}]}  # one live frame (fid 0) so steps have a frame to refer to
     ev, fids, lines = b"\x01" * n, [0] * n, [1] * n
     return {
@@ -376,7 +415,7 @@ def test_crafted_chunk_payload(tmp_path: Path, traces: dict[str, Path], name: st
         entry = reader.chunks[2]
         record = reader._record_at(entry.offset)
     body = _crafted_bodies(entry.count)[name]
-    payload = zlib.compress(msgpack.packb(body, use_bin_type=True))
+    payload = compress_payload(msgpack.packb(body, use_bin_type=True))
     new_record = msgpack.packb([TAG_CHUNK, record[1], record[2], record[3], record[4], payload])
     path = tmp_path / "crafted.rtrace"
     # Chunk 2 becomes the last record (no footer): the reader indexes it by a scan.

@@ -39,6 +39,7 @@ from tracer.format import (
     EV_RETURN,
     EV_UNWIND,
     EV_YIELD,
+    ZSTD_LEVEL,
     ChunkData,
     TraceWriter,
     summarize_chunk,
@@ -284,7 +285,7 @@ class PythonRecorder:
         flush_interval: float = 0.5,
         argv: Sequence[str] = (),
         capture_output: bool = True,
-        compression: int = 3,
+        compression: int = ZSTD_LEVEL,  # zstd level of the chunk payloads
     ) -> None:
         self.path = path
         self.filter = FileFilter(root, include, exclude)
@@ -351,7 +352,7 @@ class PythonRecorder:
             "root": self.filter.root,
         }
         try:
-            self._writer = TraceWriter(self.path, header, background=True)
+            self._writer = TraceWriter(self.path, header, background=True, level=self.compression)
         except OSError as exc:
             raise RecorderError(f"cannot write the trace file {self.path}: {exc.strerror}") from None
         MON.use_tool_id(TOOL_ID, TOOL_NAME)
@@ -858,7 +859,7 @@ class PythonRecorder:
         )
         summary = summarize_chunk(chunk, steps.pairs(), steps.names, (steps.min_depth, steps.max_depth))
         self._line_steps_written += summary.line_steps
-        writer.add_chunk(chunk, summary, self.compression)
+        writer.add_chunk(chunk, summary)
         self._chunk_start = self._count
         self._new_frames = {}
         self._moves = []
