@@ -57,6 +57,29 @@ def test_c_encoding_is_the_python_encoding(value: object, limit: int) -> None:
         assert ours == ValueEncoder(limit).encode(value)
 
 
+ascii_heavy = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=12),
+    st.sampled_from(["'", '"', "\\", "it's", "\x7f", "\t", "a'b\"c"]),
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(value=st.one_of(values, st.lists(st.one_of(scalars, ascii_heavy), max_size=30)))
+def test_c_repr_is_repr(value: object) -> None:
+    """The encoder's own repr writer (ints, ASCII strs, floats written without a str each) is repr()."""
+    assert _core.repr(value) == repr(value)
+
+
+def test_c_repr_of_edge_containers() -> None:
+    for value in ([], (), {}, set(), frozenset(), (1,), ((),), [set()], {frozenset(): ()}, [-(2**62), 2**63]):
+        assert _core.repr(value) == repr(value)
+    deep: list[object] = []
+    for _ in range(40):  # deeper than the writer goes itself: the rest is PyObject_Repr's
+        deep = [deep, 1]
+    assert _core.repr(deep) == repr(deep)
+
+
 def test_c_encoder_takes_the_common_values() -> None:
     assert _core.encode(3, 1000) == 3 and type(_core.encode(True, 1000)) is bool  # stored as themselves
     assert _core.encode(2.5, 1000) == 2.5 and str(_core.encode(-0.0, 1000)) == "-0.0"

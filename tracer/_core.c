@@ -383,6 +383,8 @@ static PyObject *StepBuffer_new(PyTypeObject *type, PyObject *args, PyObject *kw
         Py_DECREF(self);
         return NULL;
     }
+    PyObject_GC_UnTrack(self->fids); /* ints only (see untrack_flat) */
+    PyObject_GC_UnTrack(self->lines);
     return (PyObject *)self;
 }
 
@@ -427,6 +429,19 @@ static int pairs_insert(StepBuffer *self, uint64_t key) {
     return 0;
 }
 
+/* Stop the garbage collector tracking a list whose elements are all untracked (or not containers): it
+ * cannot be part of a cycle, and the chunk's change lists and encodings are never changed again. Each
+ * chunk holds thousands of them; tracked, every collection would walk them all. */
+static void untrack_flat(PyObject *list) {
+    if (!PyList_CheckExact(list) || !PyObject_GC_IsTracked(list)) return;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        if (PyList_CheckExact(item)) untrack_flat(item);
+        if (PyObject_GC_IsTracked(item)) return;
+    }
+    PyObject_GC_UnTrack(list);
+}
+
 /* Append one step. changes: NULL or a list [name, enc, ...] that becomes [offset, name, enc, ...]
  * (borrowed, modified in place); value: NULL or the encoded value (borrowed). */
 static int steps_add(StepBuffer *self, int event, PyObject *fid, PyObject *line, PyObject *changes,
@@ -455,10 +470,12 @@ static int steps_add(StepBuffer *self, int event, PyObject *fid, PyObject *line,
         for (Py_ssize_t k = 1; k < PyList_GET_SIZE(changes); k += 2) {
             if (PySet_Add(self->names, PyList_GET_ITEM(changes, k)) < 0) return -1;
         }
+        untrack_flat(changes);
     }
     if (value != NULL && value != Py_None) {
         PyObject *entry = Py_BuildValue("[nO]", i, value);
         if (entry == NULL) return -1;
+        untrack_flat(entry);
         int rc = PyList_Append(self->values, entry);
         Py_DECREF(entry);
         if (rc < 0) return -1;
@@ -1149,6 +1166,134 @@ static int frozen_tree(PyObject *v, int depth) {
     return 1;
 }
 
+/* repr() of a builtin container of scalars, written straight into one string: the same text as
+ * PyObject_Repr (property-tested against it), without a str object per element. Elements other than exact
+ * ints, bools, None, floats and plain ASCII strs (and nested builtin containers) go through PyObject_Repr. */
+static int repr_into(_PyUnicodeWriter *w, PyObject *v, int depth);
+
+static int repr_fallback(_PyUnicodeWriter *w, PyObject *v) {
+    PyObject *text = PyObject_Repr(v);
+    if (text == NULL) return -1;
+    int rc = _PyUnicodeWriter_WriteStr(w, text);
+    Py_DECREF(text);
+    return rc;
+}
+
+static int repr_int(_PyUnicodeWriter *w, PyObject *v) {
+    if (!_PyLong_IsCompact((PyLongObject *)v)) return repr_fallback(w, v);
+    Py_ssize_t x = _PyLong_CompactValue((PyLongObject *)v);
+    char buf[32];
+    char *end = buf + sizeof buf, *p = end;
+    size_t u = x < 0 ? (size_t)0 - (size_t)x : (size_t)x;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (x < 0) *--p = '-';
+    return _PyUnicodeWriter_WriteASCIIString(w, p, end - p);
+}
+
+static int repr_str(_PyUnicodeWriter *w, PyObject *v) {
+    if (!PyUnicode_IS_ASCII(v)) return repr_fallback(w, v);
+    const unsigned char *data = PyUnicode_1BYTE_DATA(v);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = data[i];
+        if (c < 0x20 || c > 0x7e || c == '\'' || c == '\\') return repr_fallback(w, v); /* escapes, quotes */
+    }
+    if (_PyUnicodeWriter_WriteChar(w, '\'') < 0) return -1;
+    if (_PyUnicodeWriter_WriteASCIIString(w, (const char *)data, n) < 0) return -1;
+    return _PyUnicodeWriter_WriteChar(w, '\'');
+}
+
+static int repr_float(_PyUnicodeWriter *w, PyObject *v) {
+    char *text = PyOS_double_to_string(PyFloat_AS_DOUBLE(v), 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (text == NULL) return -1;
+    int rc = _PyUnicodeWriter_WriteASCIIString(w, text, (Py_ssize_t)strlen(text));
+    PyMem_Free(text);
+    return rc;
+}
+
+static int repr_items(_PyUnicodeWriter *w, PyObject *const *items, Py_ssize_t n, int depth) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i > 0 && _PyUnicodeWriter_WriteASCIIString(w, ", ", 2) < 0) return -1;
+        if (repr_into(w, items[i], depth + 1) < 0) return -1;
+    }
+    return 0;
+}
+
+static int repr_set(_PyUnicodeWriter *w, PyObject *v, int depth) {
+    int frozen = Py_IS_TYPE(v, &PyFrozenSet_Type);
+    if (PySet_GET_SIZE(v) == 0) {
+        const char *empty = frozen ? "frozenset()" : "set()";
+        return _PyUnicodeWriter_WriteASCIIString(w, empty, (Py_ssize_t)strlen(empty));
+    }
+    if (frozen && _PyUnicodeWriter_WriteASCIIString(w, "frozenset(", 10) < 0) return -1;
+    if (_PyUnicodeWriter_WriteChar(w, '{') < 0) return -1;
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *item;
+    Py_hash_t hash;
+    while (_PySet_NextEntry(v, &pos, &item, &hash)) {
+        if (i++ > 0 && _PyUnicodeWriter_WriteASCIIString(w, ", ", 2) < 0) return -1;
+        if (repr_into(w, item, depth + 1) < 0) return -1;
+    }
+    if (_PyUnicodeWriter_WriteChar(w, '}') < 0) return -1;
+    return frozen ? _PyUnicodeWriter_WriteChar(w, ')') : 0;
+}
+
+static int repr_dict(_PyUnicodeWriter *w, PyObject *v, int depth) {
+    if (_PyUnicodeWriter_WriteChar(w, '{') < 0) return -1;
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(v, &pos, &key, &value)) {
+        if (i++ > 0 && _PyUnicodeWriter_WriteASCIIString(w, ", ", 2) < 0) return -1;
+        if (repr_into(w, key, depth + 1) < 0) return -1;
+        if (_PyUnicodeWriter_WriteASCIIString(w, ": ", 2) < 0) return -1;
+        if (repr_into(w, value, depth + 1) < 0) return -1;
+    }
+    return _PyUnicodeWriter_WriteChar(w, '}');
+}
+
+/* Only called on values the encoder's scans accepted (builtin scalars and containers, bounded depth):
+ * nothing here runs Python code that could change a container while it is walked. */
+static int repr_into(_PyUnicodeWriter *w, PyObject *v, int depth) {
+    PyTypeObject *t = Py_TYPE(v);
+    if (depth > FP_DEPTH) return repr_fallback(w, v);
+    if (v == Py_None) return _PyUnicodeWriter_WriteASCIIString(w, "None", 4);
+    if (t == &PyBool_Type) return v == Py_True ? _PyUnicodeWriter_WriteASCIIString(w, "True", 4)
+                                               : _PyUnicodeWriter_WriteASCIIString(w, "False", 5);
+    if (t == &PyLong_Type) return repr_int(w, v);
+    if (t == &PyUnicode_Type) return repr_str(w, v);
+    if (t == &PyFloat_Type) return repr_float(w, v);
+    if (t == &PyList_Type) {
+        if (_PyUnicodeWriter_WriteChar(w, '[') < 0) return -1;
+        if (repr_items(w, ((PyListObject *)v)->ob_item, PyList_GET_SIZE(v), depth) < 0) return -1;
+        return _PyUnicodeWriter_WriteChar(w, ']');
+    }
+    if (t == &PyTuple_Type) {
+        Py_ssize_t n = PyTuple_GET_SIZE(v);
+        if (_PyUnicodeWriter_WriteChar(w, '(') < 0) return -1;
+        if (repr_items(w, ((PyTupleObject *)v)->ob_item, n, depth) < 0) return -1;
+        if (n == 1 && _PyUnicodeWriter_WriteChar(w, ',') < 0) return -1;
+        return _PyUnicodeWriter_WriteChar(w, ')');
+    }
+    if (t == &PyDict_Type) return repr_dict(w, v, depth);
+    if (t == &PySet_Type || t == &PyFrozenSet_Type) return repr_set(w, v, depth);
+    return repr_fallback(w, v);
+}
+
+static PyObject *container_repr(PyObject *v) {
+    _PyUnicodeWriter w;
+    _PyUnicodeWriter_Init(&w);
+    w.overallocate = 1;
+    w.min_length = 16;
+    if (repr_into(&w, v, 0) < 0) {
+        _PyUnicodeWriter_Dealloc(&w);
+        return NULL;
+    }
+    return _PyUnicodeWriter_Finish(&w);
+}
+
 /* Encode v when the encoder would give repr(v) for it (a builtin container of scalars, or an object with
  * object's default repr): new reference, with *immutable set as is_immutable(v) would. NULL without an
  * error: any other value (use the Python encoder). */
@@ -1193,7 +1338,7 @@ static PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable)
         if (walk_one(v, &scan) != 0) return NULL;
         literal = scan.literal;
     }
-    PyObject *text = PyObject_Repr(v);
+    PyObject *text = container_repr(v);
     if (text == NULL) return NULL;
     *immutable = (t == &PyTuple_Type || t == &PyFrozenSet_Type) && (!(mask & K_CONT) || frozen_tree(v, 0));
     if (PyUnicode_GET_LENGTH(text) > limit) {
@@ -2199,7 +2344,10 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
     Py_RETURN_NONE;
 }
 
+static PyObject *repr_of(PyObject *module, PyObject *value) { return container_repr(value); }
+
 static PyMethodDef module_methods[] = {
+    {"repr", repr_of, METH_O, "repr(value) as the encoder writes it (non-recursive builtin values only)."},
     {"packb", packb, METH_O, "msgpack.packb(obj, use_bin_type=True) for a chunk's types, else None."},
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL, "The C encoding of a value, or None."},
     {"fingerprint", fingerprint, METH_O, "The fingerprint kept for a value, or None."},
