@@ -473,8 +473,14 @@ static int steps_add(StepBuffer *self, int event, PyObject *fid, PyObject *line,
         untrack_flat(changes);
     }
     if (value != NULL && value != Py_None) {
-        PyObject *entry = Py_BuildValue("[nO]", i, value);
-        if (entry == NULL) return -1;
+        PyObject *entry = PyList_New(2);
+        PyObject *offset = entry == NULL ? NULL : PyLong_FromSsize_t(i);
+        if (offset == NULL) {
+            Py_XDECREF(entry);
+            return -1;
+        }
+        PyList_SET_ITEM(entry, 0, offset);
+        PyList_SET_ITEM(entry, 1, Py_NewRef(value));
         untrack_flat(entry);
         int rc = PyList_Append(self->values, entry);
         Py_DECREF(entry);
@@ -561,6 +567,16 @@ static PyTypeObject StepBufferType = {
 /* ------------------------------------------------------------------------------------------------ */
 /* Core                                                                                               */
 
+#define CODE_CACHE 512 /* direct-mapped cache of the codes dict's entries, by code object address */
+
+/* A dict's version tag (deprecated as API in 3.12, still maintained by 3.12 and 3.13). */
+static inline uint64_t dict_version(PyObject *d) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    return ((PyDictObject *)d)->ma_version_tag;
+#pragma GCC diagnostic pop
+}
+
 typedef struct Core Core;
 struct Core {
     PyObject_HEAD
@@ -570,6 +586,15 @@ struct Core {
     char has_owner, active;
     unsigned long tid_cached; /* the last thread id seen, and its int object */
     PyObject *tid_obj;
+    /* Lookup caches, valid while the dict they came from has the same version tag (CPython gives a dict a
+     * new, never reused tag on every change). Each holds strong references, so no address is reused. */
+    PyObject *ts_dict, *ts_cached; /* threads[tid_obj] as found in ts_dict */
+    unsigned long ts_tid;
+    uint64_t ts_version;
+    struct CodeSlot {
+        PyObject *code, *entry, *dict; /* codes[id(code)] as found in dict */
+        uint64_t version;
+    } code_cache[CODE_CACHE];
 };
 
 static PyObject *Core_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
@@ -598,6 +623,12 @@ static int Core_traverse(Core *self, visitproc visit, void *arg) {
     Py_VISIT(self->suspended);
     Py_VISIT(self->new_frames);
     Py_VISIT(self->lock);
+    Py_VISIT(self->ts_dict);
+    Py_VISIT(self->ts_cached);
+    for (int i = 0; i < CODE_CACHE; i++) {
+        Py_VISIT(self->code_cache[i].entry);
+        Py_VISIT(self->code_cache[i].dict);
+    }
     return 0;
 }
 
@@ -609,6 +640,13 @@ static int Core_clear(Core *self) {
     Py_CLEAR(self->new_frames);
     Py_CLEAR(self->lock);
     Py_CLEAR(self->tid_obj);
+    Py_CLEAR(self->ts_dict);
+    Py_CLEAR(self->ts_cached);
+    for (int i = 0; i < CODE_CACHE; i++) {
+        Py_CLEAR(self->code_cache[i].code);
+        Py_CLEAR(self->code_cache[i].entry);
+        Py_CLEAR(self->code_cache[i].dict);
+    }
     return 0;
 }
 
@@ -1759,14 +1797,44 @@ static inline int busy(Core *self, unsigned long tid) {
     return (self->has_owner && self->owner_tid == tid) || !self->active;
 }
 
-/* The thread state of tid (borrowed) or NULL; no error. */
+/* The thread state of tid_obj (from tid_object: the current thread), borrowed, or NULL; no error. */
 static ThreadState *thread_lookup(Core *self, PyObject *tid_obj) {
-    PyObject *ts = PyDict_GetItemWithError(self->threads, tid_obj);
+    PyObject *threads = self->threads;
+    if (self->ts_cached != NULL && self->ts_dict == threads && self->ts_tid == self->tid_cached &&
+        tid_obj == self->tid_obj && dict_version(threads) == self->ts_version) {
+        return (ThreadState *)self->ts_cached;
+    }
+    if (!PyDict_CheckExact(threads)) return NULL;
+    PyObject *ts = PyDict_GetItemWithError(threads, tid_obj);
     if (ts == NULL || !Py_IS_TYPE(ts, &ThreadStateType)) {
         PyErr_Clear();
         return NULL;
     }
+    if (tid_obj == self->tid_obj) {
+        Py_XSETREF(self->ts_dict, Py_NewRef(threads));
+        Py_XSETREF(self->ts_cached, Py_NewRef(ts));
+        self->ts_tid = self->tid_cached;
+        self->ts_version = dict_version(threads);
+    }
     return (ThreadState *)ts;
+}
+
+/* self.codes.get(id(code)) (borrowed) or NULL, with no error unless it returns NULL with one set. */
+static PyObject *code_entry(Core *self, PyObject *code) {
+    PyObject *codes = self->codes;
+    struct CodeSlot *slot = &self->code_cache[((uintptr_t)code >> 4) % CODE_CACHE];
+    if (slot->code == code && slot->dict == codes && dict_version(codes) == slot->version) return slot->entry;
+    if (!PyDict_CheckExact(codes)) return NULL;
+    PyObject *key = PyLong_FromVoidPtr(code);
+    if (key == NULL) return NULL;
+    PyObject *entry = PyDict_GetItemWithError(codes, key);
+    Py_DECREF(key);
+    if (entry == NULL) return NULL;
+    Py_XSETREF(slot->code, Py_NewRef(code));
+    Py_XSETREF(slot->entry, Py_NewRef(entry));
+    Py_XSETREF(slot->dict, Py_NewRef(codes));
+    slot->version = dict_version(codes);
+    return entry;
 }
 
 /* The thread state (new reference), made by the Python method `method` when it is not there yet. */
@@ -1924,16 +1992,30 @@ done:
     return Py_XNewRef(result);
 }
 
+/* [a, b, c, d], stealing the four references (any of them NULL: an error, all are released). */
+static PyObject *list_of4(PyObject *a, PyObject *b, PyObject *c, PyObject *d) {
+    PyObject *list = a && b && c && d ? PyList_New(4) : NULL;
+    if (list == NULL) {
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        Py_XDECREF(c);
+        Py_XDECREF(d);
+        return NULL;
+    }
+    PyList_SET_ITEM(list, 0, a);
+    PyList_SET_ITEM(list, 1, b);
+    PyList_SET_ITEM(list, 2, c);
+    PyList_SET_ITEM(list, 3, d);
+    return list;
+}
+
 static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "_c_on_start(code, offset)");
         return NULL;
     }
     PyObject *code = args[0];
-    PyObject *key = PyLong_FromVoidPtr(code);
-    if (key == NULL) return NULL;
-    PyObject *entry = PyDict_GetItemWithError(self->codes, key);
-    Py_DECREF(key);
+    PyObject *entry = code_entry(self, code);
     if (entry == NULL) {
         if (PyErr_Occurred()) return NULL;
         /* First start of this code object: the Python method decides (filters, plan). */
@@ -1962,6 +2044,7 @@ static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nar
     PyObject *result = Py_None;
     ThreadState *ts = NULL;
     FrameRecord *rec = NULL;
+    Py_INCREF(entry); /* plan is borrowed from it, and Python code below may replace the codes entry */
     PyObject *info = PyTuple_GET_SIZE(entry) > 2 ? Py_NewRef(PyTuple_GET_ITEM(entry, 2)) : PyObject_GetAttr(plan, S_fast);
     if (info == NULL) goto error;
     if (!self->active) goto done;
@@ -1999,8 +2082,10 @@ static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nar
             Py_DECREF(code_id);
             goto error;
         }
-        PyObject *meta = Py_BuildValue("[NnnN]", code_id, parent, ts->number, PyLong_FromSsize_t(n));
+        PyObject *meta = list_of4(code_id, PyLong_FromSsize_t(parent), PyLong_FromSsize_t(ts->number),
+                                  PyLong_FromSsize_t(n));
         if (meta == NULL) goto error;
+        untrack_flat(meta);
         int rc = PyDict_SetItem(self->new_frames, rec->fid_obj, meta);
         Py_DECREF(meta);
         if (rc < 0) goto error;
@@ -2019,6 +2104,7 @@ done:
     Py_XDECREF(info);
     Py_XDECREF(rec);
     Py_XDECREF(ts);
+    Py_DECREF(entry);
     Py_DECREF(frame);
     Py_DECREF(tid_obj);
     return Py_XNewRef(result);
