@@ -1947,6 +1947,24 @@ static PyObject *Core_on_jump(Core *self, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t destination = PyLong_AsSsize_t(args[2]);
     if (PyErr_Occurred()) return NULL;
     if (destination > source) return Py_NewRef(DISABLE);
+    /* A backward jump to another line: the LINE event that follows it reports that line (CPython fires
+     * LINE whenever the line changes), so this jump never needs to be seen again. Only a jump within one
+     * line (a one-line loop or comprehension) is reported here. */
+    PyObject *entry = code_entry(self, code);
+    if (entry == NULL && PyErr_Occurred()) return NULL;
+    if (entry != NULL && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) > 2) {
+        PyObject *info = PyTuple_GET_ITEM(entry, 2);
+        if (PyTuple_CheckExact(info) && PyTuple_GET_SIZE(info) == INFO_SIZE) {
+            PyObject *offsets = PyTuple_GET_ITEM(info, INFO_OFFSETS);
+            Py_ssize_t n = PyTuple_GET_SIZE(offsets), a = source / 2, b = destination / 2;
+            if (a >= 0 && b >= 0 && a < n && b < n) {
+                PyObject *from = PyTuple_GET_ITEM(offsets, a), *to = PyTuple_GET_ITEM(offsets, b);
+                if (from != Py_None && to != Py_None && PyObject_RichCompareBool(from, to, Py_NE) == 1) {
+                    return Py_NewRef(DISABLE);
+                }
+            }
+        }
+    }
     unsigned long tid = PyThread_get_thread_ident();
     if (busy(self, tid)) Py_RETURN_NONE;
     PyObject *tid_obj = tid_object(self, tid);

@@ -1004,6 +1004,14 @@ class PythonRecorder:
     def _on_jump(self, code: types.CodeType, source: int, destination: int) -> Any:
         if destination > source:
             return DISABLE
+        # A backward jump to another line is followed by a LINE event for that line (CPython fires LINE
+        # whenever the line changes): only jumps within one line (one-line loops) are reported here.
+        entry = self._codes.get(id(code))
+        if entry is not None and entry[1] is not None:
+            plan = entry[1]
+            to = plan.line_of_offset(code, destination)
+            if to is not None and plan.line_of_offset(code, source) not in (None, to):
+                return DISABLE
         tid = _thread.get_ident()
         if self._owner == tid or not self._active:
             return None
