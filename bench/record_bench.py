@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import math
 import os
@@ -600,6 +601,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     command = shlex.join([".venv/bin/python", "bench/record_bench.py", *sys.argv[1:]])
     machine = machine_info()
+    # Installed packages (the other tools, in site-packages) run from .pyc files that pip wrote. Retrograde
+    # is installed editable, so where PYTHONDONTWRITEBYTECODE is set (as on our CI machines) it would be
+    # compiled from source on every run (~30 ms per run, a third of an untraced run): compile it once too.
+    for package in ("tracer", "replay"):
+        compileall.compile_dir(ROOT / package, quiet=1)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="retro-bench-") as tmp:
         cells, startup = run_matrix(tools, workloads, args.quick, Path(tmp), log)
