@@ -27,6 +27,7 @@ from tracer.format import (
     TAG_CHUNK,
     TRAILER,
     TRAILER_MAGIC,
+    ChunkData,
     TraceFormatError,
     TraceReader,
     compress_payload,
@@ -178,7 +179,7 @@ def test_wrong_format_version(tmp_path: Path, traces: dict[str, Path], version: 
         header["format_version"] = version
     path = tmp_path / "version.rtrace"
     path.write_bytes(MAGIC + msgpack.packb(header) + data[len(MAGIC) + header_len :])
-    with pytest.raises(TraceFormatError, match="this Retrograde reads formats 1, 2, 3") as info:
+    with pytest.raises(TraceFormatError, match="this Retrograde reads formats 1, 2, 3, 4") as info:
         TraceReader(path)
     assert repr(version) in str(info.value)
     assert_clear(str(info.value))
@@ -519,3 +520,73 @@ def test_read_header_only(traces: dict[str, Path]) -> None:
     assert header["format_version"] == FORMAT_VERSION
     with pytest.raises(TraceFormatError, match="wrong magic"):
         read_header_only(b"NOTATRACE")
+
+
+# -- text deltas (format 4) ---------------------------------------------------------------------------------
+
+
+def _delta_body(changes: list[Any], deltas: int) -> bytes:
+    keyframe = {0: [1, -1, 0, 0, 1, {"log": "[" + ", ".join(map(str, range(30))) + "]", "n": 3}]}
+    body = [keyframe, b"\x01\x01\x01", [0, 0, 0], [1, 2, 3], changes, [], {}, [], [], deltas]
+    return compress_payload(msgpack.packb(body, use_bin_type=True))
+
+
+def test_text_deltas_resolve_against_the_keyframe_and_earlier_changes() -> None:
+    base = "[" + ", ".join(map(str, range(30))) + "]"
+    first = base[:-1] + ", 30]"
+    second = first[:-1] + ", 'é日本']"
+    changes = [
+        [0, "log", [len(base) - 1, 1, ", 30"]],  # against the keyframe's text
+        [1, "n", 4, "log", [len(first) - 1, 1, ", 'é日本'"]],  # against the change before
+        [2, "log", None],
+    ]
+    chunk = ChunkData.unpack_payload(0, 3, _delta_body(changes, 2))
+    assert chunk.changes == ((0, "log", first), (1, "n", 4, "log", second), (2, "log", None))
+    assert chunk.deltas == 0  # resolved: nothing after the reader sees a delta
+
+
+@pytest.mark.parametrize(
+    "changes, deltas",
+    [
+        ([[0, "missing", [0, 0, "x"]]], 1),  # no earlier text for that name
+        ([[0, "n", [0, 0, "x"]]], 1),  # the earlier encoding is not a text
+        ([[0, "log", [80, 80, "x"]]], 1),  # prefix + suffix longer than the text
+        ([[0, "log", [-1, 0, "x"]]], 1),
+        ([[0, "log", [0, 0, 5]]], 1),
+        ([[7, "log", [0, 0, "x"]]], 1),  # a change outside the chunk's steps
+        ([], "1"),
+        ([], -1),
+    ],
+)
+def test_bad_text_deltas_are_clean_errors(changes: list[Any], deltas: object) -> None:
+    with pytest.raises(TraceFormatError):
+        ChunkData.unpack_payload(0, 3, _delta_body(changes, deltas))  # type: ignore[arg-type]
+
+
+def test_recorder_writes_deltas_that_read_back_as_whole_texts(
+    tmp_path: Path, run_retrograde: RunRetrograde
+) -> None:
+    """A list that grows one item per line (its repr stays under the value limit): stored as deltas, read
+    back as the whole repr at every step, across chunks (each delta's base is in the keyframe)."""
+    program = tmp_path / "grow.py"
+    program.write_text(
+        "def main():\n"
+        "    items = []\n"
+        "    for i in range(150):\n"
+        "        items.append(i * 10)\n"
+        "    print(len(items))\n"
+        "main()\n"
+    )
+    trace = tmp_path / "grow.rtrace"
+    done = run_retrograde(["record", "--chunk-steps", "64", "-o", trace, program], cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout == "150\n", done.stderr
+    with TraceReader(trace) as reader:
+        raw = [reader._record_at(entry.offset)[5] for entry in reader.chunks]
+    bodies = [msgpack.unpackb(decompress_payload(payload), strict_map_key=False) for payload in raw]
+    assert len(bodies) > 3 and all(len(body) == 10 and body[9] > 0 for body in bodies[1:-1])
+    timeline = RecordedTimeline(trace)
+    try:
+        seen = [state["items"] for step, state in timeline.iter_states() if step.line == 4]
+    finally:
+        timeline.close()
+    assert seen == [repr([i * 10 for i in range(k)]) for k in range(150)]

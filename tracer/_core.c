@@ -362,6 +362,7 @@ typedef struct {
     Py_ssize_t min_depth, max_depth;                    /* -1 before the first step */
     uint64_t *pairs;                                    /* open addressing: (code id, line) + 1, 0 = empty */
     Py_ssize_t pairs_cap, pairs_count;
+    Py_ssize_t deltas; /* text deltas among the changes (format 4) */
 } StepBuffer;
 
 static PyTypeObject StepBufferType;
@@ -469,6 +470,8 @@ static int steps_add(StepBuffer *self, int event, PyObject *fid, PyObject *line,
         if (rc < 0 || PyList_Append(self->changes, changes) < 0) return -1;
         for (Py_ssize_t k = 1; k < PyList_GET_SIZE(changes); k += 2) {
             if (PySet_Add(self->names, PyList_GET_ITEM(changes, k)) < 0) return -1;
+            PyObject *enc = k + 1 < PyList_GET_SIZE(changes) ? PyList_GET_ITEM(changes, k + 1) : NULL;
+            if (enc != NULL && PyList_CheckExact(enc) && PyList_GET_SIZE(enc) == 3) self->deltas++;
         }
         untrack_flat(changes);
     }
@@ -544,6 +547,7 @@ static PyMemberDef StepBuffer_members[] = {
     {"names", Py_T_OBJECT_EX, SB_OFF(names), Py_READONLY, NULL},
     {"min_depth", Py_T_PYSSIZET, SB_OFF(min_depth), Py_READONLY, NULL},
     {"max_depth", Py_T_PYSSIZET, SB_OFF(max_depth), Py_READONLY, NULL},
+    {"deltas", Py_T_PYSSIZET, SB_OFF(deltas), Py_READONLY, NULL},
     {NULL},
 };
 
@@ -1424,17 +1428,63 @@ static int fp_store(FrameRecord *rec, PyObject *name, PyObject *v) {
     return rc < 0 ? -1 : 0;
 }
 
-/* texts[name] = enc when it differs, then changes += [name, enc]. */
+/* A text delta (trace format 4) from text `old` to text `new`: [prefix, suffix, middle], meaning
+ * old[:prefix] + middle + old[len(old) - suffix:], when both are plain texts (literal reprs) that share
+ * enough of a prefix and suffix to be worth it; else NULL (no error). A container that changed in one
+ * place (an append, one key's value) then costs the change, not its whole repr again. */
+#define DELTA_MIN_LEN 48   /* shorter texts are stored whole */
+#define DELTA_MIN_SHARED 32 /* characters a delta must save */
+static PyObject *text_delta(PyObject *old, PyObject *new) {
+    if (!PyUnicode_CheckExact(old) || !PyUnicode_CheckExact(new)) return NULL;
+    Py_ssize_t n0 = PyUnicode_GET_LENGTH(old), n1 = PyUnicode_GET_LENGTH(new);
+    int kind = PyUnicode_KIND(old);
+    if (n0 < DELTA_MIN_LEN || n1 < DELTA_MIN_LEN || kind != PyUnicode_KIND(new)) return NULL;
+    const void *a = PyUnicode_DATA(old), *b = PyUnicode_DATA(new);
+    Py_ssize_t m = n0 < n1 ? n0 : n1, prefix = 0, suffix = 0;
+    while (prefix < m && PyUnicode_READ(kind, a, prefix) == PyUnicode_READ(kind, b, prefix)) prefix++;
+    while (suffix < m - prefix &&
+           PyUnicode_READ(kind, a, n0 - 1 - suffix) == PyUnicode_READ(kind, b, n1 - 1 - suffix)) {
+        suffix++;
+    }
+    if (prefix + suffix < DELTA_MIN_SHARED) return NULL;
+    PyObject *middle = PyUnicode_Substring(new, prefix, n1 - suffix);
+    if (middle == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *delta = PyList_New(3);
+    PyObject *p = PyLong_FromSsize_t(prefix), *q = PyLong_FromSsize_t(suffix);
+    if (delta == NULL || p == NULL || q == NULL) {
+        PyErr_Clear();
+        Py_XDECREF(delta);
+        Py_XDECREF(p);
+        Py_XDECREF(q);
+        Py_DECREF(middle);
+        return NULL;
+    }
+    PyList_SET_ITEM(delta, 0, p);
+    PyList_SET_ITEM(delta, 1, q);
+    PyList_SET_ITEM(delta, 2, middle);
+    return delta;
+}
+
+/* texts[name] = enc when it differs, then changes += [name, enc] (or the delta from the old text). */
 static int store_text(FrameRecord *rec, PyObject *name, PyObject *enc, PyObject **changes) {
     PyObject *old = PyDict_GetItemWithError(rec->texts, name);
     if (old == NULL && PyErr_Occurred()) return -1;
+    PyObject *delta = NULL;
     if (old != NULL) {
         int same = same_encoding(old, enc);
         if (same < 0) return -1;
         if (same) return 0;
+        delta = text_delta(old, enc); /* before old is replaced (texts holds its only reference) */
     }
-    if (PyDict_SetItem(rec->texts, name, enc) < 0) return -1;
-    *changes = changes_add(*changes, name, enc);
+    if (PyDict_SetItem(rec->texts, name, enc) < 0) {
+        Py_XDECREF(delta);
+        return -1;
+    }
+    *changes = changes_add(*changes, name, delta ? delta : enc);
+    Py_XDECREF(delta);
     return *changes == NULL ? -1 : 0;
 }
 

@@ -43,8 +43,13 @@ _core_packb = _core.packb if _core is not None else None  # msgpack's bytes, sev
 #                itself, whose repr is its text (tracer.values.decode_text). Version 1 files still read.
 #   3 (2026-11): chunk payloads are zstd frames (level 3, with a checksum) instead of zlib streams: 4-6x
 #                faster to compress and 5-20% smaller on our traces. Versions 1 and 2 (zlib) still read.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+#   4 (2026-11): a change may give a text delta [prefix, suffix, middle] instead of a whole encoding: the
+#                new text is old[:prefix] + middle + old[len(old) - suffix:], where old is the same frame's
+#                previous text for that name (from the chunk's keyframe or an earlier change). A chunk
+#                body has a 10th element, its number of deltas; the reader resolves them as it decodes
+#                the chunk (resolve_deltas), so nothing after it sees one.
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 ZSTD_LEVEL = 3
 ZLIB_VERSIONS = (1, 2)  # formats whose chunk payloads are zlib streams
 
@@ -151,13 +156,15 @@ class ChunkData:
     # [[step_offset, fid, parent_fid, thread, depth], ...]: a suspended generator resumed under another
     # caller takes that parent and depth from that step on.
     moves: list[list[Any]] = field(default_factory=list)
+    # How many of the changes are text deltas (format 4); 0 once read (the reader resolves them).
+    deltas: int = 0
 
     def pack_payload(self, level: int = ZSTD_LEVEL) -> bytes:
         return compress_payload(self.pack_body(), level)
 
     def pack_body(self) -> bytes:
         """The uncompressed payload (pack_payload compresses it)."""
-        body = [
+        body: list[Any] = [
             self.keyframe,
             self.events,
             self.fids,
@@ -168,6 +175,8 @@ class ChunkData:
             self.outputs,
             self.moves,
         ]
+        if self.deltas:
+            body.append(self.deltas)
         packed = _core_packb(body) if _core_packb is not None else None
         return packed if packed is not None else msgpack.packb(body, use_bin_type=True)
 
@@ -181,10 +190,13 @@ class ChunkData:
         # gotos on a 10M-step trace spike to 40 ms).
         limits = {k: v for k, v in _UNPACK_LIMITS.items() if k != "max_buffer_size"}
         parts = msgpack.unpackb(body, use_list=False, **limits)
-        if not isinstance(parts, tuple) or len(parts) not in (8, 9):
+        if not isinstance(parts, tuple) or len(parts) not in (8, 9, 10):
             raise TraceFormatError("a chunk payload has the wrong shape")
         keyframe, events, fids, lines, changes, values, frames, outputs = parts[:8]
         moves = parts[8] if len(parts) > 8 else ()
+        deltas = parts[9] if len(parts) > 9 else 0
+        if type(deltas) is not int or deltas < 0:
+            raise TraceFormatError("a chunk payload has a bad delta count")
         if not (
             isinstance(keyframe, dict)
             and isinstance(events, bytes)
@@ -213,7 +225,54 @@ class ChunkData:
                 and isinstance(entry[2], str)
             ):
                 raise TraceFormatError("a chunk has a malformed output record")
+        if deltas:
+            changes = resolve_deltas(keyframe, fids, changes)
         return cls(start, keyframe, events, fids, lines, changes, values, frames, outputs, moves)  # type: ignore[arg-type]
+
+
+def resolve_deltas(
+    keyframe: dict[Any, Any], fids: tuple[Any, ...], changes: tuple[Any, ...]
+) -> tuple[Any, ...]:
+    """The changes with every text delta replaced by the text it stands for (format 4).
+
+    A delta [prefix, suffix, middle] applies to the same frame's latest text for that name: from an
+    earlier change in the chunk, else from the chunk's keyframe."""
+    states: dict[Any, dict[Any, Any]] = {}
+    out = []
+    count = len(fids)
+    for change in changes:
+        if not (isinstance(change, tuple) and change and type(change[0]) is int and 0 <= change[0] < count):
+            raise TraceFormatError("a chunk has a malformed change")
+        fid = fids[change[0]]
+        state = states.get(fid)
+        if state is None:
+            entry = keyframe.get(fid)
+            state = states[fid] = dict(entry[5]) if entry is not None else {}
+        resolved: list[Any] | None = None
+        for i in range(1, len(change) - 1, 2):
+            name, enc = change[i], change[i + 1]
+            if isinstance(enc, tuple) and len(enc) == 3:
+                base, (prefix, suffix, middle) = state.get(name), enc
+                if not (
+                    type(base) is str
+                    and type(prefix) is int
+                    and type(suffix) is int
+                    and type(middle) is str
+                    and prefix >= 0
+                    and suffix >= 0
+                    and prefix + suffix <= len(base)
+                ):
+                    raise TraceFormatError("a chunk has a text delta with no text to apply it to")
+                enc = base[:prefix] + middle + base[len(base) - suffix :]
+                if resolved is None:
+                    resolved = list(change)
+                resolved[i + 1] = enc
+            if enc is None:
+                state.pop(name, None)
+            else:
+                state[name] = enc
+        out.append(tuple(resolved) if resolved is not None else change)
+    return tuple(out)
 
 
 def compress_payload(

@@ -177,7 +177,9 @@ class FrameRecord:
 class StepBuffer:
     """One chunk's steps, kept as the chunk's columns (ChunkData) as they come."""
 
-    __slots__ = ("_pairs", "changes", "events", "fids", "lines", "max_depth", "min_depth", "names", "values")
+    __slots__ = (
+        "_pairs", "changes", "deltas", "events", "fids", "lines", "max_depth", "min_depth", "names", "values"
+    )
 
     def __init__(self) -> None:
         self.events = bytearray()
@@ -190,6 +192,7 @@ class StepBuffer:
         self.names: set[str] = set()
         self.min_depth = -1  # -1: no step yet
         self.max_depth = -1
+        self.deltas = 0  # text deltas among the changes: the compiled recorder writes them, this one not
 
     def add(
         self, event: int, fid: int, line: int, changes: list[Any] | None, value: Any, code_id: int, depth: int
@@ -856,6 +859,7 @@ class PythonRecorder:
             frames=self._new_frames,
             outputs=self._outputs,
             moves=self._moves,
+            deltas=steps.deltas,
         )
         summary = summarize_chunk(chunk, steps.pairs(), steps.names, (steps.min_depth, steps.max_depth))
         self._line_steps_written += summary.line_steps
