@@ -11,6 +11,7 @@ import math
 import threading
 from pathlib import Path
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -229,6 +230,29 @@ def test_step_buffers_agree() -> None:
     assert bytes(compiled.events) == bytes(python.events) == bytes([0, 1, 2, 1])
     assert len(compiled) == len(python) == 4
     assert compiled.changes == [[0, "x", "1"], [2, "x", "2", "y", None]]
+    assert compiled.pack_columns() == _packed_columns(python)
+
+
+def _packed_columns(steps: monitor.StepBuffer) -> bytes:
+    columns = (steps.fids, steps.lines, steps.changes, steps.values)
+    return b"".join(msgpack.packb(column, use_bin_type=True) for column in columns)
+
+
+def test_step_buffer_columns_pack_like_msgpack() -> None:
+    """Many steps (offsets past one byte), big frame ids, every kind of encoding: the C buffer's packed
+    columns are msgpack's bytes for the Python buffer's lists."""
+    compiled, python = _core.StepBuffer(), monitor.StepBuffer()
+    encodings: list[object] = ["'s'", 7, -3, 2**40, 1.5, True, None, ["[1, ...]", 1], [10, 2, ", 3"], "é日本"]
+    for i in range(700):
+        changes = None if i % 3 else ["v", encodings[i % len(encodings)], "w", str(i)]
+        value = encodings[(i * 7) % len(encodings)] if i % 5 == 0 else None
+        step = (i % 8, 2**33 + i // 4, 1 + i % 300, changes, value, i % 5, i % 9)
+        compiled.add(*[list(x) if isinstance(x, list) else x for x in step])
+        python.add(*[list(x) if isinstance(x, list) else x for x in step])
+    assert compiled.pack_columns() == _packed_columns(python)
+    delta_steps = [i for i in range(0, 700, 3) if i % len(encodings) == encodings.index([10, 2, ", 3"])]
+    assert compiled.deltas == len(delta_steps) > 0
+    assert compiled.changes == python.changes and compiled.values == python.values
 
 
 def test_lock_behaves_like_a_thread_lock() -> None:

@@ -357,10 +357,24 @@ static PyTypeObject ThreadStateType = {
 
 typedef struct {
     PyObject_HEAD
-    PyObject *events, *fids, *lines, *changes, *values; /* bytearray, list, list, list, list */
-    PyObject *names;                                    /* set: the names that changed (for the summary) */
-    Py_ssize_t min_depth, max_depth;                    /* -1 before the first step */
-    uint64_t *pairs;                                    /* open addressing: (code id, line) + 1, 0 = empty */
+    /* One entry per step. */
+    unsigned char *events;
+    int64_t *fids;
+    int32_t *lines;
+    Py_ssize_t count, cap;
+    /* Changes: for each step that has some, its offset and how many items (name, encoding, ...) it has;
+     * the items of all of them in order in one list. No list per step (they were a third of the cost of
+     * storing a step: allocation, then a garbage collector walk, then freeing). */
+    int32_t *change_offsets, *change_sizes;
+    Py_ssize_t nchanges, changes_cap;
+    PyObject *change_items;
+    /* Values: offset of each step that has one, and the encodings in order. */
+    int32_t *value_offsets;
+    Py_ssize_t nvalues, values_cap;
+    PyObject *value_items;
+    PyObject *names;                 /* set: the names that changed (for the summary) */
+    Py_ssize_t min_depth, max_depth; /* -1 before the first step */
+    uint64_t *pairs;                 /* open addressing: (code id, line) + 1, 0 = empty */
     Py_ssize_t pairs_cap, pairs_count;
     Py_ssize_t deltas; /* text deltas among the changes (format 4) */
 } StepBuffer;
@@ -370,31 +384,32 @@ static PyTypeObject StepBufferType;
 static PyObject *StepBuffer_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     StepBuffer *self = (StepBuffer *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
-    self->events = PyByteArray_FromStringAndSize(NULL, 0);
-    self->fids = PyList_New(0);
-    self->lines = PyList_New(0);
-    self->changes = PyList_New(0);
-    self->values = PyList_New(0);
+    self->change_items = PyList_New(0);
+    self->value_items = PyList_New(0);
     self->names = PySet_New(NULL);
     self->min_depth = self->max_depth = -1;
     self->pairs_cap = 256;
     self->pairs = PyMem_Calloc(self->pairs_cap, sizeof(uint64_t));
-    if (!self->events || !self->fids || !self->lines || !self->changes || !self->values || !self->names ||
-        !self->pairs) {
+    if (!self->change_items || !self->value_items || !self->names || !self->pairs) {
         Py_DECREF(self);
         return NULL;
     }
-    PyObject_GC_UnTrack(self->fids); /* ints only (see untrack_flat) */
-    PyObject_GC_UnTrack(self->lines);
+    /* Their items are names and encodings (texts, numbers, small lists of those, made untracked as they
+     * are added): no cycle can go through them, so the collector need not walk them. */
+    PyObject_GC_UnTrack(self->change_items);
+    PyObject_GC_UnTrack(self->value_items);
     return (PyObject *)self;
 }
 
 static void StepBuffer_dealloc(StepBuffer *self) {
-    Py_XDECREF(self->events);
-    Py_XDECREF(self->fids);
-    Py_XDECREF(self->lines);
-    Py_XDECREF(self->changes);
-    Py_XDECREF(self->values);
+    PyMem_Free(self->events);
+    PyMem_Free(self->fids);
+    PyMem_Free(self->lines);
+    PyMem_Free(self->change_offsets);
+    PyMem_Free(self->change_sizes);
+    PyMem_Free(self->value_offsets);
+    Py_XDECREF(self->change_items);
+    Py_XDECREF(self->value_items);
     Py_XDECREF(self->names);
     PyMem_Free(self->pairs);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -430,9 +445,23 @@ static int pairs_insert(StepBuffer *self, uint64_t key) {
     return 0;
 }
 
+/* Grow an array of `size`-byte items to hold at least `need`; *cap is its capacity in items. */
+static int grow(void **array, Py_ssize_t *cap, Py_ssize_t need, size_t size) {
+    if (need <= *cap) return 0;
+    Py_ssize_t n = *cap ? *cap : 1024;
+    while (n < need) n *= 2;
+    void *p = PyMem_Realloc(*array, (size_t)n * size);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *array = p;
+    *cap = n;
+    return 0;
+}
+
 /* Stop the garbage collector tracking a list whose elements are all untracked (or not containers): it
- * cannot be part of a cycle, and the chunk's change lists and encodings are never changed again. Each
- * chunk holds thousands of them; tracked, every collection would walk them all. */
+ * cannot be part of a cycle. */
 static void untrack_flat(PyObject *list) {
     if (!PyList_CheckExact(list) || !PyObject_GC_IsTracked(list)) return;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
@@ -443,52 +472,66 @@ static void untrack_flat(PyObject *list) {
     PyObject_GC_UnTrack(list);
 }
 
-/* Append one step. changes: NULL or a list [name, enc, ...] that becomes [offset, name, enc, ...]
- * (borrowed, modified in place); value: NULL or the encoded value (borrowed). */
-static int steps_add(StepBuffer *self, int event, PyObject *fid, PyObject *line, PyObject *changes,
-                     PyObject *value, PyObject *code_id, Py_ssize_t depth) {
-    Py_ssize_t i = PyList_GET_SIZE(self->fids);
-    char ev = (char)event;
-    Py_ssize_t n = PyByteArray_GET_SIZE(self->events);
-    if (PyByteArray_Resize(self->events, n + 1) < 0) return -1;
-    PyByteArray_AS_STRING(self->events)[n] = ev;
-    if (PyList_Append(self->fids, fid) < 0 || PyList_Append(self->lines, line) < 0) return -1;
-    long long code = PyLong_AsLongLong(code_id), number = PyLong_AsLongLong(line);
-    if ((code == -1 || number == -1) && PyErr_Occurred()) return -1;
-    if (code < 0 || code > 0x7FFFFFFF || number < 0 || number > 0x7FFFFFFF) {
+/* Append an encoding to one of the item lists, untracked when it is a list (see StepBuffer_new). */
+static int items_append(PyObject *items, PyObject *item) {
+    if (PyList_CheckExact(item)) untrack_flat(item);
+    return PyList_Append(items, item);
+}
+
+/* Append one step. changes: NULL or a list [name, enc, ...] (borrowed, copied); value: NULL or the
+ * encoded value (borrowed). */
+static int steps_add(StepBuffer *self, int event, int64_t fid, Py_ssize_t line, PyObject *changes,
+                     PyObject *value, long long code, Py_ssize_t depth) {
+    Py_ssize_t i = self->count;
+    if (code < 0 || code > 0x7FFFFFFF || line < 0 || line > 0x7FFFFFFF) {
         PyErr_SetString(PyExc_ValueError, "code id or line out of range");
         return -1;
     }
-    if (pairs_insert(self, (((uint64_t)code << 32) | (uint64_t)number) + 1) < 0) return -1;
-    if (depth < self->min_depth || self->min_depth < 0) self->min_depth = depth;
-    if (depth > self->max_depth) self->max_depth = depth;
-    if (changes != NULL && changes != Py_None && PyList_GET_SIZE(changes) > 0) {
-        PyObject *offset = PyLong_FromSsize_t(i);
-        if (offset == NULL) return -1;
-        int rc = PyList_Insert(changes, 0, offset);
-        Py_DECREF(offset);
-        if (rc < 0 || PyList_Append(self->changes, changes) < 0) return -1;
-        for (Py_ssize_t k = 1; k < PyList_GET_SIZE(changes); k += 2) {
-            if (PySet_Add(self->names, PyList_GET_ITEM(changes, k)) < 0) return -1;
-            PyObject *enc = k + 1 < PyList_GET_SIZE(changes) ? PyList_GET_ITEM(changes, k + 1) : NULL;
-            if (enc != NULL && PyList_CheckExact(enc) && PyList_GET_SIZE(enc) == 3) self->deltas++;
+    if (i >= self->cap) {
+        Py_ssize_t cap = self->cap;
+        if (grow((void **)&self->events, &cap, i + 1, 1) < 0) return -1;
+        cap = self->cap;
+        if (grow((void **)&self->fids, &cap, i + 1, sizeof(int64_t)) < 0) return -1;
+        cap = self->cap;
+        if (grow((void **)&self->lines, &cap, i + 1, sizeof(int32_t)) < 0) return -1;
+        self->cap = cap;
+    }
+    if (pairs_insert(self, (((uint64_t)code << 32) | (uint64_t)line) + 1) < 0) return -1;
+    Py_ssize_t n = changes != NULL && changes != Py_None ? PyList_GET_SIZE(changes) : 0;
+    if (n > 0) {
+        if (self->nchanges >= self->changes_cap) {
+            Py_ssize_t cap = self->changes_cap;
+            if (grow((void **)&self->change_offsets, &cap, self->nchanges + 1, sizeof(int32_t)) < 0) return -1;
+            cap = self->changes_cap;
+            if (grow((void **)&self->change_sizes, &cap, self->nchanges + 1, sizeof(int32_t)) < 0) return -1;
+            self->changes_cap = cap;
         }
-        untrack_flat(changes);
+        for (Py_ssize_t k = 0; k < n; k++) {
+            PyObject *item = PyList_GET_ITEM(changes, k);
+            if (items_append(self->change_items, item) < 0) return -1;
+            if (k % 2 == 0) {
+                if (PySet_Add(self->names, item) < 0) return -1;
+            } else if (PyList_CheckExact(item) && PyList_GET_SIZE(item) == 3) {
+                self->deltas++;
+            }
+        }
+        self->change_offsets[self->nchanges] = (int32_t)i;
+        self->change_sizes[self->nchanges] = (int32_t)n;
+        self->nchanges++;
     }
     if (value != NULL && value != Py_None) {
-        PyObject *entry = PyList_New(2);
-        PyObject *offset = entry == NULL ? NULL : PyLong_FromSsize_t(i);
-        if (offset == NULL) {
-            Py_XDECREF(entry);
-            return -1;
-        }
-        PyList_SET_ITEM(entry, 0, offset);
-        PyList_SET_ITEM(entry, 1, Py_NewRef(value));
-        untrack_flat(entry);
-        int rc = PyList_Append(self->values, entry);
-        Py_DECREF(entry);
-        if (rc < 0) return -1;
+        Py_ssize_t cap = self->values_cap;
+        if (grow((void **)&self->value_offsets, &cap, self->nvalues + 1, sizeof(int32_t)) < 0) return -1;
+        self->values_cap = cap;
+        if (items_append(self->value_items, value) < 0) return -1;
+        self->value_offsets[self->nvalues++] = (int32_t)i;
     }
+    self->events[i] = (unsigned char)event;
+    self->fids[i] = fid;
+    self->lines[i] = (int32_t)line;
+    self->count = i + 1;
+    if (depth < self->min_depth || self->min_depth < 0) self->min_depth = depth;
+    if (depth > self->max_depth) self->max_depth = depth;
     return 0;
 }
 
@@ -501,16 +544,79 @@ static PyObject *StepBuffer_add(StepBuffer *self, PyObject *const *args, Py_ssiz
     if (depth == -1 && PyErr_Occurred()) return NULL;
     long event = PyLong_AsLong(args[0]);
     if (event == -1 && PyErr_Occurred()) return NULL;
+    long long fid = PyLong_AsLongLong(args[1]);
+    if (fid == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t line = PyLong_AsSsize_t(args[2]);
+    if (line == -1 && PyErr_Occurred()) return NULL;
+    long long code = PyLong_AsLongLong(args[5]);
+    if (code == -1 && PyErr_Occurred()) return NULL;
     PyObject *changes = args[3];
     if (changes != Py_None && !PyList_Check(changes)) {
         PyErr_SetString(PyExc_TypeError, "changes must be a list or None");
         return NULL;
     }
-    if (steps_add(self, (int)event, args[1], args[2], changes, args[4], args[5], depth) < 0) return NULL;
+    if (steps_add(self, (int)event, fid, line, changes, args[4], code, depth) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
-static Py_ssize_t StepBuffer_len(StepBuffer *self) { return PyList_GET_SIZE(self->fids); }
+static Py_ssize_t StepBuffer_len(StepBuffer *self) { return self->count; }
+
+/* The columns as the Python StepBuffer keeps them (for the Python side and tests; the recorder itself
+ * packs them with pack_columns). */
+static PyObject *StepBuffer_get_events(StepBuffer *self, void *closure) {
+    return PyBytes_FromStringAndSize((const char *)self->events, self->count);
+}
+
+/* fids (closure NULL) or lines (closure non-NULL) as a new list. */
+static PyObject *StepBuffer_get_column(StepBuffer *self, void *closure) {
+    PyObject *list = PyList_New(self->count);
+    for (Py_ssize_t i = 0; list != NULL && i < self->count; i++) {
+        PyObject *v = PyLong_FromLongLong(closure ? (long long)self->lines[i] : (long long)self->fids[i]);
+        if (v == NULL) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, v);
+    }
+    return list;
+}
+
+/* [[offset, item, ...], ...]: records of sizes[k] items each, taken in order from items. */
+static PyObject *records_list(int32_t *offsets, int32_t *sizes, Py_ssize_t n, PyObject *items) {
+    PyObject *out = PyList_New(n);
+    Py_ssize_t at = 0;
+    for (Py_ssize_t k = 0; out != NULL && k < n; k++) {
+        Py_ssize_t size = sizes ? sizes[k] : 1;
+        PyObject *record = PyList_New(size + 1);
+        PyObject *offset = record ? PyLong_FromLong(offsets[k]) : NULL;
+        if (offset == NULL) {
+            Py_XDECREF(record);
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(record, 0, offset);
+        for (Py_ssize_t j = 0; j < size; j++) PyList_SET_ITEM(record, j + 1, Py_NewRef(PyList_GET_ITEM(items, at + j)));
+        at += size;
+        PyList_SET_ITEM(out, k, record);
+    }
+    return out;
+}
+
+static PyObject *StepBuffer_get_changes(StepBuffer *self, void *closure) {
+    return records_list(self->change_offsets, self->change_sizes, self->nchanges, self->change_items);
+}
+
+static PyObject *StepBuffer_get_values(StepBuffer *self, void *closure) {
+    return records_list(self->value_offsets, NULL, self->nvalues, self->value_items);
+}
+
+static PyObject *StepBuffer_pack_columns(StepBuffer *self, PyObject *unused);
+
+static PyGetSetDef StepBuffer_getset[] = {
+    {"events", (getter)StepBuffer_get_events, NULL, "One event code per step (bytes).", NULL},
+    {"fids", (getter)StepBuffer_get_column, NULL, "Frame id per step (a new list).", NULL},
+    {"lines", (getter)StepBuffer_get_column, NULL, "Line per step (a new list).", (void *)1},
+    {"changes", (getter)StepBuffer_get_changes, NULL, "[[offset, name, enc, ...], ...] (a new list).", NULL},
+    {"values", (getter)StepBuffer_get_values, NULL, "[[offset, enc], ...] (a new list).", NULL},
+    {NULL},
+};
 
 /* pairs(): the distinct (code id, line) of the steps, as a frozenset of tuples. */
 static PyObject *StepBuffer_pairs(StepBuffer *self, PyObject *unused) {
@@ -534,16 +640,13 @@ static PyObject *StepBuffer_pairs(StepBuffer *self, PyObject *unused) {
 static PyMethodDef StepBuffer_methods[] = {
     {"add", (PyCFunction)(void (*)(void))StepBuffer_add, METH_FASTCALL, "add(event, fid, line, changes, value, code_id, depth)"},
     {"pairs", (PyCFunction)StepBuffer_pairs, METH_NOARGS, "The distinct (code id, line) pairs."},
+    {"pack_columns", (PyCFunction)StepBuffer_pack_columns, METH_NOARGS,
+     "msgpack of the fids, lines, changes and values columns, one after the other (4 objects)."},
     {NULL},
 };
 
 #define SB_OFF(x) offsetof(StepBuffer, x)
 static PyMemberDef StepBuffer_members[] = {
-    {"events", Py_T_OBJECT_EX, SB_OFF(events), Py_READONLY, NULL},
-    {"fids", Py_T_OBJECT_EX, SB_OFF(fids), Py_READONLY, NULL},
-    {"lines", Py_T_OBJECT_EX, SB_OFF(lines), Py_READONLY, NULL},
-    {"changes", Py_T_OBJECT_EX, SB_OFF(changes), Py_READONLY, NULL},
-    {"values", Py_T_OBJECT_EX, SB_OFF(values), Py_READONLY, NULL},
     {"names", Py_T_OBJECT_EX, SB_OFF(names), Py_READONLY, NULL},
     {"min_depth", Py_T_PYSSIZET, SB_OFF(min_depth), Py_READONLY, NULL},
     {"max_depth", Py_T_PYSSIZET, SB_OFF(max_depth), Py_READONLY, NULL},
@@ -565,6 +668,7 @@ static PyTypeObject StepBufferType = {
     .tp_as_sequence = &StepBuffer_as_sequence,
     .tp_methods = StepBuffer_methods,
     .tp_members = StepBuffer_members,
+    .tp_getset = StepBuffer_getset,
     .tp_new = StepBuffer_new,
 };
 
@@ -1776,9 +1880,7 @@ error_nochanges:
 
 /* Append one step (PythonRecorder._emit). Consumes changes (NULL or list) and value (NULL or object). */
 static int emit(Core *self, int event, FrameRecord *rec, Py_ssize_t line, PyObject *changes, PyObject *value) {
-    PyObject *line_obj = PyLong_FromSsize_t(line);
     int rc = -1;
-    if (line_obj == NULL) goto out;
     if (rec->code_id == NULL) {
         PyObject *plan_id = has_info(rec) ? Py_NewRef(info_item(rec, INFO_CODE_ID))
                                           : PyObject_GetAttrString(rec->plan, "code_id");
@@ -1786,20 +1888,18 @@ static int emit(Core *self, int event, FrameRecord *rec, Py_ssize_t line, PyObje
         rec->code_id = plan_id;
     }
     if (Py_IS_TYPE(self->steps, &StepBufferType)) {
-        rc = steps_add((StepBuffer *)self->steps, event, rec->fid_obj, line_obj, changes, value, rec->code_id,
-                       rec->depth);
+        long long code = PyLong_AsLongLong(rec->code_id);
+        rc = code == -1 && PyErr_Occurred()
+                 ? -1
+                 : steps_add((StepBuffer *)self->steps, event, rec->fid, line, changes, value, code, rec->depth);
     } else {
-        PyObject *ev = PyLong_FromLong(event);
-        PyObject *r = ev == NULL ? NULL : PyObject_CallMethod(self->steps, "add", "OOOOOOn", ev, rec->fid_obj,
-                                                               line_obj, changes ? changes : Py_None,
-                                                               value ? value : Py_None, rec->code_id,
-                                                               rec->depth);
-        Py_XDECREF(ev);
+        PyObject *r = PyObject_CallMethod(self->steps, "add", "iOnOOOn", event, rec->fid_obj, line,
+                                          changes ? changes : Py_None, value ? value : Py_None, rec->code_id,
+                                          rec->depth);
         Py_XDECREF(r);
         rc = r == NULL ? -1 : 0;
     }
 out:
-    Py_XDECREF(line_obj);
     Py_XDECREF(changes);
     Py_XDECREF(value);
     if (rc < 0) return -1;
@@ -2388,6 +2488,30 @@ static int buf_sized(Buf *b, Py_ssize_t n, int fix_base, Py_ssize_t fix_max, int
     return 1;
 }
 
+/* An int in msgpack's smallest form (as msgpack.packb writes it). */
+static int pack_int(Buf *b, long long v) {
+    if (v >= 0) {
+        if (v <= 0x7f) {
+            unsigned char c = (unsigned char)v;
+            return buf_put(b, &c, 1);
+        }
+        if (v <= 0xff) return buf_head(b, 0xcc, (uint64_t)v, 1);
+        if (v <= 0xffff) return buf_head(b, 0xcd, (uint64_t)v, 2);
+        if (v <= 0xffffffffLL) return buf_head(b, 0xce, (uint64_t)v, 4);
+        return buf_head(b, 0xcf, (uint64_t)v, 8);
+    }
+    if (v >= -0x20) {
+        unsigned char c = (unsigned char)(int8_t)v; /* negative fixint: 0xe0 | (v & 0x1f) */
+        return buf_put(b, &c, 1);
+    }
+    if (v >= -0x80) return buf_head(b, 0xd0, (uint64_t)(uint8_t)(int8_t)v, 1);
+    if (v >= -0x8000) return buf_head(b, 0xd1, (uint64_t)(uint16_t)(int16_t)v, 2);
+    if (v >= -0x80000000LL) return buf_head(b, 0xd2, (uint64_t)(uint32_t)(int32_t)v, 4);
+    return buf_head(b, 0xd3, (uint64_t)v, 8);
+}
+
+static inline int pack_array_head(Buf *b, Py_ssize_t n) { return buf_sized(b, n, 0x90, 15, -1, 0xdc, 0xdd); }
+
 /* 0: packed; 1: a value it does not pack (no error); -1: error. */
 static int pack(Buf *b, PyObject *o, int depth) {
     if (depth > 64) return 1;
@@ -2408,24 +2532,7 @@ static int pack(Buf *b, PyObject *o, int depth) {
             return buf_head(b, 0xcf, u, 8);
         }
         if (overflow < 0) return 1;
-        if (v >= 0) {
-            if (v <= 0x7f) {
-                unsigned char c = (unsigned char)v;
-                return buf_put(b, &c, 1);
-            }
-            if (v <= 0xff) return buf_head(b, 0xcc, (uint64_t)v, 1);
-            if (v <= 0xffff) return buf_head(b, 0xcd, (uint64_t)v, 2);
-            if (v <= 0xffffffffLL) return buf_head(b, 0xce, (uint64_t)v, 4);
-            return buf_head(b, 0xcf, (uint64_t)v, 8);
-        }
-        if (v >= -0x20) {
-            unsigned char c = (unsigned char)(int8_t)v; /* negative fixint: 0xe0 | (v & 0x1f) */
-            return buf_put(b, &c, 1);
-        }
-        if (v >= -0x80) return buf_head(b, 0xd0, (uint64_t)(uint8_t)(int8_t)v, 1);
-        if (v >= -0x8000) return buf_head(b, 0xd1, (uint64_t)(uint16_t)(int16_t)v, 2);
-        if (v >= -0x80000000LL) return buf_head(b, 0xd2, (uint64_t)(uint32_t)(int32_t)v, 4);
-        return buf_head(b, 0xd3, (uint64_t)v, 8);
+        return pack_int(b, v);
     }
     if (t == &PyFloat_Type) {
         double d = PyFloat_AS_DOUBLE(o);
@@ -2467,6 +2574,41 @@ static int pack(Buf *b, PyObject *o, int depth) {
         return rc;
     }
     return 1;
+}
+
+/* A run of records [offset, item, ...] (sizes NULL: one item each), as a msgpack array. */
+static int pack_records(Buf *b, int32_t *offsets, int32_t *sizes, Py_ssize_t n, PyObject *items) {
+    int rc = pack_array_head(b, n);
+    Py_ssize_t at = 0;
+    for (Py_ssize_t k = 0; k < n && rc == 0; k++) {
+        Py_ssize_t size = sizes ? sizes[k] : 1;
+        rc = pack_array_head(b, size + 1);
+        if (rc == 0) rc = pack_int(b, offsets[k]);
+        for (Py_ssize_t j = 0; j < size && rc == 0; j++) rc = pack(b, PyList_GET_ITEM(items, at + j), 1);
+        at += size;
+    }
+    return rc;
+}
+
+/* StepBuffer.pack_columns(): the msgpack of [fids], [lines], [changes], [values] (four objects, no array
+ * around them: ChunkData.pack_body puts them in the chunk body's array), the bytes msgpack.packb would
+ * give for each of the lists the Python StepBuffer keeps. */
+static PyObject *StepBuffer_pack_columns(StepBuffer *self, PyObject *unused) {
+    Buf b = {NULL, 0, 0};
+    int rc = pack_array_head(&b, self->count);
+    for (Py_ssize_t i = 0; i < self->count && rc == 0; i++) rc = pack_int(&b, self->fids[i]);
+    if (rc == 0) rc = pack_array_head(&b, self->count);
+    for (Py_ssize_t i = 0; i < self->count && rc == 0; i++) rc = pack_int(&b, self->lines[i]);
+    if (rc == 0) rc = pack_records(&b, self->change_offsets, self->change_sizes, self->nchanges, self->change_items);
+    if (rc == 0) rc = pack_records(&b, self->value_offsets, NULL, self->nvalues, self->value_items);
+    PyObject *result = NULL;
+    if (rc == 0) {
+        result = PyBytes_FromStringAndSize(b.data, b.size);
+    } else if (rc == 1) {
+        PyErr_SetString(PyExc_TypeError, "a change or value that msgpack cannot pack");
+    }
+    PyMem_Free(b.data);
+    return result;
 }
 
 static PyObject *packb(PyObject *module, PyObject *obj) {

@@ -37,6 +37,11 @@ from tracer.native import core as _core
 
 _core_packb = _core.packb if _core is not None else None  # msgpack's bytes, several times faster
 
+
+def _packb(obj: Any) -> bytes:
+    packed = _core_packb(obj) if _core_packb is not None else None
+    return packed if packed is not None else msgpack.packb(obj, use_bin_type=True)
+
 # Format version changelog:
 #   1 (2026-11): first format: header, file/code records, zlib chunks with keyframes, footer index.
 #   2 (2026-11): an encoded value may also be a msgpack int (64-bit), bool or float (finite): the value
@@ -158,12 +163,24 @@ class ChunkData:
     moves: list[list[Any]] = field(default_factory=list)
     # How many of the changes are text deltas (format 4); 0 once read (the reader resolves them).
     deltas: int = 0
+    # Written by the compiled recorder instead of fids/lines/changes/values (left empty): those four
+    # columns already in msgpack (StepBuffer.pack_columns), spliced into the body as they are.
+    packed_columns: bytes | None = None
+
+    def __len__(self) -> int:
+        """The number of steps."""
+        return len(self.events)
 
     def pack_payload(self, level: int = ZSTD_LEVEL) -> bytes:
         return compress_payload(self.pack_body(), level)
 
     def pack_body(self) -> bytes:
         """The uncompressed payload (pack_payload compresses it)."""
+        if self.packed_columns is not None:
+            tail: list[Any] = [self.frames, self.outputs, self.moves] + ([self.deltas] if self.deltas else [])
+            head = bytes([0x90 | (6 + len(tail))])  # a fixarray: 9 or 10 elements
+            parts = [_packb(self.keyframe), _packb(self.events), self.packed_columns, *map(_packb, tail)]
+            return head + b"".join(parts)
         body: list[Any] = [
             self.keyframe,
             self.events,
@@ -177,8 +194,7 @@ class ChunkData:
         ]
         if self.deltas:
             body.append(self.deltas)
-        packed = _core_packb(body) if _core_packb is not None else None
-        return packed if packed is not None else msgpack.packb(body, use_bin_type=True)
+        return _packb(body)
 
     @classmethod
     def unpack_payload(
@@ -416,7 +432,7 @@ class TraceWriter:
 
     def add_chunk(self, chunk: ChunkData, summary: ChunkSummary) -> None:
         body = chunk.pack_body()
-        start, count, packed = chunk.start, len(chunk.fids), summary.pack()
+        start, count, packed = chunk.start, len(chunk), summary.pack()
 
         def job() -> None:
             payload = compress_payload(body, compressor=self._compressor)
@@ -655,7 +671,7 @@ def summarize_chunk(
         events_mask |= 1 << ev
     low, high = depths
     all_depths = [int(move[4]) for move in chunk.moves]
-    if chunk.fids:
+    if len(chunk):
         all_depths.extend((low, high))
     return ChunkSummary(
         frozenset(pairs),

@@ -848,18 +848,21 @@ class PythonRecorder:
         if not steps:
             return  # outputs wait for the next chunk (or go in the footer at the end)
         self._steps = self._new_steps()
+        pack_columns = getattr(steps, "pack_columns", None)  # the C StepBuffer: no list per column
+        packed = pack_columns() if pack_columns is not None else None
         chunk = ChunkData(
             start=self._chunk_start,
             keyframe=self._keyframe,
             events=bytes(steps.events),
-            fids=steps.fids,
-            lines=steps.lines,
-            changes=steps.changes,
-            values=steps.values,
+            fids=steps.fids if packed is None else [],
+            lines=steps.lines if packed is None else [],
+            changes=steps.changes if packed is None else [],
+            values=steps.values if packed is None else [],
             frames=self._new_frames,
             outputs=self._outputs,
             moves=self._moves,
             deltas=steps.deltas,
+            packed_columns=packed,
         )
         summary = summarize_chunk(chunk, steps.pairs(), steps.names, (steps.min_depth, steps.max_depth))
         self._line_steps_written += summary.line_steps
