@@ -2160,6 +2160,21 @@ done:
     return Py_XNewRef(result);
 }
 
+/* The line of the instruction at `offset` (an int: the event's offset) from the code's offset table,
+ * which is what PyFrame_GetLineNumber(frame) would compute from the frame; that is the fallback. */
+static int offset_line(PyObject *info, PyObject *offset, PyFrameObject *frame) {
+    if (info != NULL && PyTuple_CheckExact(info) && PyTuple_GET_SIZE(info) == INFO_SIZE && PyLong_CheckExact(offset)) {
+        PyObject *offsets = PyTuple_GET_ITEM(info, INFO_OFFSETS);
+        Py_ssize_t k = PyLong_AsSsize_t(offset) / 2;
+        if (k >= 0 && k < PyTuple_GET_SIZE(offsets)) {
+            PyObject *line = PyTuple_GET_ITEM(offsets, k);
+            if (PyLong_CheckExact(line)) return (int)PyLong_AsLong(line);
+        }
+        PyErr_Clear();
+    }
+    return PyFrame_GetLineNumber(frame);
+}
+
 /* [a, b, c, d], stealing the four references (any of them NULL: an error, all are released). */
 static PyObject *list_of4(PyObject *a, PyObject *b, PyObject *c, PyObject *d) {
     PyObject *list = a && b && c && d ? PyList_New(4) : NULL;
@@ -2262,7 +2277,7 @@ static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nar
         PyObject *caller = n > 0 ? PyList_GET_ITEM(ts->stack, n - 1) : NULL;
         if (caller != NULL && !Py_IS_TYPE(caller, &FrameRecordType)) caller = NULL;
         if (full_check_from(self, rec, (FrameRecord *)caller, &changes) < 0) goto error;
-        if (emit(self, EV_CALL, rec, PyFrame_GetLineNumber(frame), changes, NULL) < 0) goto error;
+        if (emit(self, EV_CALL, rec, offset_line(info, args[1], frame), changes, NULL) < 0) goto error;
     }
     goto done;
 error:
@@ -2314,7 +2329,7 @@ static PyObject *Core_on_return(Core *self, PyObject *const *args, Py_ssize_t na
         frame = Py_NewRef(r->frame ? r->frame : Py_None);
         Py_ssize_t line = r->last_line;
         if (frame != Py_None && PyFrame_Check(frame)) {
-            int l = PyFrame_GetLineNumber((PyFrameObject *)frame);
+            int l = offset_line(r->info, args[1], (PyFrameObject *)frame);
             if (l >= 0) line = l;
         }
         PyObject *changes;
