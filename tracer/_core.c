@@ -39,7 +39,7 @@
 #define FRAME_CODE(f) ((f)->f_code)
 #endif
 
-#ifndef RETROGRADE_SOURCE_HASH /* setup.py passes the sha1 of this file: monitor.py refuses a stale build */
+#ifndef RETROGRADE_SOURCE_HASH /* setup.py passes the CRC-32 of this file: native.py refuses a stale build */
 #define RETROGRADE_SOURCE_HASH "unknown"
 #endif
 

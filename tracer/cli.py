@@ -24,7 +24,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _parser() -> argparse.ArgumentParser:
+_BUILTIN_COMMANDS = ("record", "info", "export", "replay", "demo")
+
+
+def _parser(extensions: bool = True) -> argparse.ArgumentParser:
+    """The command line; extensions=False leaves out the subcommands other packages add (importing them
+    costs tens of milliseconds at every `retrograde record`)."""
     parser = _Parser(prog=PROG, description="Record Python programs and debug them forward and backward.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -61,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="record a bundled sample program and replay it")
     demo.add_argument("--sample", default="bubble_sort.py", help="sample file name in samples/")
-    for module_name in _SUBCOMMAND_MODULES:
+    for module_name in _SUBCOMMAND_MODULES if extensions else ():
         try:
             module = importlib.import_module(module_name)
         except ImportError:
@@ -83,7 +88,8 @@ def _fail(message: str, code: int = 1) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = _parser().parse_args(args_list)
+        builtin = bool(args_list) and args_list[0] in _BUILTIN_COMMANDS
+        args = _parser(extensions=not builtin).parse_args(args_list)
     except UsageError as exc:
         return _fail(str(exc), 2)
     try:
