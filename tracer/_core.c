@@ -2293,10 +2293,15 @@ done:
     return Py_XNewRef(result);
 }
 
-/* A return value's encoding (new reference): scalars here, anything else by self.encode(value). */
+/* A return value's encoding (new reference): scalars and builtin containers here, anything else by
+ * self.encode(value). */
 static PyObject *encode_value(Core *self, PyObject *value) {
     PyObject *text = scalar_encoding(self->limit, value);
     if (text != NULL || PyErr_Occurred()) return text;
+    int immutable;
+    text = encode_container(self->limit, value, &immutable); /* returned tuples, lists, dicts ... */
+    if (text != NULL) return text;
+    PyErr_Clear(); /* the Python encoder deals with whatever went wrong (it never raises) */
     return PyObject_CallMethodOneArg((PyObject *)self, S_encode, value);
 }
 
