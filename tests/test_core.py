@@ -81,6 +81,17 @@ def test_c_repr_of_edge_containers() -> None:
     assert _core.repr(deep) == repr(deep)
 
 
+@given(
+    value=st.builds(range, st.integers(-(10**30), 10**30), st.integers(-(10**30), 10**30), st.integers(1, 9)),
+    limit=LIMITS,
+)
+def test_c_encoding_of_ranges(value: range, limit: int) -> None:
+    ours = _core.encode(value, limit)
+    assert ours is None or ours == ValueEncoder(limit).encode(value)
+    if len(repr(value)) <= limit:
+        assert ours == [repr(value), 0]
+
+
 def test_c_encoder_takes_the_common_values() -> None:
     assert _core.encode(3, 1000) == 3 and type(_core.encode(True, 1000)) is bool  # stored as themselves
     assert _core.encode(2.5, 1000) == 2.5 and str(_core.encode(-0.0, 1000)) == "-0.0"

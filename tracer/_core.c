@@ -1446,6 +1446,15 @@ static PyObject *container_repr(PyObject *v) {
 static PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable) {
     PyTypeObject *t = Py_TYPE(v);
     *immutable = 0;
+    if (t == &PyRange_Type) { /* immutable, and its repr is plain (values.py: [repr, 0]) */
+        PyObject *text = PyObject_Repr(v);
+        if (text == NULL || PyUnicode_GET_LENGTH(text) > limit) {
+            Py_XDECREF(text);
+            return NULL;
+        }
+        *immutable = 1;
+        return Py_BuildValue("[Ni]", text, 0);
+    }
     if (!builtin_container(t)) {
         if (!default_repr(v) || t == &PyBaseObject_Type || PyType_Check(v)) return NULL;
         PyObject *text = PyObject_Repr(v);
