@@ -29,9 +29,22 @@
 #include "internal/pycore_code.h"
 #include "internal/pycore_frame.h"
 #if PY_VERSION_HEX >= 0x030D0000
-#include "internal/pycore_setobject.h" /* _PySet_NextEntry */
+#include "internal/pycore_setobject.h" /* _PySet_Dummy */
 #endif
 #undef Py_BUILD_CORE
+
+/* The next element of set v from slot *pos on (what _PySet_NextEntry does, without a call per element):
+ * 1 and *item set, or 0 at the end. */
+static inline int set_next(PyObject *v, Py_ssize_t *pos, PyObject **item) {
+    PySetObject *so = (PySetObject *)v;
+    Py_ssize_t i = *pos, mask = so->mask;
+    setentry *table = so->table;
+    while (i <= mask && (table[i].key == NULL || table[i].key == _PySet_Dummy)) i++;
+    *pos = i + 1;
+    if (i > mask) return 0;
+    *item = table[i].key;
+    return 1;
+}
 
 #if PY_VERSION_HEX >= 0x030D0000
 #define FRAME_CODE(f) _PyFrame_GetCode(f)
@@ -1097,8 +1110,7 @@ static int fp_build(PyObject *v, PyObject *out, Py_ssize_t *budget, int depth) {
     }
     Py_ssize_t spos = 0;
     PyObject *item;
-    Py_hash_t hash;
-    while (rc == 1 && _PySet_NextEntry(v, &spos, &item, &hash)) {
+    while (rc == 1 && set_next(v, &spos, &item)) {
         Py_INCREF(item);
         rc = fp_build(item, out, budget, depth + 1);
         Py_DECREF(item);
@@ -1155,8 +1167,7 @@ static int fp_match(PyObject *v, PyObject *fp, Py_ssize_t *pos) {
     }
     Py_ssize_t spos = 0;
     PyObject *item;
-    Py_hash_t hash;
-    while (rc == 1 && _PySet_NextEntry(v, &spos, &item, &hash)) FP_ELEMENT(item);
+    while (rc == 1 && set_next(v, &spos, &item)) FP_ELEMENT(item);
     return rc;
 }
 
@@ -1221,8 +1232,7 @@ static int for_each_element(PyObject *v, visit_fn visit, void *ctx) {
     } else {
         Py_ssize_t pos = 0;
         PyObject *item;
-        Py_hash_t hash;
-        while (rc == 0 && _PySet_NextEntry(v, &pos, &item, &hash)) rc = visit(item, ctx);
+        while (rc == 0 && set_next(v, &pos, &item)) rc = visit(item, ctx);
     }
     return rc;
 }
@@ -1305,8 +1315,7 @@ static int frozen_tree(PyObject *v, int depth) {
     }
     Py_ssize_t pos = 0;
     PyObject *item;
-    Py_hash_t hash;
-    while (_PySet_NextEntry(v, &pos, &item, &hash)) {
+    while (set_next(v, &pos, &item)) {
         if (!frozen_tree(item, depth + 1)) return 0;
     }
     return 1;
@@ -1378,8 +1387,7 @@ static int repr_set(_PyUnicodeWriter *w, PyObject *v, int depth) {
     if (_PyUnicodeWriter_WriteChar(w, '{') < 0) return -1;
     Py_ssize_t pos = 0, i = 0;
     PyObject *item;
-    Py_hash_t hash;
-    while (_PySet_NextEntry(v, &pos, &item, &hash)) {
+    while (set_next(v, &pos, &item)) {
         if (i++ > 0 && _PyUnicodeWriter_WriteASCIIString(w, ", ", 2) < 0) return -1;
         if (repr_into(w, item, depth + 1) < 0) return -1;
     }
