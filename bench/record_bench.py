@@ -30,6 +30,8 @@ PYTHON = sys.executable
 # turn slow runs into timeouts; WALL_TIMEOUT_S catches hangs.
 TIMEOUT_S = 60
 WALL_TIMEOUT_S = 300.0
+# Runs per round of the untraced program and of the bare interpreter (see run_matrix).
+BASELINE_RUNS = 3
 # Address-space cap for every child, so a runaway recorder fails instead of swapping the machine.
 MEMORY_LIMIT_BYTES = 8 * 1024**3
 
@@ -236,14 +238,19 @@ def run_matrix(
     groups = [[t for t in tools if not t.slow], [t for t in tools if t.slow]]
     try:
         for group, rep in ((g, r) for g in groups if g for r in range(max_reps)):
-            bare = run_child([PYTHON, "-c", "pass"], workdir)
-            startup["wall"].append(bare.wall_s)
-            startup["cpu"].append(bare.cpu_s)
+            # Every ratio divides by (untraced - start-up), about 0.05 s: the two cheap measurements get
+            # BASELINE_RUNS runs per round, so one slow run cannot move every ratio of a workload.
+            for _ in range(BASELINE_RUNS):
+                bare = run_child([PYTHON, "-c", "pass"], workdir)
+                startup["wall"].append(bare.wall_s)
+                startup["cpu"].append(bare.cpu_s)
             for w in workloads:
                 for t in group:
                     cell = cells[(t.name, w.name)]
                     if not cell.active or (rep > 0 and sum(cell.cpus) > cell_budget_s):
                         continue
+                    for _ in range(BASELINE_RUNS - 1 if t.name == "plain" else 0):
+                        run_once(cell, quick, workdir, expected)
                     result = run_once(cell, quick, workdir, expected)
                     rss_mb = result.maxrss_kb / 1024
                     done = f"{result.wall_s:8.3f} s, cpu {result.cpu_s:7.3f} s, {rss_mb:7.1f} MB"
