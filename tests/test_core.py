@@ -242,10 +242,15 @@ def test_step_buffers_agree() -> None:
     assert len(compiled) == len(python) == 4
     assert compiled.changes == [[0, "x", "1"], [2, "x", "2", "y", None]]
     assert compiled.pack_columns() == _packed_columns(python)
+    for steps in (compiled, python):
+        steps.add_frame(5, 1, -1, 0, 0)
+        assert steps.frames == {5: [1, -1, 0, 0]}
+        steps.clear_frames()
+        assert steps.frames == {}
 
 
 def _packed_columns(steps: monitor.StepBuffer) -> bytes:
-    columns = (steps.fids, steps.lines, steps.changes, steps.values)
+    columns = (steps.fids, steps.lines, steps.changes, steps.values, steps.frames)
     return b"".join(msgpack.packb(column, use_bin_type=True) for column in columns)
 
 
@@ -260,6 +265,11 @@ def test_step_buffer_columns_pack_like_msgpack() -> None:
         step = (i % 8, 2**33 + i // 4, 1 + i % 300, changes, value, i % 5, i % 9)
         compiled.add(*[list(x) if isinstance(x, list) else x for x in step])
         python.add(*[list(x) if isinstance(x, list) else x for x in step])
+        if i % 4 == 0:  # a frame starts: fid, code id, parent (-1: none), thread, depth
+            frame = (2**33 + i // 4, i % 5, 2**33 + i // 4 - 1 if i else -1, i % 3, i % 9)
+            compiled.add_frame(*frame)
+            python.add_frame(*frame)
+    assert compiled.frames == python.frames and len(python.frames) == 175
     assert compiled.pack_columns() == _packed_columns(python)
     delta_steps = [i for i in range(0, 700, 3) if i % len(encodings) == encodings.index([10, 2, ", 3"])]
     assert compiled.deltas == len(delta_steps) > 0

@@ -385,6 +385,9 @@ typedef struct {
     int32_t *value_offsets;
     Py_ssize_t nvalues, values_cap;
     PyObject *value_items;
+    /* Frames that start in the chunk: fid, then code id, parent fid, thread, depth (5 per frame). */
+    int64_t *frames;
+    Py_ssize_t nframes, frames_cap;
     PyObject *names;                 /* set: the names that changed (for the summary) */
     Py_ssize_t min_depth, max_depth; /* -1 before the first step */
     uint64_t *pairs;                 /* open addressing: (code id, line) + 1, 0 = empty */
@@ -421,6 +424,7 @@ static void StepBuffer_dealloc(StepBuffer *self) {
     PyMem_Free(self->change_offsets);
     PyMem_Free(self->change_sizes);
     PyMem_Free(self->value_offsets);
+    PyMem_Free(self->frames);
     Py_XDECREF(self->change_items);
     Py_XDECREF(self->value_items);
     Py_XDECREF(self->names);
@@ -548,6 +552,40 @@ static int steps_add(StepBuffer *self, int event, int64_t fid, Py_ssize_t line, 
     return 0;
 }
 
+/* A frame that starts in this chunk (the chunk's frame table). */
+static int steps_add_frame(StepBuffer *self, int64_t fid, int64_t code, int64_t parent, int64_t thread,
+                           int64_t depth) {
+    Py_ssize_t cap = self->frames_cap;
+    if (grow((void **)&self->frames, &cap, 5 * (self->nframes + 1), sizeof(int64_t)) < 0) return -1;
+    self->frames_cap = cap;
+    int64_t *entry = self->frames + 5 * self->nframes++;
+    entry[0] = fid;
+    entry[1] = code;
+    entry[2] = parent;
+    entry[3] = thread;
+    entry[4] = depth;
+    return 0;
+}
+
+static PyObject *StepBuffer_add_frame(StepBuffer *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "add_frame(fid, code_id, parent, thread, depth)");
+        return NULL;
+    }
+    int64_t v[5];
+    for (int i = 0; i < 5; i++) {
+        v[i] = PyLong_AsLongLong(args[i]);
+        if (v[i] == -1 && PyErr_Occurred()) return NULL;
+    }
+    if (steps_add_frame(self, v[0], v[1], v[2], v[3], v[4]) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *StepBuffer_clear_frames(StepBuffer *self, PyObject *unused) {
+    self->nframes = 0;
+    Py_RETURN_NONE;
+}
+
 static PyObject *StepBuffer_add(StepBuffer *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 7) {
         PyErr_SetString(PyExc_TypeError, "add(event, fid, line, changes, value, code_id, depth)");
@@ -620,6 +658,20 @@ static PyObject *StepBuffer_get_values(StepBuffer *self, void *closure) {
     return records_list(self->value_offsets, NULL, self->nvalues, self->value_items);
 }
 
+/* {fid: [code id, parent, thread, depth]} for the frames that start in the chunk (a new dict). */
+static PyObject *StepBuffer_get_frames(StepBuffer *self, void *closure) {
+    PyObject *out = PyDict_New();
+    for (Py_ssize_t k = 0; out != NULL && k < self->nframes; k++) {
+        int64_t *e = self->frames + 5 * k;
+        PyObject *key = PyLong_FromLongLong(e[0]);
+        PyObject *meta = Py_BuildValue("[LLLL]", (long long)e[1], (long long)e[2], (long long)e[3], (long long)e[4]);
+        if (key == NULL || meta == NULL || PyDict_SetItem(out, key, meta) < 0) Py_CLEAR(out);
+        Py_XDECREF(key);
+        Py_XDECREF(meta);
+    }
+    return out;
+}
+
 static PyObject *StepBuffer_pack_columns(StepBuffer *self, PyObject *unused);
 
 static PyGetSetDef StepBuffer_getset[] = {
@@ -628,6 +680,7 @@ static PyGetSetDef StepBuffer_getset[] = {
     {"lines", (getter)StepBuffer_get_column, NULL, "Line per step (a new list).", (void *)1},
     {"changes", (getter)StepBuffer_get_changes, NULL, "[[offset, name, enc, ...], ...] (a new list).", NULL},
     {"values", (getter)StepBuffer_get_values, NULL, "[[offset, enc], ...] (a new list).", NULL},
+    {"frames", (getter)StepBuffer_get_frames, NULL, "{fid: [code, parent, thread, depth]} (a new dict).", NULL},
     {NULL},
 };
 
@@ -654,7 +707,10 @@ static PyMethodDef StepBuffer_methods[] = {
     {"add", (PyCFunction)(void (*)(void))StepBuffer_add, METH_FASTCALL, "add(event, fid, line, changes, value, code_id, depth)"},
     {"pairs", (PyCFunction)StepBuffer_pairs, METH_NOARGS, "The distinct (code id, line) pairs."},
     {"pack_columns", (PyCFunction)StepBuffer_pack_columns, METH_NOARGS,
-     "msgpack of the fids, lines, changes and values columns, one after the other (4 objects)."},
+     "msgpack of the fids, lines, changes, values and frames columns, one after the other (5 objects)."},
+    {"add_frame", (PyCFunction)(void (*)(void))StepBuffer_add_frame, METH_FASTCALL,
+     "add_frame(fid, code_id, parent, thread, depth): a frame that starts in this chunk."},
+    {"clear_frames", (PyCFunction)StepBuffer_clear_frames, METH_NOARGS, "Forget the frames added so far."},
     {NULL},
 };
 
@@ -701,7 +757,7 @@ static inline uint64_t dict_version(PyObject *d) {
 typedef struct Core Core;
 struct Core {
     PyObject_HEAD
-    PyObject *steps, *threads, *codes, *suspended, *new_frames, *lock;
+    PyObject *steps, *threads, *codes, *suspended, *lock;
     Py_ssize_t count, next_check, next_fid, limit;
     unsigned long owner_tid;
     char has_owner, active;
@@ -725,12 +781,10 @@ static PyObject *Core_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     self->threads = PyDict_New();
     self->codes = PyDict_New();
     self->suspended = PyDict_New();
-    self->new_frames = PyDict_New();
     self->lock = PyObject_CallNoArgs((PyObject *)&LockType);
     self->limit = 1000;
     self->next_check = 1;
-    if (!self->steps || !self->threads || !self->codes || !self->suspended || !self->new_frames ||
-        !self->lock) {
+    if (!self->steps || !self->threads || !self->codes || !self->suspended || !self->lock) {
         Py_DECREF(self);
         return NULL;
     }
@@ -742,7 +796,6 @@ static int Core_traverse(Core *self, visitproc visit, void *arg) {
     Py_VISIT(self->threads);
     Py_VISIT(self->codes);
     Py_VISIT(self->suspended);
-    Py_VISIT(self->new_frames);
     Py_VISIT(self->lock);
     Py_VISIT(self->ts_dict);
     Py_VISIT(self->ts_cached);
@@ -758,7 +811,6 @@ static int Core_clear(Core *self) {
     Py_CLEAR(self->threads);
     Py_CLEAR(self->codes);
     Py_CLEAR(self->suspended);
-    Py_CLEAR(self->new_frames);
     Py_CLEAR(self->lock);
     Py_CLEAR(self->tid_obj);
     Py_CLEAR(self->ts_dict);
@@ -2192,23 +2244,6 @@ static int offset_line(PyObject *info, PyObject *offset, PyFrameObject *frame) {
     return PyFrame_GetLineNumber(frame);
 }
 
-/* [a, b, c, d], stealing the four references (any of them NULL: an error, all are released). */
-static PyObject *list_of4(PyObject *a, PyObject *b, PyObject *c, PyObject *d) {
-    PyObject *list = a && b && c && d ? PyList_New(4) : NULL;
-    if (list == NULL) {
-        Py_XDECREF(a);
-        Py_XDECREF(b);
-        Py_XDECREF(c);
-        Py_XDECREF(d);
-        return NULL;
-    }
-    PyList_SET_ITEM(list, 0, a);
-    PyList_SET_ITEM(list, 1, b);
-    PyList_SET_ITEM(list, 2, c);
-    PyList_SET_ITEM(list, 3, d);
-    return list;
-}
-
 static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "_c_on_start(code, offset)");
@@ -2282,12 +2317,18 @@ static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nar
             Py_DECREF(code_id);
             goto error;
         }
-        PyObject *meta = list_of4(code_id, PyLong_FromSsize_t(parent), PyLong_FromSsize_t(ts->number),
-                                  PyLong_FromSsize_t(n));
-        if (meta == NULL) goto error;
-        untrack_flat(meta);
-        int rc = PyDict_SetItem(self->new_frames, rec->fid_obj, meta);
-        Py_DECREF(meta);
+        long long code_number = PyLong_AsLongLong(code_id);
+        Py_DECREF(code_id);
+        if (code_number == -1 && PyErr_Occurred()) goto error;
+        int rc;
+        if (Py_IS_TYPE(self->steps, &StepBufferType)) {
+            rc = steps_add_frame((StepBuffer *)self->steps, rec->fid, code_number, parent, ts->number, n);
+        } else {
+            PyObject *r = PyObject_CallMethod(self->steps, "add_frame", "nLnnn", rec->fid, code_number, parent,
+                                              ts->number, n);
+            rc = r == NULL ? -1 : 0;
+            Py_XDECREF(r);
+        }
         if (rc < 0) goto error;
         clear_jump(ts);
         PyObject *changes;
@@ -2402,7 +2443,6 @@ static PyMemberDef Core_members[] = {
     {"_threads", Py_T_OBJECT_EX, CORE_OFF(threads), 0, NULL},
     {"_codes", Py_T_OBJECT_EX, CORE_OFF(codes), 0, NULL},
     {"_suspended", Py_T_OBJECT_EX, CORE_OFF(suspended), 0, NULL},
-    {"_new_frames", Py_T_OBJECT_EX, CORE_OFF(new_frames), 0, NULL},
     {"_lock", Py_T_OBJECT_EX, CORE_OFF(lock), 0, NULL},
     {"_count", Py_T_PYSSIZET, CORE_OFF(count), 0, NULL},
     {"_next_check", Py_T_PYSSIZET, CORE_OFF(next_check), 0, NULL},
@@ -2627,9 +2667,9 @@ static int pack_records(Buf *b, int32_t *offsets, int32_t *sizes, Py_ssize_t n, 
     return rc;
 }
 
-/* StepBuffer.pack_columns(): the msgpack of [fids], [lines], [changes], [values] (four objects, no array
- * around them: ChunkData.pack_body puts them in the chunk body's array), the bytes msgpack.packb would
- * give for each of the lists the Python StepBuffer keeps. */
+/* StepBuffer.pack_columns(): the msgpack of [fids], [lines], [changes], [values], {frames} (five objects,
+ * no array around them: ChunkData.pack_body puts them in the chunk body's array), the bytes msgpack.packb
+ * would give for each of the lists and the dict the Python StepBuffer keeps. */
 static PyObject *StepBuffer_pack_columns(StepBuffer *self, PyObject *unused) {
     Buf b = {NULL, 0, 0};
     int rc = pack_array_head(&b, self->count);
@@ -2638,6 +2678,13 @@ static PyObject *StepBuffer_pack_columns(StepBuffer *self, PyObject *unused) {
     for (Py_ssize_t i = 0; i < self->count && rc == 0; i++) rc = pack_int(&b, self->lines[i]);
     if (rc == 0) rc = pack_records(&b, self->change_offsets, self->change_sizes, self->nchanges, self->change_items);
     if (rc == 0) rc = pack_records(&b, self->value_offsets, NULL, self->nvalues, self->value_items);
+    if (rc == 0) rc = buf_sized(&b, self->nframes, 0x80, 15, -1, 0xde, 0xdf); /* a map, like a dict's */
+    for (Py_ssize_t k = 0; k < self->nframes && rc == 0; k++) {
+        int64_t *e = self->frames + 5 * k;
+        rc = pack_int(&b, e[0]);
+        if (rc == 0) rc = pack_array_head(&b, 4);
+        for (int j = 1; j <= 4 && rc == 0; j++) rc = pack_int(&b, e[j]);
+    }
     PyObject *result = NULL;
     if (rc == 0) {
         result = PyBytes_FromStringAndSize(b.data, b.size);

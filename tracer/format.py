@@ -163,8 +163,8 @@ class ChunkData:
     moves: list[list[Any]] = field(default_factory=list)
     # How many of the changes are text deltas (format 4); 0 once read (the reader resolves them).
     deltas: int = 0
-    # Written by the compiled recorder instead of fids/lines/changes/values (left empty): those four
-    # columns already in msgpack (StepBuffer.pack_columns), spliced into the body as they are.
+    # Written by the compiled recorder instead of fids/lines/changes/values/frames (left empty): those
+    # five columns already in msgpack (StepBuffer.pack_columns), spliced into the body as they are.
     packed_columns: bytes | None = None
 
     def __len__(self) -> int:
@@ -177,8 +177,8 @@ class ChunkData:
     def pack_body(self) -> bytes:
         """The uncompressed payload (pack_payload compresses it)."""
         if self.packed_columns is not None:
-            tail: list[Any] = [self.frames, self.outputs, self.moves] + ([self.deltas] if self.deltas else [])
-            head = bytes([0x90 | (6 + len(tail))])  # a fixarray: 9 or 10 elements
+            tail: list[Any] = [self.outputs, self.moves] + ([self.deltas] if self.deltas else [])
+            head = bytes([0x90 | (7 + len(tail))])  # a fixarray: 9 or 10 elements
             parts = [_packb(self.keyframe), _packb(self.events), self.packed_columns, *map(_packb, tail)]
             return head + b"".join(parts)
         body: list[Any] = [

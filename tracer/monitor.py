@@ -178,7 +178,17 @@ class StepBuffer:
     """One chunk's steps, kept as the chunk's columns (ChunkData) as they come."""
 
     __slots__ = (
-        "_pairs", "changes", "deltas", "events", "fids", "lines", "max_depth", "min_depth", "names", "values"
+        "_pairs",
+        "changes",
+        "deltas",
+        "events",
+        "fids",
+        "frames",
+        "lines",
+        "max_depth",
+        "min_depth",
+        "names",
+        "values",
     )
 
     def __init__(self) -> None:
@@ -193,6 +203,8 @@ class StepBuffer:
         self.min_depth = -1  # -1: no step yet
         self.max_depth = -1
         self.deltas = 0  # text deltas among the changes: the compiled recorder writes them, this one not
+        # The frames that start in the chunk: fid -> [code id, parent, thread, depth].
+        self.frames: dict[int, list[int]] = {}
 
     def add(
         self, event: int, fid: int, line: int, changes: list[Any] | None, value: Any, code_id: int, depth: int
@@ -212,6 +224,12 @@ class StepBuffer:
             self.changes.append(changes)
         if value is not None:
             self.values.append([offset, value])
+
+    def add_frame(self, fid: int, code_id: int, parent: int, thread: int, depth: int) -> None:
+        self.frames[fid] = [code_id, parent, thread, depth]
+
+    def clear_frames(self) -> None:
+        self.frames.clear()
 
     def __len__(self) -> int:
         return len(self.fids)
@@ -311,7 +329,6 @@ class PythonRecorder:
         self._thread_numbers = 0
         self._suspended: dict[int, FrameRecord] = {}
         self._steps = self._new_steps()
-        self._new_frames: dict[int, list[int]] = {}
         self._moves: list[list[int]] = []
         self._outputs: list[list[Any]] = []
         self._keyframe: dict[int, list[Any]] = {}
@@ -572,7 +589,7 @@ class PythonRecorder:
                 rec.last_line = fr.f_lineno or 0
                 self._full_check(rec)
             # The adopted frames were live before the first step: they belong to the first keyframe.
-            self._new_frames = {}
+            self._steps.clear_frames()
             self._keyframe = self._snapshot_keyframe()
 
     # -- per-thread state ------------------------------------------------------------------------------
@@ -598,7 +615,7 @@ class PythonRecorder:
         rec = self._record_type(self._next_fid, code, plan, frame, parent, ts.number, len(stack))
         self._next_fid += 1
         stack.append(rec)
-        self._new_frames[rec.fid] = [plan.code_id, parent, ts.number, rec.depth]
+        self._steps.add_frame(rec.fid, plan.code_id, parent, ts.number, rec.depth)
         return rec
 
     def _top(self, ts: ThreadState, code: types.CodeType, frame_getter: int = 2) -> FrameRecord | None:
@@ -858,7 +875,7 @@ class PythonRecorder:
             lines=steps.lines if packed is None else [],
             changes=steps.changes if packed is None else [],
             values=steps.values if packed is None else [],
-            frames=self._new_frames,
+            frames=steps.frames if packed is None else {},
             outputs=self._outputs,
             moves=self._moves,
             deltas=steps.deltas,
@@ -868,7 +885,6 @@ class PythonRecorder:
         self._line_steps_written += summary.line_steps
         writer.add_chunk(chunk, summary)
         self._chunk_start = self._count
-        self._new_frames = {}
         self._moves = []
         self._outputs = []
         self._keyframe = self._snapshot_keyframe()
