@@ -175,7 +175,6 @@ typedef struct {
     PyObject_HEAD
     PyObject *code, *plan, *frame, *texts, *objs, *mutables, *heads;
     PyObject *info;    /* plan.fast: tuple or None */
-    PyObject *fid_obj; /* fid as an int object, reused for every step */
     PyObject *code_id; /* plan.code_id, looked up at the first step */
     Py_ssize_t fid, parent, thread, depth, last_line, last_pos;
     char in_comprehension;
@@ -195,7 +194,6 @@ static FrameRecord *record_alloc(Py_ssize_t fid, PyObject *code, PyObject *plan,
     rec->objs = PyDict_New();
     rec->mutables = NULL; /* made on first use (most frames never hold a mutable value) */
     rec->heads = NULL;
-    rec->fid_obj = PyLong_FromSsize_t(fid);
     rec->code_id = NULL;
     rec->fid = fid;
     rec->parent = parent;
@@ -204,7 +202,7 @@ static FrameRecord *record_alloc(Py_ssize_t fid, PyObject *code, PyObject *plan,
     rec->last_line = 0;
     rec->last_pos = -2;
     rec->in_comprehension = 0;
-    if (!rec->texts || !rec->objs || !rec->fid_obj) {
+    if (!rec->texts || !rec->objs) {
         Py_DECREF(rec);
         return NULL;
     }
@@ -234,7 +232,6 @@ static void FrameRecord_dealloc(FrameRecord *self) {
     Py_XDECREF(self->objs);
     Py_XDECREF(self->mutables);
     Py_XDECREF(self->heads);
-    Py_XDECREF(self->fid_obj);
     Py_XDECREF(self->code_id);
     PyObject_Free(self);
 }
@@ -1759,6 +1756,14 @@ static int take_from_caller(FrameRecord *rec, FrameRecord *caller, PyObject *nam
     return rc < 0 ? -1 : 1;
 }
 
+/* A value encoded in a few instructions (scalar_encoding): cheaper to encode again than to look for in
+ * the caller's locals. */
+static inline int cheap_scalar(PyObject *v) {
+    PyTypeObject *t = Py_TYPE(v);
+    return t == &PyLong_Type || t == &PyFloat_Type || t == &PyBool_Type || v == Py_None ||
+           (t == &PyUnicode_Type && PyUnicode_GET_LENGTH(v) <= 64);
+}
+
 /* Every local of a simple function frame (PythonRecorder._full_check); caller: the record of the frame
  * that called it, for a new frame (its arguments may be the caller's values), else NULL. */
 static int full_check_from(Core *self, FrameRecord *rec, FrameRecord *caller, PyObject **out);
@@ -1813,7 +1818,7 @@ static int full_check_from(Core *self, FrameRecord *rec, FrameRecord *caller, Py
         Py_INCREF(obj);
         Py_INCREF(name);
         int rc = 0;
-        if (old == NULL && caller != NULL) {
+        if (old == NULL && caller != NULL && !cheap_scalar(obj)) {
             rc = take_from_caller(rec, caller, name, obj, &changes);
             if (rc == 1) {
                 Py_DECREF(name);
@@ -1962,7 +1967,7 @@ static int emit(Core *self, int event, FrameRecord *rec, Py_ssize_t line, PyObje
                  ? -1
                  : steps_add((StepBuffer *)self->steps, event, rec->fid, line, changes, value, code, rec->depth);
     } else {
-        PyObject *r = PyObject_CallMethod(self->steps, "add", "iOnOOOn", event, rec->fid_obj, line,
+        PyObject *r = PyObject_CallMethod(self->steps, "add", "innOOOn", event, rec->fid, line,
                                           changes ? changes : Py_None, value ? value : Py_None, rec->code_id,
                                           rec->depth);
         Py_XDECREF(r);
@@ -2405,8 +2410,10 @@ static PyObject *Core_on_return(Core *self, PyObject *const *args, Py_ssize_t na
         clear_jump(ts);
         if (emit(self, EV_RETURN, r, line, changes, encoded) < 0) goto error;
         Py_ssize_t n = PyList_GET_SIZE(ts->stack);
-        if (n > 0 && PyList_GET_ITEM(ts->stack, n - 1) == rec) {
-            if (PyList_SetSlice(ts->stack, n - 1, n, NULL) < 0) goto error;
+        if (n > 0 && PyList_GET_ITEM(ts->stack, n - 1) == rec) { /* pop it (no slice machinery) */
+            PyList_SET_ITEM(ts->stack, n - 1, NULL);
+            Py_SET_SIZE(ts->stack, n - 1);
+            Py_DECREF(rec); /* the list's reference; `rec` holds its own until done */
         }
         if (PyDict_GET_SIZE(self->suspended) > 0) {
             PyObject *key = PyLong_FromVoidPtr(frame);
