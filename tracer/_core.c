@@ -386,6 +386,7 @@ typedef struct {
     int64_t *frames;
     Py_ssize_t nframes, frames_cap;
     PyObject *names;                 /* set: the names that changed (for the summary) */
+    PyObject *name_cache[64];        /* names added lately (strong references): most need no set lookup */
     Py_ssize_t min_depth, max_depth; /* -1 before the first step */
     uint64_t *pairs;                 /* open addressing: (code id, line) + 1, 0 = empty */
     Py_ssize_t pairs_cap, pairs_count;
@@ -422,6 +423,7 @@ static void StepBuffer_dealloc(StepBuffer *self) {
     PyMem_Free(self->change_sizes);
     PyMem_Free(self->value_offsets);
     PyMem_Free(self->frames);
+    for (int i = 0; i < 64; i++) Py_XDECREF(self->name_cache[i]);
     Py_XDECREF(self->change_items);
     Py_XDECREF(self->value_items);
     Py_XDECREF(self->names);
@@ -524,7 +526,11 @@ static int steps_add(StepBuffer *self, int event, int64_t fid, Py_ssize_t line, 
             PyObject *item = PyList_GET_ITEM(changes, k);
             if (items_append(self->change_items, item) < 0) return -1;
             if (k % 2 == 0) {
-                if (PySet_Add(self->names, item) < 0) return -1;
+                PyObject **cached = &self->name_cache[((uintptr_t)item >> 4) & 63];
+                if (*cached != item) {
+                    if (PySet_Add(self->names, item) < 0) return -1;
+                    Py_XSETREF(*cached, Py_NewRef(item));
+                }
             } else if (PyList_CheckExact(item) && PyList_GET_SIZE(item) == 3) {
                 self->deltas++;
             }
@@ -2572,26 +2578,44 @@ static int buf_sized(Buf *b, Py_ssize_t n, int fix_base, Py_ssize_t fix_max, int
     return 1;
 }
 
+/* Write code then the low `width` bytes of value, big endian; room for 9 bytes must be reserved. */
+static inline void put_head(unsigned char *out, unsigned char code, uint64_t value, int width) {
+    out[0] = code;
+    for (int i = 0; i < width; i++) out[1 + i] = (unsigned char)(value >> (8 * (width - 1 - i)));
+}
+
 /* An int in msgpack's smallest form (as msgpack.packb writes it). */
-static int pack_int(Buf *b, long long v) {
+static inline int pack_int(Buf *b, long long v) {
+    if (b->size + 9 > b->cap && buf_reserve(b, 9) < 0) return -1;
+    unsigned char *out = (unsigned char *)b->data + b->size;
+    int n;
     if (v >= 0) {
         if (v <= 0x7f) {
-            unsigned char c = (unsigned char)v;
-            return buf_put(b, &c, 1);
+            out[0] = (unsigned char)v;
+            n = 1;
+        } else if (v <= 0xff) {
+            put_head(out, 0xcc, (uint64_t)v, 1), n = 2;
+        } else if (v <= 0xffff) {
+            put_head(out, 0xcd, (uint64_t)v, 2), n = 3;
+        } else if (v <= 0xffffffffLL) {
+            put_head(out, 0xce, (uint64_t)v, 4), n = 5;
+        } else {
+            put_head(out, 0xcf, (uint64_t)v, 8), n = 9;
         }
-        if (v <= 0xff) return buf_head(b, 0xcc, (uint64_t)v, 1);
-        if (v <= 0xffff) return buf_head(b, 0xcd, (uint64_t)v, 2);
-        if (v <= 0xffffffffLL) return buf_head(b, 0xce, (uint64_t)v, 4);
-        return buf_head(b, 0xcf, (uint64_t)v, 8);
+    } else if (v >= -0x20) {
+        out[0] = (unsigned char)(int8_t)v; /* negative fixint: 0xe0 | (v & 0x1f) */
+        n = 1;
+    } else if (v >= -0x80) {
+        put_head(out, 0xd0, (uint64_t)(uint8_t)(int8_t)v, 1), n = 2;
+    } else if (v >= -0x8000) {
+        put_head(out, 0xd1, (uint64_t)(uint16_t)(int16_t)v, 2), n = 3;
+    } else if (v >= -0x80000000LL) {
+        put_head(out, 0xd2, (uint64_t)(uint32_t)(int32_t)v, 4), n = 5;
+    } else {
+        put_head(out, 0xd3, (uint64_t)v, 8), n = 9;
     }
-    if (v >= -0x20) {
-        unsigned char c = (unsigned char)(int8_t)v; /* negative fixint: 0xe0 | (v & 0x1f) */
-        return buf_put(b, &c, 1);
-    }
-    if (v >= -0x80) return buf_head(b, 0xd0, (uint64_t)(uint8_t)(int8_t)v, 1);
-    if (v >= -0x8000) return buf_head(b, 0xd1, (uint64_t)(uint16_t)(int16_t)v, 2);
-    if (v >= -0x80000000LL) return buf_head(b, 0xd2, (uint64_t)(uint32_t)(int32_t)v, 4);
-    return buf_head(b, 0xd3, (uint64_t)v, 8);
+    b->size += n;
+    return 0;
 }
 
 static inline int pack_array_head(Buf *b, Py_ssize_t n) { return buf_sized(b, n, 0x90, 15, -1, 0xdc, 0xdd); }
