@@ -748,6 +748,8 @@ static PyTypeObject StepBufferType = {
 /* Core                                                                                               */
 
 #define CODE_CACHE 512 /* direct-mapped cache of the codes dict's entries, by code object address */
+#define RENDER_CACHE 16 /* recent container renderings (see render_lookup) */
+#define RENDER_KEEP 3   /* steps a rendering is kept */
 
 /* A dict's version tag (deprecated as API in 3.12, still maintained by 3.12 and 3.13). */
 static inline uint64_t dict_version(PyObject *d) {
@@ -775,6 +777,11 @@ struct Core {
         PyObject *code, *entry, *dict; /* codes[id(code)] as found in dict */
         uint64_t version;
     } code_cache[CODE_CACHE];
+    struct Render {
+        PyObject *obj, *head, *enc; /* a container, its fingerprint head and its encoding, at step `step` */
+        Py_ssize_t step;
+    } renders[RENDER_CACHE];
+    Py_ssize_t renders_oldest; /* the oldest step among them, -1: none */
 };
 
 static PyObject *Core_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
@@ -787,6 +794,7 @@ static PyObject *Core_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     self->lock = PyObject_CallNoArgs((PyObject *)&LockType);
     self->limit = 1000;
     self->next_check = 1;
+    self->renders_oldest = -1;
     if (!self->steps || !self->threads || !self->codes || !self->suspended || !self->lock) {
         Py_DECREF(self);
         return NULL;
@@ -806,6 +814,11 @@ static int Core_traverse(Core *self, visitproc visit, void *arg) {
         Py_VISIT(self->code_cache[i].entry);
         Py_VISIT(self->code_cache[i].dict);
     }
+    for (int i = 0; i < RENDER_CACHE; i++) {
+        Py_VISIT(self->renders[i].obj);
+        Py_VISIT(self->renders[i].head);
+        Py_VISIT(self->renders[i].enc);
+    }
     return 0;
 }
 
@@ -823,6 +836,12 @@ static int Core_clear(Core *self) {
         Py_CLEAR(self->code_cache[i].entry);
         Py_CLEAR(self->code_cache[i].dict);
     }
+    for (int i = 0; i < RENDER_CACHE; i++) {
+        Py_CLEAR(self->renders[i].obj);
+        Py_CLEAR(self->renders[i].head);
+        Py_CLEAR(self->renders[i].enc);
+    }
+    self->renders_oldest = -1;
     return 0;
 }
 
@@ -1666,6 +1685,48 @@ static int store_text(FrameRecord *rec, PyObject *name, PyObject *enc, PyObject 
 
 /* The new encoding of a mutable value if its text changed, else Py_None (PythonRecorder._recheck).
  * New reference; NULL on error. */
+/* -- recent renderings ------------------------------------------------------------------------------
+ * The same container is often rendered again right after it was rendered: under a second name (an
+ * alias), or in the caller once a callee that changed it returns (the callee's frame rendered it after
+ * its last change). Each fresh rendering is kept with its fingerprint for RENDER_KEEP steps; a rendering
+ * whose fingerprint still matches is the current one, so it is reused instead of rendering again. Entries
+ * hold references (the fingerprint holds the value), released after RENDER_KEEP steps, so a value the
+ * program dropped lives on for at most that many steps. */
+static PyObject *render_lookup(Core *self, PyObject *obj, PyObject **head) {
+    struct Render *r = &self->renders[((uintptr_t)obj >> 4) % RENDER_CACHE];
+    if (r->obj != obj || self->count - r->step > RENDER_KEEP) return NULL;
+    int same = head_unchanged(obj, r->head);
+    if (same != 1) return NULL; /* -1 (an error) leaves it set for the caller */
+    *head = Py_NewRef(r->head);
+    return Py_NewRef(r->enc);
+}
+
+static void render_remember(Core *self, PyObject *obj, PyObject *head, PyObject *enc) {
+    struct Render *r = &self->renders[((uintptr_t)obj >> 4) % RENDER_CACHE];
+    Py_XSETREF(r->obj, Py_NewRef(obj));
+    Py_XSETREF(r->head, Py_NewRef(head));
+    Py_XSETREF(r->enc, Py_NewRef(enc));
+    r->step = self->count;
+    if (self->renders_oldest < 0 || r->step < self->renders_oldest) self->renders_oldest = r->step;
+}
+
+/* Release the renderings older than RENDER_KEEP steps (emit calls it when one may be). */
+static void render_sweep(Core *self) {
+    Py_ssize_t oldest = -1;
+    for (int i = 0; i < RENDER_CACHE; i++) {
+        struct Render *r = &self->renders[i];
+        if (r->obj == NULL) continue;
+        if (self->count - r->step > RENDER_KEEP) {
+            Py_CLEAR(r->obj);
+            Py_CLEAR(r->head);
+            Py_CLEAR(r->enc);
+        } else if (oldest < 0 || r->step < oldest) {
+            oldest = r->step;
+        }
+    }
+    self->renders_oldest = oldest;
+}
+
 static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, PyObject *obj) {
     PyObject *head = rec->heads ? PyDict_GetItemWithError(rec->heads, name) : NULL;
     if (head == NULL && PyErr_Occurred()) return NULL;
@@ -1674,11 +1735,25 @@ static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, Py
         if (same == -1) return NULL;
         if (same == 1) Py_RETURN_NONE;
     }
+    PyObject *recent_head = NULL;
+    PyObject *enc = render_lookup(self, obj, &recent_head);
+    if (enc == NULL && PyErr_Occurred()) return NULL;
+    int fresh = enc == NULL;
     int immutable = 0;
-    PyObject *enc = encode_container(self->limit, obj, &immutable);
+    if (fresh) enc = encode_container(self->limit, obj, &immutable);
     if (enc != NULL) {
         PyObject *changes = NULL;
-        int rc = fp_store(rec, name, obj);
+        int rc;
+        if (fresh) {
+            rc = fp_store(rec, name, obj);
+            PyObject *new_head = rc == 0 && rec->heads ? PyDict_GetItemWithError(rec->heads, name) : NULL;
+            if (new_head != NULL) render_remember(self, obj, new_head, enc);
+            if (PyErr_Occurred()) rc = -1;
+        } else {
+            PyObject *heads = get_heads(rec);
+            rc = heads == NULL ? -1 : PyDict_SetItem(heads, name, recent_head);
+            Py_DECREF(recent_head);
+        }
         if (rc == 0) rc = store_text(rec, name, enc, &changes);
         Py_DECREF(enc);
         if (rc < 0) {
@@ -1686,7 +1761,7 @@ static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, Py
             return NULL;
         }
         if (changes == NULL) Py_RETURN_NONE;
-        /* changes is [name, enc]: the new encoding */
+        /* changes is [name, enc]: the new encoding (or its delta) */
         PyObject *result = Py_NewRef(PyList_GET_ITEM(changes, 1));
         Py_DECREF(changes);
         return result;
@@ -1987,6 +2062,7 @@ out:
     rec->last_pos = count;
     rec->last_line = line;
     self->count = count + 1;
+    if (self->renders_oldest >= 0 && self->count - self->renders_oldest > RENDER_KEEP) render_sweep(self);
     if (count + 1 >= self->next_check) {
         PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, S_checkpoint);
         if (r == NULL) return -1;
