@@ -1510,11 +1510,12 @@ static int repr_into(_PyUnicodeWriter *w, PyObject *v, int depth) {
     return repr_fallback(w, v);
 }
 
-static PyObject *container_repr(PyObject *v) {
+/* size_hint: about how long the text will be (its buffer starts that big: no regrowing on the way). */
+static PyObject *container_repr(PyObject *v, Py_ssize_t size_hint) {
     _PyUnicodeWriter w;
     _PyUnicodeWriter_Init(&w);
     w.overallocate = 1;
-    w.min_length = 16;
+    w.min_length = size_hint > 16 ? size_hint : 16;
     if (repr_into(&w, v, 0) < 0) {
         _PyUnicodeWriter_Dealloc(&w);
         return NULL;
@@ -1575,7 +1576,8 @@ static PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable)
         if (walk_one(v, &scan) != 0) return NULL;
         literal = scan.literal;
     }
-    PyObject *text = container_repr(v);
+    /* Each element takes its text and ", " (a number: about 4 characters in all). */
+    PyObject *text = container_repr(v, 2 + 4 * n + top.text + nested.inner.text + 4 * nested.inner_len);
     if (text == NULL) return NULL;
     *immutable = (t == &PyTuple_Type || t == &PyFrozenSet_Type) && (!(mask & K_CONT) || frozen_tree(v, 0));
     if (PyUnicode_GET_LENGTH(text) > limit) {
@@ -2831,7 +2833,7 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
     Py_RETURN_NONE;
 }
 
-static PyObject *repr_of(PyObject *module, PyObject *value) { return container_repr(value); }
+static PyObject *repr_of(PyObject *module, PyObject *value) { return container_repr(value, 0); }
 
 static PyMethodDef module_methods[] = {
     {"repr", repr_of, METH_O, "repr(value) as the encoder writes it (non-recursive builtin values only)."},
