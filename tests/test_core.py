@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import threading
 from pathlib import Path
 
@@ -375,3 +376,22 @@ def test_packer_leaves_other_values_to_msgpack() -> None:
     assert _core.packb({"a": object()}) is None
     assert _core.packb("\udc80") is None  # not UTF-8: msgpack decides what to do with it
     assert _core.packb([float("nan")]) is not None
+
+
+def _grow(items: list[int]) -> None:
+    items.append(1)
+    items.append(2)
+
+
+def test_stop_releases_the_recent_renderings(tmp_path: Path) -> None:
+    """The recorder keeps a container it just rendered for a few steps (a caller may reuse the rendering):
+    stopping releases it, even while the recorder object lives on."""
+    items = list(range(20))
+    before = sys.getrefcount(items)
+    recorder = monitor.Recorder(str(tmp_path / "t.rtrace"), root=str(Path(__file__).parent))
+    assert isinstance(recorder, monitor.CompiledRecorder)
+    recorder.start()
+    _grow(items)
+    recorder.stop()
+    assert sys.getrefcount(items) == before
+    assert items[-2:] == [1, 2]

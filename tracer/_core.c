@@ -822,6 +822,8 @@ static int Core_traverse(Core *self, visitproc visit, void *arg) {
     return 0;
 }
 
+static PyObject *Core_forget_renders(Core *self, PyObject *unused);
+
 static int Core_clear(Core *self) {
     Py_CLEAR(self->steps);
     Py_CLEAR(self->threads);
@@ -836,12 +838,7 @@ static int Core_clear(Core *self) {
         Py_CLEAR(self->code_cache[i].entry);
         Py_CLEAR(self->code_cache[i].dict);
     }
-    for (int i = 0; i < RENDER_CACHE; i++) {
-        Py_CLEAR(self->renders[i].obj);
-        Py_CLEAR(self->renders[i].head);
-        Py_CLEAR(self->renders[i].enc);
-    }
-    self->renders_oldest = -1;
+    Py_XDECREF(Core_forget_renders(self, NULL));
     return 0;
 }
 
@@ -2520,7 +2517,19 @@ done:
     return Py_XNewRef(result);
 }
 
+/* _forget_renders(): release the recent renderings now (recording stopped: no step will sweep them). */
+static PyObject *Core_forget_renders(Core *self, PyObject *unused) {
+    for (int i = 0; i < RENDER_CACHE; i++) {
+        Py_CLEAR(self->renders[i].obj);
+        Py_CLEAR(self->renders[i].head);
+        Py_CLEAR(self->renders[i].enc);
+    }
+    self->renders_oldest = -1;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Core_methods[] = {
+    {"_forget_renders", (PyCFunction)Core_forget_renders, METH_NOARGS, "Release the recent renderings."},
     {"_c_on_line", (PyCFunction)(void (*)(void))Core_on_line, METH_FASTCALL, "LINE callback."},
     {"_c_on_jump", (PyCFunction)(void (*)(void))Core_on_jump, METH_FASTCALL, "JUMP callback."},
     {"_c_on_start", (PyCFunction)(void (*)(void))Core_on_start, METH_FASTCALL, "PY_START callback."},

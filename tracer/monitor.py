@@ -467,6 +467,7 @@ class PythonRecorder:
             self._active = False
             self._flusher_stop = True
             self._uninstall()
+            self._release_values()
             writer = self._writer
             if writer is None or writer.closed:
                 return
@@ -490,6 +491,9 @@ class PythonRecorder:
                 }
             )
             self._owner = None
+
+    def _release_values(self) -> None:
+        """Recording stopped: drop the references kept only to speed up the next steps."""
 
     def _before_fork(self) -> None:
         # Python 3.12+ warns at fork() when the process has other threads. Our flusher is the only other
@@ -1187,6 +1191,9 @@ if _core is not None:
             register(TOOL_ID, EVENTS.LINE, self._c_on_line)
             register(TOOL_ID, EVENTS.JUMP, self._c_on_jump)
             register(TOOL_ID, EVENTS.PY_RETURN, self._c_on_return)
+
+        def _release_values(self) -> None:
+            self._forget_renders()
 
         def _decide(self, code: types.CodeType) -> tuple[Any, ...]:
             entry = super()._decide(code)
