@@ -980,23 +980,39 @@ static PyObject *changes_arg(PyObject *changes) { return changes ? changes : Py_
 
 /* Bind name to obj in rec (PythonRecorder._set). Consumes `changes` (NULL or list); returns the new
  * changes (NULL or list) in *out. Returns -1 on error. */
-static int record_set(Core *self, FrameRecord *rec, PyObject *name, PyObject *obj, PyObject *changes,
-                      PyObject **out) {
+/* True when v is stored as itself (values.native): then its encoding is v, and a name bound to it has
+ * texts[name] equal to it, with no need to look it up. */
+static inline int is_native(Py_ssize_t limit, PyObject *v) {
+    PyTypeObject *t = Py_TYPE(v);
+    if (t == &PyBool_Type) return 1;
+    if (t == &PyFloat_Type) return limit >= NATIVE_FLOAT_LIMIT && isfinite(PyFloat_AS_DOUBLE(v));
+    if (t == &PyLong_Type) return limit >= NATIVE_INT_LIMIT && _PyLong_IsCompact((PyLongObject *)v);
+    return 0;
+}
+
+/* old_obj: the object the name was bound to (borrowed, may be NULL), when the caller knows it. */
+static int record_set(Core *self, FrameRecord *rec, PyObject *name, PyObject *obj, PyObject *old_obj,
+                      PyObject *changes, PyObject **out) {
     PyObject *text = scalar_encoding(self->limit, obj);
     if (text == NULL && PyErr_Occurred()) {
         Py_XDECREF(changes);
         return -1;
     }
     if (text != NULL) {
+        /* Decided before objs[name] is replaced (that may free old_obj). */
+        int same = old_obj != NULL && is_native(self->limit, old_obj) ? same_encoding(old_obj, text) : -2;
+        if (same == -1) goto fail_text;
         if (PyDict_SetItem(rec->objs, name, obj) < 0) goto fail_text;
         if (n_mutables(rec) > 0) {
             int had = PySet_Discard(rec->mutables, name);
             if (had < 0) goto fail_text;
             if (had && rec->heads && dict_discard(rec->heads, name) < 0) goto fail_text;
         }
-        PyObject *old = PyDict_GetItemWithError(rec->texts, name);
-        if (old == NULL && PyErr_Occurred()) goto fail_text;
-        int same = old != NULL ? same_encoding(old, text) : 0;
+        if (same == -2) {
+            PyObject *old = PyDict_GetItemWithError(rec->texts, name);
+            if (old == NULL && PyErr_Occurred()) goto fail_text;
+            same = old != NULL ? same_encoding(old, text) : 0;
+        }
         if (same < 0) goto fail_text;
         if (!same) {
             if (PyDict_SetItem(rec->texts, name, text) < 0) goto fail_text;
@@ -1906,7 +1922,7 @@ static int full_check_from(Core *self, FrameRecord *rec, FrameRecord *caller, Py
                 continue;
             }
         }
-        if (rc == 0) rc = record_set(self, rec, name, obj, changes, &changes);
+        if (rc == 0) rc = record_set(self, rec, name, obj, old, changes, &changes);
         Py_DECREF(name);
         Py_DECREF(obj);
         if (rc < 0) goto error_nochanges;
@@ -1951,6 +1967,32 @@ error_nochanges:
 }
 
 /* Changes in rec's frame since its last step (PythonRecorder._check). */
+/* Recheck one mutable name (check's loop): 0, or -1 on error (*changes is then released and NULL). */
+static int recheck_one(Core *self, FrameRecord *rec, PyObject *objs, PyObject *name, PyObject **changes) {
+    PyObject *obj = PyDict_GetItemWithError(objs, name);
+    if (obj == NULL) {
+        if (!PyErr_Occurred()) return 0;
+        Py_CLEAR(*changes);
+        return -1;
+    }
+    Py_INCREF(obj);
+    PyObject *enc = record_recheck(self, rec, name, obj);
+    Py_DECREF(obj);
+    if (enc == NULL) {
+        Py_CLEAR(*changes);
+        return -1;
+    }
+    if (enc != Py_None) {
+        *changes = changes_add(*changes, name, enc); /* NULL (and released) on error */
+        if (*changes == NULL) {
+            Py_DECREF(enc);
+            return -1;
+        }
+    }
+    Py_DECREF(enc);
+    return 0;
+}
+
 static int check(Core *self, FrameRecord *rec, PyObject **out) {
     *out = NULL;
     if (!has_info(rec) || info_item(rec, INFO_IS_MODULE) == Py_True || info_item(rec, INFO_SIMPLE) != Py_True) {
@@ -1986,41 +2028,38 @@ static int check(Core *self, FrameRecord *rec, PyObject **out) {
         }
         if (old == obj) continue;
         Py_INCREF(obj);
-        int rc = record_set(self, rec, name, obj, changes, &changes);
+        int rc = record_set(self, rec, name, obj, old, changes, &changes);
         Py_DECREF(obj);
         if (rc < 0) goto error_nochanges;
     }
     if (mutate && n_mutables(rec) > 0) {
-        PyObject *names_now = PySequence_List(rec->mutables);
-        if (names_now == NULL) goto error;
-        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(names_now); j++) {
-            PyObject *name = PyList_GET_ITEM(names_now, j);
-            PyObject *obj = PyDict_GetItemWithError(objs, name);
-            if (obj == NULL) {
-                if (PyErr_Occurred()) {
-                    Py_DECREF(names_now);
-                    goto error;
-                }
-                continue;
+        /* Walk the set itself (no list per step). Nothing below is expected to change it; if something
+         * did, walk a copy from the start (rechecking a name twice changes nothing). */
+        PyObject *mut = Py_NewRef(rec->mutables);
+        PySetObject *so = (PySetObject *)mut;
+        setentry *table = so->table;
+        Py_ssize_t used = so->used, fill = so->fill, pos = 0;
+        PyObject *name;
+        int rc = 0, moved = 0;
+        while (rc == 0 && set_next(mut, &pos, &name)) {
+            Py_INCREF(name);
+            rc = recheck_one(self, rec, objs, name, &changes);
+            Py_DECREF(name);
+            if (rec->mutables != mut || so->table != table || so->used != used || so->fill != fill) {
+                moved = 1;
+                break;
             }
-            Py_INCREF(obj);
-            PyObject *enc = record_recheck(self, rec, name, obj);
-            Py_DECREF(obj);
-            if (enc == NULL) {
-                Py_DECREF(names_now);
-                goto error;
-            }
-            if (enc != Py_None) {
-                changes = changes_add(changes, name, enc);
-                if (changes == NULL) {
-                    Py_DECREF(enc);
-                    Py_DECREF(names_now);
-                    goto error_nochanges;
-                }
-            }
-            Py_DECREF(enc);
         }
-        Py_DECREF(names_now);
+        Py_DECREF(mut);
+        if (rc == 0 && moved && rec->mutables != NULL) {
+            PyObject *names_now = PySequence_List(rec->mutables);
+            if (names_now == NULL) goto error;
+            for (Py_ssize_t j = 0; j < PyList_GET_SIZE(names_now) && rc == 0; j++) {
+                rc = recheck_one(self, rec, objs, PyList_GET_ITEM(names_now, j), &changes);
+            }
+            Py_DECREF(names_now);
+        }
+        if (rc < 0) goto error;
     }
     Py_DECREF(objs);
     *out = changes;
