@@ -1885,12 +1885,13 @@ static int full_check_from(Core *self, FrameRecord *rec, FrameRecord *caller, Py
     PyObject *changes = NULL;
     PyObject *objs = rec->objs;
     Py_INCREF(objs);
+    int fresh = PyDict_GET_SIZE(objs) == 0; /* a new frame: nothing to look up (names are distinct) */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *obj = frame_local(rec->frame, i);
         if (obj == NULL) continue;
         PyObject *name = PyTuple_GET_ITEM(names, i);
         seen++;
-        PyObject *old = PyDict_GetItemWithError(objs, name);
+        PyObject *old = fresh ? NULL : PyDict_GetItemWithError(objs, name);
         if (old == NULL && PyErr_Occurred()) goto error;
         if (old == obj) {
             int mutable = n_mutables(rec) ? PySet_Contains(rec->mutables, name) : 0;
