@@ -16,6 +16,7 @@ from typing import Any
 
 import msgpack
 import pytest
+import zstandard
 from conftest import RunRetrograde
 
 from replay.recorded import RecordedTimeline
@@ -224,14 +225,16 @@ def test_zlib_formats_still_read(tmp_path: Path, traces: dict[str, Path], versio
 
 def test_payload_size_claim_is_checked() -> None:
     """A zstd frame that claims more than the reader's limit is refused before it is inflated."""
-    import zstandard
-
     body = b"x" * 1000
-    frame = bytearray(compress_payload(body))
-    assert zstandard.frame_content_size(bytes(frame)) == len(body)
-    assert decompress_payload(bytes(frame)) == body
+    frame = compress_payload(body)
+    assert zstandard.frame_content_size(frame) == len(body)
+    assert decompress_payload(frame) == body
+    # A frame header (magic, descriptor 0xE0: single segment, 8-byte content size) claiming one byte more
+    # than the limit, and no data: the claim alone must be refused.
+    claim = b"\x28\xb5\x2f\xfd\xe0" + struct.pack("<Q", MAX_PAYLOAD_BYTES + 1)
+    assert zstandard.frame_content_size(claim) == MAX_PAYLOAD_BYTES + 1
     with pytest.raises(TraceFormatError, match="size limit"):
-        decompress_payload(zstandard.ZstdCompressor().compress(b"\0" * (MAX_PAYLOAD_BYTES + 1)))
+        decompress_payload(claim)
 
 
 def test_header_records_what_the_issue_asks(traces: dict[str, Path]) -> None:

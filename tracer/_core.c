@@ -2223,6 +2223,26 @@ static void clear_jump(ThreadState *ts) {
     if (ts->jump_rec != Py_None) Py_SETREF(ts->jump_rec, Py_NewRef(Py_None));
 }
 
+/* The line of the instruction at `offset` from a code's offset table (info: its CodePlan.fast tuple), or -1
+ * when the table has none for it (or info is not such a tuple). */
+static Py_ssize_t info_line(PyObject *info, Py_ssize_t offset) {
+    if (info == NULL || !PyTuple_CheckExact(info) || PyTuple_GET_SIZE(info) != INFO_SIZE) return -1;
+    PyObject *offsets = PyTuple_GET_ITEM(info, INFO_OFFSETS);
+    Py_ssize_t k = offset / 2;
+    if (k < 0 || k >= PyTuple_GET_SIZE(offsets)) return -1;
+    PyObject *line = PyTuple_GET_ITEM(offsets, k);
+    return PyLong_CheckExact(line) ? PyLong_AsSsize_t(line) : -1;
+}
+
+/* The line of the event at `offset` (an int): from the offset table, which is what
+ * PyFrame_GetLineNumber(frame) would compute from the frame; that is the fallback. */
+static int offset_line(PyObject *info, PyObject *offset, PyFrameObject *frame) {
+    Py_ssize_t line = PyLong_CheckExact(offset) ? info_line(info, PyLong_AsSsize_t(offset)) : -1;
+    if (line >= 0) return (int)line;
+    PyErr_Clear();
+    return PyFrame_GetLineNumber(frame);
+}
+
 /* -- callbacks ----------------------------------------------------------------------------------- */
 
 static PyObject *Core_on_line(Core *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -2299,16 +2319,8 @@ static PyObject *Core_on_jump(Core *self, PyObject *const *args, Py_ssize_t narg
     if (entry == NULL && PyErr_Occurred()) return NULL;
     if (entry != NULL && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) > 2) {
         PyObject *info = PyTuple_GET_ITEM(entry, 2);
-        if (PyTuple_CheckExact(info) && PyTuple_GET_SIZE(info) == INFO_SIZE) {
-            PyObject *offsets = PyTuple_GET_ITEM(info, INFO_OFFSETS);
-            Py_ssize_t n = PyTuple_GET_SIZE(offsets), a = source / 2, b = destination / 2;
-            if (a >= 0 && b >= 0 && a < n && b < n) {
-                PyObject *from = PyTuple_GET_ITEM(offsets, a), *to = PyTuple_GET_ITEM(offsets, b);
-                if (from != Py_None && to != Py_None && PyObject_RichCompareBool(from, to, Py_NE) == 1) {
-                    return Py_NewRef(DISABLE);
-                }
-            }
-        }
+        Py_ssize_t from = info_line(info, source), to = info_line(info, destination);
+        if (from >= 0 && to >= 0 && from != to) return Py_NewRef(DISABLE);
     }
     unsigned long tid = PyThread_get_thread_ident();
     if (busy(self, tid)) Py_RETURN_NONE;
@@ -2328,15 +2340,7 @@ static PyObject *Core_on_jump(Core *self, PyObject *const *args, Py_ssize_t narg
     if (rec == NULL) goto error;
     if (rec != Py_None) {
         FrameRecord *r = (FrameRecord *)rec;
-        Py_ssize_t line = -1;
-        if (has_info(r)) {
-            PyObject *offsets = info_item(r, INFO_OFFSETS);
-            Py_ssize_t k = destination / 2;
-            if (k >= 0 && k < PyTuple_GET_SIZE(offsets)) {
-                PyObject *l = PyTuple_GET_ITEM(offsets, k);
-                if (l != Py_None) line = PyLong_AsSsize_t(l);
-            }
-        }
+        Py_ssize_t line = info_line(r->info, destination);
         if (line >= 0) {
             PyObject *changes;
             if (check(self, r, &changes) < 0) goto error;
@@ -2353,21 +2357,6 @@ done:
     Py_XDECREF(ts);
     Py_DECREF(tid_obj);
     return Py_XNewRef(result);
-}
-
-/* The line of the instruction at `offset` (an int: the event's offset) from the code's offset table,
- * which is what PyFrame_GetLineNumber(frame) would compute from the frame; that is the fallback. */
-static int offset_line(PyObject *info, PyObject *offset, PyFrameObject *frame) {
-    if (info != NULL && PyTuple_CheckExact(info) && PyTuple_GET_SIZE(info) == INFO_SIZE && PyLong_CheckExact(offset)) {
-        PyObject *offsets = PyTuple_GET_ITEM(info, INFO_OFFSETS);
-        Py_ssize_t k = PyLong_AsSsize_t(offset) / 2;
-        if (k >= 0 && k < PyTuple_GET_SIZE(offsets)) {
-            PyObject *line = PyTuple_GET_ITEM(offsets, k);
-            if (PyLong_CheckExact(line)) return (int)PyLong_AsLong(line);
-        }
-        PyErr_Clear();
-    }
-    return PyFrame_GetLineNumber(frame);
 }
 
 static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nargs) {

@@ -42,6 +42,12 @@ def _packb(obj: Any) -> bytes:
     packed = _core_packb(obj) if _core_packb is not None else None
     return packed if packed is not None else msgpack.packb(obj, use_bin_type=True)
 
+
+def pack_columns(fids: Any, lines: Any, changes: Any, values: Any, frames: Any) -> bytes:
+    """A chunk body's five step columns in msgpack, one after the other (what StepBuffer.pack_columns
+    gives; ChunkData.pack_body puts them in the body's array)."""
+    return b"".join(map(_packb, (fids, lines, changes, values, frames)))
+
 # Format version changelog:
 #   1 (2026-11): first format: header, file/code records, zlib chunks with keyframes, footer index.
 #   2 (2026-11): an encoded value may also be a msgpack int (64-bit), bool or float (finite): the value
@@ -163,38 +169,22 @@ class ChunkData:
     moves: list[list[Any]] = field(default_factory=list)
     # How many of the changes are text deltas (format 4); 0 once read (the reader resolves them).
     deltas: int = 0
-    # Written by the compiled recorder instead of fids/lines/changes/values/frames (left empty): those
-    # five columns already in msgpack (StepBuffer.pack_columns), spliced into the body as they are.
+    # Written by the recorder instead of fids/lines/changes/values/frames (left empty): those five
+    # columns already in msgpack (StepBuffer.pack_columns), spliced into the body as they are.
     packed_columns: bytes | None = None
 
     def __len__(self) -> int:
         """The number of steps."""
         return len(self.events)
 
-    def pack_payload(self, level: int = ZSTD_LEVEL) -> bytes:
-        return compress_payload(self.pack_body(), level)
-
     def pack_body(self) -> bytes:
-        """The uncompressed payload (pack_payload compresses it)."""
-        if self.packed_columns is not None:
-            tail: list[Any] = [self.outputs, self.moves] + ([self.deltas] if self.deltas else [])
-            head = bytes([0x90 | (7 + len(tail))])  # a fixarray: 9 or 10 elements
-            parts = [_packb(self.keyframe), _packb(self.events), self.packed_columns, *map(_packb, tail)]
-            return head + b"".join(parts)
-        body: list[Any] = [
-            self.keyframe,
-            self.events,
-            self.fids,
-            self.lines,
-            self.changes,
-            self.values,
-            self.frames,
-            self.outputs,
-            self.moves,
-        ]
-        if self.deltas:
-            body.append(self.deltas)
-        return _packb(body)
+        """The uncompressed payload (compress_payload compresses it)."""
+        columns = self.packed_columns
+        if columns is None:
+            columns = pack_columns(self.fids, self.lines, self.changes, self.values, self.frames)
+        tail: list[Any] = [self.outputs, self.moves] + ([self.deltas] if self.deltas else [])
+        head = bytes([0x90 | (7 + len(tail))])  # a fixarray of 9 or 10 elements
+        return head + _packb(self.keyframe) + _packb(self.events) + columns + b"".join(map(_packb, tail))
 
     @classmethod
     def unpack_payload(
@@ -291,12 +281,10 @@ def resolve_deltas(
     return tuple(out)
 
 
-def compress_payload(
-    body: bytes, level: int = ZSTD_LEVEL, compressor: zstandard.ZstdCompressor | None = None
-) -> bytes:
+def compress_payload(body: bytes, compressor: zstandard.ZstdCompressor | None = None) -> bytes:
     """A chunk payload: one zstd frame with its content size and a checksum (so flipped bits are caught)."""
     if compressor is None:
-        compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
     return compressor.compress(body)
 
 

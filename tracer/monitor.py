@@ -7,10 +7,9 @@ Design notes (see DESIGN.md):
   line stores; whether it may mutate objects); anything unusual since the frame's last step (a callee ran,
   another thread ran, an exception) triggers a full check of the frame's locals. Immutable values are
   compared by identity, mutable ones by their bounded repr.
-- Steps go into the chunk's columns (StepBuffer); packing happens per chunk, compression and I/O in a writer
-  thread (tracer.format.TraceWriter). A raw background
-  thread (invisible to ``threading.enumerate``) flushes at least every half second so a killed process
-  loses at most that much.
+- Steps go into the chunk's columns (StepBuffer); packing happens per chunk, compression and I/O in a
+  writer thread (tracer.format.TraceWriter). A raw background thread (invisible to
+  ``threading.enumerate``) flushes at least every half second so a killed process loses at most that much.
 - Every callback is wrapped so the program never sees an exception from the recorder; a failure stops
   recording and is noted in the trace's footer.
 """
@@ -42,6 +41,7 @@ from tracer.format import (
     ZSTD_LEVEL,
     ChunkData,
     TraceWriter,
+    pack_columns,
     summarize_chunk,
 )
 from tracer.native import core as _built_core
@@ -230,6 +230,9 @@ class StepBuffer:
 
     def clear_frames(self) -> None:
         self.frames.clear()
+
+    def pack_columns(self) -> bytes:
+        return pack_columns(self.fids, self.lines, self.changes, self.values, self.frames)
 
     def __len__(self) -> int:
         return len(self.fids)
@@ -869,21 +872,19 @@ class PythonRecorder:
         if not steps:
             return  # outputs wait for the next chunk (or go in the footer at the end)
         self._steps = self._new_steps()
-        pack_columns = getattr(steps, "pack_columns", None)  # the C StepBuffer: no list per column
-        packed = pack_columns() if pack_columns is not None else None
         chunk = ChunkData(
             start=self._chunk_start,
             keyframe=self._keyframe,
             events=bytes(steps.events),
-            fids=steps.fids if packed is None else [],
-            lines=steps.lines if packed is None else [],
-            changes=steps.changes if packed is None else [],
-            values=steps.values if packed is None else [],
-            frames=steps.frames if packed is None else {},
+            fids=[],
+            lines=[],
+            changes=[],
+            values=[],
+            frames={},
             outputs=self._outputs,
             moves=self._moves,
             deltas=steps.deltas,
-            packed_columns=packed,
+            packed_columns=steps.pack_columns(),  # the columns go to the file packed, never as objects
         )
         summary = summarize_chunk(chunk, steps.pairs(), steps.names, (steps.min_depth, steps.max_depth))
         self._line_steps_written += summary.line_steps
