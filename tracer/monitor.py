@@ -45,7 +45,7 @@ from tracer.format import (
     summarize_chunk,
 )
 from tracer.native import core as _built_core
-from tracer.plan import CodePlan, analyse
+from tracer.plan import G_GLOBAL, CodePlan, analyse, touched_objects
 from tracer.values import (
     _NON_LITERAL_FLOATS,
     DEFAULT_LIMIT,
@@ -743,6 +743,12 @@ class PythonRecorder:
         objs = rec.objs
         changes: list[Any] | None = None
         module = plan.is_module
+        if mutate and rec.mutables and line_plan.guards is not None:
+            # Before the stores below replace the values from before the line. Only when the guards show
+            # that the line changed nothing are the mutables left alone here (the compiled recorder also
+            # narrows them to the names that can show what it changed).
+            touched = touched_objects(line_plan.guards, f_locals, objs, frame.f_globals, frame.f_builtins)
+            mutate = touched is None or bool(touched)
         for name in names:
             obj = f_locals.get(name, _MISSING)
             if obj is _MISSING:
@@ -1159,7 +1165,14 @@ def fast_info(code: types.CodeType, plan: CodePlan) -> tuple[Any, ...]:
 
     def line_tuple(lp: Any) -> tuple[Any, ...]:
         slots = tuple(varnames.index(n) if n in varnames else -1 for n in lp.stores)
-        return (lp.stores, slots, lp.may_mutate, lp.full)
+        guards = lp.guards
+        if guards is not None:
+            guards = tuple(
+                (kind, varnames.index(name) if kind != G_GLOBAL and name in varnames else -1, stored, name,
+                 attr_kinds, expected)
+                for kind, name, stored, attr_kinds, expected in guards
+            )
+        return (lp.stores, slots, lp.may_mutate, lp.full, guards)
 
     base = min(plan.lines) if plan.lines else 0
     size = max(plan.lines) - base + 1 if plan.lines else 0

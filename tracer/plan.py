@@ -10,6 +10,8 @@ Instructions without a line number count for every line.
 
 from __future__ import annotations
 
+import builtins
+import sys
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,12 +57,77 @@ _MUTATING_OPS = frozenset(
 )
 _INPLACE_MIN = 13  # BinaryOp.INPLACE_ADD; every in-place operator has a value at or above it
 
+# -- effect guards -----------------------------------------------------------------------------------------
+# Most lines that "may mutate" only call a builtin function, call a method of a local, index a local or
+# apply an in-place operator to one. For those the line gets guards instead of "recheck every mutable":
+# at the next step the recorder looks at the types of the objects involved and learns that the line
+# changed nothing, or changed only these objects (then only the names whose value is, or contains, one of
+# them are looked at again), or that it cannot tell (every mutable is looked at again, as without guards).
+# Like the rest of this analysis, a guard follows builtin code, not untraced Python code reached through
+# dunder methods or lazy iterators. Traced callees always end in a full check.
+#
+# A guard is a tuple (kind, name, stored, attr_kinds, expected):
+#   G_GLOBAL: a call of the builtin `name`; no effect while the frame's globals do not hide it and
+#             builtins[name] is still `expected`.
+#   G_METHOD: a call of method `attr` of local `name`; G_ITEM_METHOD: of an item of local `name` (no effect
+#             when that local is a str or bytes: its items are too). attr_kinds: (list, dict, set) ->
+#             K_PURE / K_MUTATES / K_UNKNOWN for that method of an exact list, dict or set; a method of an
+#             immutable builtin (str, int, tuple, ...) changes nothing.
+#   G_SUBSCR: a subscript load from local `name`: no effect on an exact list, tuple, str, bytes, dict or
+#             range (a dict subclass such as defaultdict may insert the key: then "cannot tell").
+#   G_STORE:  a subscript store or delete into local `name`: changes only that object when it is an exact
+#             list or dict.
+#   G_INPLACE: an in-place operator on local `name`: nothing for an immutable builtin, only that object
+#             for an exact list, dict or set.
+# `stored`: the line also binds `name` (once), so the object involved is its value before the line or
+# after it; both are looked at.
+G_GLOBAL, G_METHOD, G_ITEM_METHOD, G_SUBSCR, G_STORE, G_INPLACE = range(6)
+K_PURE, K_MUTATES, K_UNKNOWN = range(3)
+# Only builtins that neither iterate over an argument nor call one (those could run a bound method of a
+# container, e.g. map(stack.pop, ...)); their dunder calls are treated like operators'.
+PURE_BUILTINS = frozenset(
+    {"len", "str", "repr", "ascii", "int", "float", "bool", "complex", "abs", "round", "divmod", "pow",
+     "isinstance", "issubclass", "type", "hash", "id", "ord", "chr", "bin", "hex", "oct", "format",
+     "callable", "range", "slice", "print"}
+)
+_METHODS: dict[type, tuple[frozenset[str], frozenset[str]]] = {  # (changes nothing, changes only self)
+    list: (frozenset({"index", "count", "copy"}),
+           frozenset({"append", "extend", "insert", "pop", "remove", "clear", "reverse", "sort"})),
+    dict: (frozenset({"get", "keys", "values", "items", "copy"}),
+           frozenset({"setdefault", "pop", "popitem", "clear", "update"})),
+    set: (frozenset({"copy", "union", "intersection", "difference", "symmetric_difference", "issubset",
+                     "issuperset", "isdisjoint"}),
+          frozenset({"add", "discard", "remove", "pop", "clear", "update", "intersection_update",
+                     "difference_update", "symmetric_difference_update"})),
+}
+IMMUTABLE_TYPES = (str, bytes, int, float, bool, complex, tuple, frozenset, type(None), range)
+SUBSCR_PURE_TYPES = (list, tuple, str, bytes, dict, range)
+# The guards read the instructions of CPython 3.12 and 3.13 (call and stack layout); other versions keep
+# the plain rule (a call or store may change anything, a subscript load nothing).
+GUARDS_SUPPORTED = sys.version_info[:2] in ((3, 12), (3, 13))
+_LOCAL_LOADS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK"})
+# Instructions that leave the stack alone (any other with no reported effect may replace an item on it).
+_NO_STACK = frozenset(
+    {"NOP", "RESUME", "EXTENDED_ARG", "CACHE", "NOT_TAKEN", "JUMP_FORWARD", "JUMP_BACKWARD",
+     "JUMP_BACKWARD_NO_INTERRUPT", "JUMP", "JUMP_NO_INTERRUPT", "KW_NAMES", "ENTER_EXECUTOR"}
+)
+
+
+def method_kinds(attr: str) -> tuple[int, int, int]:
+    """What method `attr` of an exact list, dict and set does (K_*)."""
+    kinds = []
+    for t in (list, dict, set):
+        pure, mutating = _METHODS[t]
+        kinds.append(K_PURE if attr in pure else K_MUTATES if attr in mutating else K_UNKNOWN)
+    return kinds[0], kinds[1], kinds[2]
+
 
 @dataclass(slots=True)
 class LinePlan:
     stores: tuple[str, ...]  # names to look at after this line ran (its stores + lineless ones)
     may_mutate: bool
     full: bool = False  # no analysis possible: check every local
+    guards: tuple[tuple[Any, ...], ...] | None = None  # with may_mutate: what it may change (see above)
 
 
 @dataclass(slots=True)
@@ -98,25 +165,208 @@ def _arg_names(arg: object) -> list[str]:
     return [name] if isinstance(name, str) else []
 
 
+_MISSING = object()
+
+
+def _effect(kind: int, obj: object, attr_kinds: Any) -> int:
+    t = type(obj)
+    if kind == G_SUBSCR:
+        return K_PURE if t in SUBSCR_PURE_TYPES else K_UNKNOWN
+    if kind == G_ITEM_METHOD:
+        return K_PURE if t is str or t is bytes else K_UNKNOWN
+    if kind != G_STORE and t in IMMUTABLE_TYPES:
+        return K_PURE
+    if kind == G_METHOD:
+        return attr_kinds[(list, dict, set).index(t)] if t in (list, dict, set) else K_UNKNOWN
+    if kind == G_STORE:
+        return K_MUTATES if t is list or t is dict else K_UNKNOWN
+    return K_MUTATES if t in (list, dict, set) else K_UNKNOWN  # G_INPLACE
+
+
+def touched_objects(guards: tuple[tuple[Any, ...], ...], now: Any, before: dict[str, object],
+                    globals_: dict[str, Any], builtins_: dict[str, Any]) -> list[object] | None:
+    """What a guarded line may have changed: the objects (an empty list: nothing), or None: cannot tell.
+
+    now: the frame's locals after the line (a mapping); before: the recorded values before it.
+    """
+    touched: list[object] = []
+    for kind, name, stored, attr_kinds, expected in guards:
+        if kind == G_GLOBAL:
+            if name in globals_ or builtins_.get(name) is not expected:
+                return None
+            continue
+        candidates = [now.get(name, _MISSING)]
+        if stored:
+            candidates.append(before.get(name, _MISSING))
+        for obj in candidates:
+            if obj is _MISSING:
+                continue
+            effect = _effect(kind, obj, attr_kinds)
+            if effect == K_UNKNOWN:
+                return None
+            if effect == K_MUTATES and not any(obj is t for t in touched):
+                touched.append(obj)
+    return touched
+
+
+class _Effects:
+    """The effect guards of one code object's lines, from a walk of its instructions (see G_* above).
+
+    A small stack simulation remembers which instruction pushed each value, so a CALL knows its callable
+    (a builtin loaded by LOAD_GLOBAL, or a method loaded from a local) and a subscript knows its container.
+    The simulation only trusts values pushed in the same run of the same line (no other line's instructions
+    and no jump target in between); at a jump target it forgets the whole stack.
+    """
+
+    def __init__(self, store_counts: dict[int, dict[str, int]]) -> None:
+        self.store_counts = store_counts
+        self.guards: dict[int, list[tuple[Any, ...]]] = {}
+        self.unknown: set[int] = set()
+        self.stack: list[Any] = []
+        self.run = 0
+
+    def _pop(self, n: int) -> list[Any]:
+        """The top n tags, top first (None where the stack is unknown)."""
+        out = []
+        for _ in range(n):
+            out.append(self.stack.pop() if self.stack else None)
+        return out
+
+    def _local(self, tag: Any) -> str | None:
+        return tag[1] if tag is not None and tag[0] == "local" and tag[2] == self.run else None
+
+    def _guard(self, line: int, kind: int, name: str | None, attr_kinds: Any = None, expected: Any = None,
+               inplace: bool = False) -> None:
+        if name is None:
+            self.unknown.add(line)
+            return
+        stores = self.store_counts.get(line, {}).get(name, 0)
+        if stores > 1 or (inplace and stores != 1):
+            self.unknown.add(line)
+            return
+        guard = (kind, name, stores == 1, attr_kinds, expected)
+        line_guards = self.guards.setdefault(line, [])
+        if guard not in line_guards:
+            line_guards.append(guard)
+
+    def label(self) -> None:
+        self.stack = []
+        self.run += 1
+
+    def step(self, instr: Any, line: int | None, risky: bool) -> None:
+        """Simulate one instruction; `risky`: it may change objects (a call, a store, ...)."""
+        name = instr.name
+        run = self.run
+        try:
+            pre, post = instr.pre_and_post_stack_effect(jump=False)
+        except Exception:  # an instruction bytecode cannot size: trust nothing on the stack
+            self.stack = []
+            if risky and line is not None:
+                self.unknown.add(line)
+            return
+        if name in _LOCAL_LOADS and isinstance(instr.arg, str):
+            self.stack.append(("local", instr.arg, run))
+            return
+        if name == "LOAD_FAST_LOAD_FAST" and isinstance(instr.arg, tuple):
+            self.stack.extend(("local", part, run) for part in instr.arg)
+            return
+        if name == "STORE_FAST_LOAD_FAST" and isinstance(instr.arg, tuple):
+            self._pop(1)
+            self.stack.append(("local", instr.arg[1], run))
+            return
+        tag: tuple[Any, ...]
+        if name == "LOAD_GLOBAL" and isinstance(instr.arg, tuple) and instr.arg[0]:
+            tag = ("global", instr.arg[1], run)
+            self.stack.extend((tag, tag))
+            return
+        if name == "LOAD_ATTR" and isinstance(instr.arg, tuple) and instr.arg[0]:
+            tag = ("method", self._pop(1)[0], instr.arg[1], run)
+            self.stack.extend((tag, tag))
+            return
+        if name == "SWAP" and isinstance(instr.arg, int) and len(self.stack) >= instr.arg:
+            self.stack[-1], self.stack[-instr.arg] = self.stack[-instr.arg], self.stack[-1]
+            return
+        if name == "COPY" and isinstance(instr.arg, int) and len(self.stack) >= instr.arg:
+            self.stack.append(self.stack[-instr.arg])
+            return
+        # bytecode's (pre, post): pre < 0 pops -pre items, pre > 0 pushes pre more items
+        popped = self._pop(-pre) if pre < 0 else []
+        post += max(pre, 0)
+        pushed: Any = None
+        if line is not None and risky:
+            self._classify(instr, line, popped)
+        if name in ("BINARY_SUBSCR", "BINARY_SLICE") and len(popped) >= 2:
+            pushed = ("item", popped[-1], run)
+            if line is not None:
+                self._guard(line, G_SUBSCR, self._local(popped[-1]))
+        if pre == 0 and post == 0 and name not in _NO_STACK and not name.startswith("POP_JUMP"):
+            self.stack = []  # it may replace what is on the stack: trust nothing there
+        self.stack.extend([pushed] * post)
+
+    def _classify(self, instr: Any, line: int, popped: list[Any]) -> None:
+        name = instr.name
+        if name in ("CALL", "CALL_KW") and len(popped) >= 2 and popped[-1] is popped[-2] is not None:
+            tag = popped[-1]
+            if tag[0] == "global" and tag[2] == self.run and tag[1] in PURE_BUILTINS:
+                self._guard(line, G_GLOBAL, tag[1], expected=getattr(builtins, tag[1]))
+                return
+            if tag[0] == "method" and tag[3] == self.run:
+                receiver = tag[1]
+                kinds = method_kinds(tag[2])
+                if self._local(receiver) is not None:
+                    self._guard(line, G_METHOD, receiver[1], kinds)
+                    return
+                if receiver is not None and receiver[0] == "item" and receiver[2] == self.run:
+                    self._guard(line, G_ITEM_METHOD, self._local(receiver[1]), kinds)
+                    return
+        elif name in ("STORE_SUBSCR", "DELETE_SUBSCR") and len(popped) >= 2:
+            self._guard(line, G_STORE, self._local(popped[1]))
+            return
+        elif name == "BINARY_OP" and len(popped) == 2:
+            self._guard(line, G_INPLACE, self._local(popped[1]), inplace=True)
+            return
+        self.unknown.add(line)
+
+
 def analyse(code: types.CodeType, code_id: int) -> CodePlan:
     """Build the plan of one code object (once per code object; cheap next to running it)."""
     is_module = code.co_name == "<module>"
     plan = CodePlan(code_id=code_id, is_module=is_module)
     stores: dict[int, set[str]] = {}
+    store_counts: dict[int, dict[str, int]] = {}
     mutating: set[int] = set()
     always: set[str] = set()
     names: list[str]
     lineless_mutation = False
+    guarded = GUARDS_SUPPORTED and not is_module
     try:
-        instructions = bytecode.Bytecode.from_code(code)
+        instructions = list(bytecode.Bytecode.from_code(code))
     except Exception:  # an analysis we cannot do means every step gets a full check
         plan.lines = {}
         plan.default = LinePlan((), True, full=True)
         return plan
     for instr in instructions:
+        if isinstance(instr, bytecode.Instr) and instr.name in _STORE_OPS:
+            line = instr.lineno if isinstance(instr.lineno, int) and instr.lineno > 0 else None
+            if line is not None:
+                counts = store_counts.setdefault(line, {})
+                stored = _arg_names(instr.arg)
+                if instr.name == "STORE_FAST_LOAD_FAST":
+                    stored = stored[:1]
+                for n in stored:
+                    counts[n] = counts.get(n, 0) + 1
+    effects = _Effects(store_counts)
+    last_line: int | None = None
+    for instr in instructions:
+        if isinstance(instr, bytecode.Label):
+            effects.label()
+            continue
         if not isinstance(instr, bytecode.Instr):
             continue
         line = instr.lineno if isinstance(instr.lineno, int) and instr.lineno > 0 else None
+        if line != last_line:
+            effects.label()  # another line's instructions: a new run
+            last_line = line
         name = instr.name
         if name in _STORE_OPS or name == "SETUP_ANNOTATIONS":
             names = _arg_names(instr.arg) if name != "SETUP_ANNOTATIONS" else ["__annotations__"]
@@ -130,6 +380,10 @@ def analyse(code: types.CodeType, code_id: int) -> CodePlan:
                 mut = int(instr.arg) >= _INPLACE_MIN  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 mut = True
+        if guarded:
+            effects.step(instr, line, mut)
+            if name in ("BINARY_SUBSCR", "BINARY_SLICE"):
+                mut = True  # a guard says whether it can change anything (a defaultdict inserts)
         if mut:
             if line is None:
                 lineless_mutation = True
@@ -138,8 +392,10 @@ def analyse(code: types.CodeType, code_id: int) -> CodePlan:
         if line is not None:
             stores.setdefault(line, set())
     for line, line_names in stores.items():
-        plan.lines[line] = LinePlan(
-            tuple(sorted(line_names | always)), line in mutating or lineless_mutation
-        )
+        may_mutate = line in mutating or lineless_mutation
+        guards = None
+        if guarded and may_mutate and not lineless_mutation and line not in effects.unknown:
+            guards = tuple(effects.guards.get(line, ()))
+        plan.lines[line] = LinePlan(tuple(sorted(line_names | always)), may_mutate, guards=guards)
     plan.default = LinePlan(tuple(sorted(always)), lineless_mutation)
     return plan
