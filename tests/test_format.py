@@ -6,9 +6,11 @@ TraceFormatError (on open) / TimelineError (on navigation) with a clear sentence
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import struct
+import threading
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -593,3 +595,64 @@ def test_recorder_writes_deltas_that_read_back_as_whole_texts(
     finally:
         timeline.close()
     assert seen == [repr([i * 10 for i in range(k)]) for k in range(150)]
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_writer_keeps_records_in_order(tmp_path: Path, background: bool) -> None:
+    """Chunks, files and codes written in one go (the background writer takes whatever is waiting as one
+    batch, compressed by one zstd call) read back in order, each chunk's payload as compress_payload gives
+    it, with the index pointing at every record; with and without the footer."""
+    from tracer.format import ChunkSummary, TraceWriter
+
+    path = tmp_path / "batch.rtrace"
+    writer = TraceWriter(path, {"argv": ["x"]}, background=background)
+    gate, batches = threading.Event(), []
+    run = writer._run
+
+    def gated(batch: list[Any]) -> None:  # the writer waits until everything is queued: one big batch
+        gate.wait(10)
+        batches.append(len(batch))
+        run(batch)
+
+    if background:
+        writer._run = gated  # type: ignore[method-assign]
+        writer._BACKLOG = 100
+    else:
+        gate.set()
+    writer.add_file(0, "/prog.py", "print(1)\n")
+    bodies = []
+    start = 0
+    for number in range(40):  # added faster than one compression: the background writer batches them
+        count = 3 + number % 4
+        chunk = ChunkData(
+            start=start, keyframe={}, events=bytes([1] * count), fids=[0] * count, lines=[number] * count,
+            changes=[], values=[], frames={}, outputs=[], moves=[],
+        )
+        summary = ChunkSummary(frozenset({(7, number)}), frozenset({7}), 0, 0, 2, frozenset(), count)
+        if number == 5:
+            writer.add_code(7, 0, "main", 1)
+        bodies.append(chunk.pack_body())
+        writer.add_chunk(chunk, summary)
+        start += count
+    gate.set()
+    writer.close({"steps": start})
+    if background:
+        assert sum(batches) == 42 and max(batches) > 1  # every record written, most in one batch
+    with TraceReader(path) as reader:
+        assert reader.step_count == start and not reader.truncated
+        assert [entry.start for entry in reader.chunks] == list(itertools.accumulate(
+            [0] + [3 + n % 4 for n in range(39)]))
+        assert set(reader.codes) == {7} and reader.source(0) == "print(1)\n"
+        for number in range(40):
+            assert list(reader.read_chunk(number).lines) == [number] * (3 + number % 4)
+            offset = reader.chunks[number].offset
+            record = reader._record_at(offset)
+            assert record[0] == TAG_CHUNK and record[5] == compress_payload(bodies[number])
+    # Without its footer (a killed recording) the same records are found by scanning.
+    data = path.read_bytes()
+    footer_offset, _magic = TRAILER.unpack(data[-TRAILER.size :])
+    cut = tmp_path / "cut.rtrace"
+    cut.write_bytes(data[:footer_offset])
+    with TraceReader(cut) as reader:
+        assert len(reader.chunks) == 40 and reader.truncated
+        assert list(reader.read_chunk(39).lines) == [39] * (3 + 39 % 4)
