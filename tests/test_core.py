@@ -76,6 +76,10 @@ def test_c_repr_is_repr(value: object) -> None:
 def test_c_repr_of_edge_containers() -> None:
     for value in ([], (), {}, set(), frozenset(), (1,), ((),), [set()], {frozenset(): ()}, [-(2**62), 2**63]):
         assert _core.repr(value) == repr(value)
+    # Past the plain-ASCII writer's first buffer, and a value that sends it back to the general writer
+    # only at the end (after it grew).
+    for value in (list(range(3000)), [*map(str, range(500)), "é"], {i: [i, "x" * 40] for i in range(60)}):
+        assert _core.repr(value) == repr(value)
     deep: list[object] = []
     for _ in range(40):  # deeper than the writer goes itself: the rest is PyObject_Repr's
         deep = [deep, 1]

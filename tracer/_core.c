@@ -1158,54 +1158,90 @@ static inline int builtin_container(PyTypeObject *t) {
 
 static inline int default_repr(PyObject *v) { return Py_TYPE(v)->tp_repr == PyBaseObject_Type.tp_repr; }
 
-/* Append v's fingerprint to out. 1: done; 0: v has no fingerprint; -1: error. */
-static int fp_build(PyObject *v, PyObject *out, Py_ssize_t *budget, int depth) {
+/* A fingerprint being built: new references in a C array (moved into a list at the end). */
+typedef struct {
+    PyObject **items;
+    Py_ssize_t size, cap;
+    PyObject *inline_items[256];
+} FpBuf;
+
+static int fp_push(FpBuf *f, PyObject *o) { /* steals o */
+    if (o == NULL) return -1;
+    if (f->size == f->cap) {
+        Py_ssize_t cap = f->cap * 2;
+        PyObject **items = f->items == f->inline_items ? PyMem_Malloc(cap * sizeof(PyObject *))
+                                                       : PyMem_Realloc(f->items, cap * sizeof(PyObject *));
+        if (items == NULL) {
+            Py_DECREF(o);
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (f->items == f->inline_items) memcpy(items, f->inline_items, f->size * sizeof(PyObject *));
+        f->items = items;
+        f->cap = cap;
+    }
+    f->items[f->size++] = o;
+    return 0;
+}
+
+/* Append v's fingerprint to f. 1: done; 0: v has no fingerprint; -1: error. Nothing here runs Python
+ * code (lengths of builtin containers, no hashing), so the containers cannot change during the walk. */
+static int fp_build(PyObject *v, FpBuf *f, Py_ssize_t *budget, int depth) {
     if (--*budget < 0) return 0;
-    if (scalar_leaf(v)) return PyList_Append(out, v) < 0 ? -1 : 1;
+    if (scalar_leaf(v)) return fp_push(f, Py_NewRef(v)) < 0 ? -1 : 1;
     PyTypeObject *t = Py_TYPE(v);
     if (!builtin_container(t)) {
         if (!default_repr(v)) return 0;
-        if (PyList_Append(out, v) < 0 || PyList_Append(out, (PyObject *)t) < 0) return -1;
+        if (fp_push(f, Py_NewRef(v)) < 0 || fp_push(f, Py_NewRef((PyObject *)t)) < 0) return -1;
         return 1;
     }
     if (depth >= FP_DEPTH) return 0;
-    Py_ssize_t n = PyObject_Length(v);
-    if (n < 0) return -1;
-    PyObject *length = PyLong_FromSsize_t(n);
-    if (length == NULL) return -1;
-    int rc = PyList_Append(out, v) < 0 || PyList_Append(out, length) < 0 ? -1 : 1;
-    Py_DECREF(length);
-    if (rc < 0) return -1;
+    Py_ssize_t n = t == &PyDict_Type ? PyDict_GET_SIZE(v)
+                   : t == &PyList_Type || t == &PyTuple_Type ? Py_SIZE(v)
+                                                              : PySet_GET_SIZE(v);
+    if (fp_push(f, Py_NewRef(v)) < 0 || fp_push(f, PyLong_FromSsize_t(n)) < 0) return -1;
+    int rc = 1;
     if (t == &PyList_Type || t == &PyTuple_Type) {
-        for (Py_ssize_t i = 0; i < n && rc == 1; i++) {
-            PyObject *item = t == &PyList_Type ? PyList_GET_ITEM(v, i) : PyTuple_GET_ITEM(v, i);
-            Py_INCREF(item);
-            rc = fp_build(item, out, budget, depth + 1);
-            Py_DECREF(item);
-        }
+        PyObject **items = t == &PyList_Type ? ((PyListObject *)v)->ob_item : ((PyTupleObject *)v)->ob_item;
+        for (Py_ssize_t i = 0; i < n && rc == 1; i++) rc = fp_build(items[i], f, budget, depth + 1);
         return rc;
     }
     if (t == &PyDict_Type) {
         Py_ssize_t pos = 0;
         PyObject *k, *val;
         while (rc == 1 && PyDict_Next(v, &pos, &k, &val)) {
-            Py_INCREF(k);
-            Py_INCREF(val);
-            rc = fp_build(k, out, budget, depth + 1);
-            if (rc == 1) rc = fp_build(val, out, budget, depth + 1);
-            Py_DECREF(k);
-            Py_DECREF(val);
+            rc = fp_build(k, f, budget, depth + 1);
+            if (rc == 1) rc = fp_build(val, f, budget, depth + 1);
         }
         return rc;
     }
     Py_ssize_t spos = 0;
     PyObject *item;
-    while (rc == 1 && set_next(v, &spos, &item)) {
-        Py_INCREF(item);
-        rc = fp_build(item, out, budget, depth + 1);
-        Py_DECREF(item);
-    }
+    while (rc == 1 && set_next(v, &spos, &item)) rc = fp_build(item, f, budget, depth + 1);
     return rc;
+}
+
+/* v's fingerprint as a new list; Py_None (new reference) when it has none; NULL on error. */
+static PyObject *fp_list(PyObject *v) {
+    FpBuf f;
+    f.items = f.inline_items;
+    f.size = 0;
+    f.cap = sizeof f.inline_items / sizeof f.inline_items[0];
+    Py_ssize_t budget = FP_BUDGET;
+    int rc = fp_build(v, &f, &budget, 0);
+    PyObject *result = NULL;
+    if (rc == 1) {
+        result = PyList_New(f.size);
+        if (result != NULL) {
+            memcpy(((PyListObject *)result)->ob_item, f.items, f.size * sizeof(PyObject *));
+            f.size = 0; /* the list owns them now */
+        }
+    } else if (rc == 0) {
+        result = Py_NewRef(Py_None);
+    }
+    for (Py_ssize_t i = 0; i < f.size; i++) Py_DECREF(f.items[i]);
+    if (f.items != f.inline_items) PyMem_Free(f.items);
+    return result;
 }
 
 /* Does v still match fp from *pos on? 1 yes, 0 no, -1 error. */
@@ -1526,8 +1562,139 @@ static int repr_into(_PyUnicodeWriter *w, PyObject *v, int depth) {
     return repr_fallback(w, v);
 }
 
+/* -- plain ASCII reprs ------------------------------------------------------------------------------
+ * Most containers hold small ints, ASCII strings without quotes or escapes, floats, None and bools: their
+ * repr is plain ASCII, written here into a byte buffer with no per-piece writer calls, then copied into an
+ * ASCII str once. Anything else (a big int, a string needing escapes or other quotes, non-ASCII text) makes
+ * the caller use the _PyUnicodeWriter walk above. */
+typedef struct {
+    char *data;
+    Py_ssize_t size, cap;
+    char inline_data[1024];
+} AsciiBuf;
+
+static int ascii_room(AsciiBuf *b, Py_ssize_t extra) {
+    if (b->size + extra <= b->cap) return 0;
+    Py_ssize_t cap = b->cap * 2;
+    while (cap < b->size + extra) cap *= 2;
+    char *data = b->data == b->inline_data ? PyMem_Malloc(cap) : PyMem_Realloc(b->data, cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (b->data == b->inline_data) memcpy(data, b->inline_data, b->size);
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int ascii_put(AsciiBuf *b, const char *text, Py_ssize_t n) {
+    if (b->size + n > b->cap && ascii_room(b, n) < 0) return -1;
+    memcpy(b->data + b->size, text, n);
+    b->size += n;
+    return 0;
+}
+
+/* 0: written; 1: not plain ASCII (nothing useful written: the caller falls back); -1: error. */
+static int ascii_repr(AsciiBuf *b, PyObject *v, int depth) {
+    PyTypeObject *t = Py_TYPE(v);
+    if (depth > FP_DEPTH) return 1;
+    if (t == &PyLong_Type) {
+        if (!_PyLong_IsCompact((PyLongObject *)v)) return 1;
+        Py_ssize_t x = _PyLong_CompactValue((PyLongObject *)v);
+        if (b->size + 24 > b->cap && ascii_room(b, 24) < 0) return -1;
+        char digits[24], *end = digits + sizeof digits, *p = end;
+        size_t u = x < 0 ? (size_t)0 - (size_t)x : (size_t)x;
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (x < 0) *--p = '-';
+        memcpy(b->data + b->size, p, end - p);
+        b->size += end - p;
+        return 0;
+    }
+    if (t == &PyUnicode_Type) {
+        if (!PyUnicode_IS_ASCII(v)) return 1;
+        const unsigned char *data = PyUnicode_1BYTE_DATA(v);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            unsigned char c = data[i];
+            if (c < 0x20 || c > 0x7e || c == '\'' || c == '\\') return 1;
+        }
+        if (b->size + n + 2 > b->cap && ascii_room(b, n + 2) < 0) return -1;
+        char *out = b->data + b->size;
+        out[0] = '\'';
+        memcpy(out + 1, data, n);
+        out[n + 1] = '\'';
+        b->size += n + 2;
+        return 0;
+    }
+    if (v == Py_None) return ascii_put(b, "None", 4);
+    if (v == Py_True) return ascii_put(b, "True", 4);
+    if (v == Py_False) return ascii_put(b, "False", 5);
+    if (t == &PyFloat_Type) {
+        char *text = PyOS_double_to_string(PyFloat_AS_DOUBLE(v), 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (text == NULL) return -1;
+        int rc = ascii_put(b, text, (Py_ssize_t)strlen(text));
+        PyMem_Free(text);
+        return rc;
+    }
+    int rc = 0;
+    if (t == &PyList_Type || t == &PyTuple_Type) {
+        int list = t == &PyList_Type;
+        Py_ssize_t n = Py_SIZE(v);
+        PyObject **items = list ? ((PyListObject *)v)->ob_item : ((PyTupleObject *)v)->ob_item;
+        rc = ascii_put(b, list ? "[" : "(", 1);
+        for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+            if (i > 0) rc = ascii_put(b, ", ", 2);
+            if (rc == 0) rc = ascii_repr(b, items[i], depth + 1);
+        }
+        if (rc == 0 && !list && n == 1) rc = ascii_put(b, ",", 1);
+        return rc != 0 ? rc : ascii_put(b, list ? "]" : ")", 1);
+    }
+    if (t == &PyDict_Type) {
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *key, *value;
+        rc = ascii_put(b, "{", 1);
+        while (rc == 0 && PyDict_Next(v, &pos, &key, &value)) {
+            if (i++ > 0) rc = ascii_put(b, ", ", 2);
+            if (rc == 0) rc = ascii_repr(b, key, depth + 1);
+            if (rc == 0) rc = ascii_put(b, ": ", 2);
+            if (rc == 0) rc = ascii_repr(b, value, depth + 1);
+        }
+        return rc != 0 ? rc : ascii_put(b, "}", 1);
+    }
+    if (t == &PySet_Type || t == &PyFrozenSet_Type) {
+        int frozen = t == &PyFrozenSet_Type;
+        if (PySet_GET_SIZE(v) == 0) return frozen ? ascii_put(b, "frozenset()", 11) : ascii_put(b, "set()", 5);
+        rc = frozen ? ascii_put(b, "frozenset({", 11) : ascii_put(b, "{", 1);
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *item;
+        while (rc == 0 && set_next(v, &pos, &item)) {
+            if (i++ > 0) rc = ascii_put(b, ", ", 2);
+            if (rc == 0) rc = ascii_repr(b, item, depth + 1);
+        }
+        return rc != 0 ? rc : frozen ? ascii_put(b, "})", 2) : ascii_put(b, "}", 1);
+    }
+    return 1;
+}
+
 /* size_hint: about how long the text will be (its buffer starts that big: no regrowing on the way). */
 static PyObject *container_repr(PyObject *v, Py_ssize_t size_hint) {
+    AsciiBuf b;
+    b.data = b.inline_data;
+    b.size = 0;
+    b.cap = sizeof b.inline_data;
+    int rc = size_hint > b.cap ? ascii_room(&b, size_hint) : 0;
+    if (rc == 0) rc = ascii_repr(&b, v, 0);
+    PyObject *text = NULL;
+    if (rc == 0) {
+        text = PyUnicode_New(b.size, 127);
+        if (text != NULL) memcpy(PyUnicode_1BYTE_DATA(text), b.data, b.size);
+    }
+    if (b.data != b.inline_data) PyMem_Free(b.data);
+    if (rc <= 0) return text;
     _PyUnicodeWriter w;
     _PyUnicodeWriter_Init(&w);
     w.overallocate = 1;
@@ -1625,17 +1792,16 @@ static PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable)
 
 /* rec.heads[name] = v's fingerprint (or no head when it has none). */
 static int fp_store(FrameRecord *rec, PyObject *name, PyObject *v) {
-    PyObject *fp = PyList_New(0);
+    PyObject *fp = fp_list(v);
     if (fp == NULL) return -1;
-    Py_ssize_t budget = FP_BUDGET;
-    int rc = fp_build(v, fp, &budget, 0);
-    if (rc == 1) {
+    int rc;
+    if (fp != Py_None) {
         PyObject *head = Py_BuildValue("(Oi)", fp, FINGERPRINT);
         PyObject *heads = get_heads(rec);
         rc = head == NULL || heads == NULL ? -1 : PyDict_SetItem(heads, name, head);
         Py_XDECREF(head);
-    } else if (rc == 0 && rec->heads) {
-        rc = dict_discard(rec->heads, name);
+    } else {
+        rc = rec->heads ? dict_discard(rec->heads, name) : 0;
     }
     Py_DECREF(fp);
     return rc < 0 ? -1 : 0;
@@ -1654,10 +1820,18 @@ static PyObject *text_delta(PyObject *old, PyObject *new) {
     if (n0 < DELTA_MIN_LEN || n1 < DELTA_MIN_LEN || kind != PyUnicode_KIND(new)) return NULL;
     const void *a = PyUnicode_DATA(old), *b = PyUnicode_DATA(new);
     Py_ssize_t m = n0 < n1 ? n0 : n1, prefix = 0, suffix = 0;
-    while (prefix < m && PyUnicode_READ(kind, a, prefix) == PyUnicode_READ(kind, b, prefix)) prefix++;
-    while (suffix < m - prefix &&
-           PyUnicode_READ(kind, a, n0 - 1 - suffix) == PyUnicode_READ(kind, b, n1 - 1 - suffix)) {
-        suffix++;
+    if (kind == PyUnicode_1BYTE_KIND) { /* the common case, as bytes: 8 at a time while they agree */
+        const unsigned char *x = a, *y = b;
+        while (prefix + 8 <= m && memcmp(x + prefix, y + prefix, 8) == 0) prefix += 8;
+        while (prefix < m && x[prefix] == y[prefix]) prefix++;
+        while (suffix + 8 <= m - prefix && memcmp(x + n0 - suffix - 8, y + n1 - suffix - 8, 8) == 0) suffix += 8;
+        while (suffix < m - prefix && x[n0 - 1 - suffix] == y[n1 - 1 - suffix]) suffix++;
+    } else {
+        while (prefix < m && PyUnicode_READ(kind, a, prefix) == PyUnicode_READ(kind, b, prefix)) prefix++;
+        while (suffix < m - prefix &&
+               PyUnicode_READ(kind, a, n0 - 1 - suffix) == PyUnicode_READ(kind, b, n1 - 1 - suffix)) {
+            suffix++;
+        }
     }
     if (prefix + suffix < DELTA_MIN_SHARED) return NULL;
     PyObject *middle = PyUnicode_Substring(new, prefix, n1 - suffix);
@@ -2741,16 +2915,7 @@ static PyObject *simple_locals(PyObject *module, PyObject *code) {
 }
 
 /* fingerprint(value): the fingerprint the recorder keeps for value, or None when it has none (tests). */
-static PyObject *fingerprint(PyObject *module, PyObject *value) {
-    PyObject *fp = PyList_New(0);
-    if (fp == NULL) return NULL;
-    Py_ssize_t budget = FP_BUDGET;
-    int rc = fp_build(value, fp, &budget, 0);
-    if (rc == 1) return fp;
-    Py_DECREF(fp);
-    if (rc < 0) return NULL;
-    Py_RETURN_NONE;
-}
+static PyObject *fingerprint(PyObject *module, PyObject *value) { return fp_list(value); }
 
 /* fingerprint_matches(value, fp): True when value still has fingerprint fp (tests). */
 static PyObject *fingerprint_matches(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
