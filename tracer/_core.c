@@ -2954,14 +2954,15 @@ static int buf_reserve(Buf *b, Py_ssize_t extra) {
     return 0;
 }
 
-static inline int buf_put(Buf *b, const void *src, Py_ssize_t n) {
+#define HOT inline __attribute__((always_inline))
+static HOT int buf_put(Buf *b, const void *src, Py_ssize_t n) {
     if (buf_reserve(b, n) < 0) return -1;
     memcpy(b->data + b->size, src, n);
     b->size += n;
     return 0;
 }
 
-static inline int buf_head(Buf *b, unsigned char code, uint64_t value, int width) {
+static HOT int buf_head(Buf *b, unsigned char code, uint64_t value, int width) {
     unsigned char out[9];
     out[0] = code;
     for (int i = 0; i < width; i++) out[1 + i] = (unsigned char)(value >> (8 * (width - 1 - i)));
@@ -2969,7 +2970,7 @@ static inline int buf_head(Buf *b, unsigned char code, uint64_t value, int width
 }
 
 /* The header of a str/bin/array/map of n items: fix (if any), then 8/16/32-bit forms. */
-static int buf_sized(Buf *b, Py_ssize_t n, int fix_base, Py_ssize_t fix_max, int c8, int c16, int c32) {
+static HOT int buf_sized(Buf *b, Py_ssize_t n, int fix_base, Py_ssize_t fix_max, int c8, int c16, int c32) {
     if (fix_base >= 0 && n <= fix_max) {
         unsigned char c = (unsigned char)(fix_base | n);
         return buf_put(b, &c, 1);
@@ -2981,13 +2982,13 @@ static int buf_sized(Buf *b, Py_ssize_t n, int fix_base, Py_ssize_t fix_max, int
 }
 
 /* Write code then the low `width` bytes of value, big endian; room for 9 bytes must be reserved. */
-static inline void put_head(unsigned char *out, unsigned char code, uint64_t value, int width) {
+static HOT void put_head(unsigned char *out, unsigned char code, uint64_t value, int width) {
     out[0] = code;
     for (int i = 0; i < width; i++) out[1 + i] = (unsigned char)(value >> (8 * (width - 1 - i)));
 }
 
 /* An int in msgpack's smallest form (as msgpack.packb writes it). */
-static inline int pack_int(Buf *b, long long v) {
+static HOT int pack_int(Buf *b, long long v) {
     if (b->size + 9 > b->cap && buf_reserve(b, 9) < 0) return -1;
     unsigned char *out = (unsigned char *)b->data + b->size;
     int n;
@@ -3020,7 +3021,7 @@ static inline int pack_int(Buf *b, long long v) {
     return 0;
 }
 
-static inline int pack_array_head(Buf *b, Py_ssize_t n) { return buf_sized(b, n, 0x90, 15, -1, 0xdc, 0xdd); }
+static HOT int pack_array_head(Buf *b, Py_ssize_t n) { return buf_sized(b, n, 0x90, 15, -1, 0xdc, 0xdd); }
 
 /* 0: packed; 1: a value it does not pack (no error); -1: error. */
 static int pack(Buf *b, PyObject *o, int depth) {
@@ -3052,7 +3053,13 @@ static int pack(Buf *b, PyObject *o, int depth) {
     }
     if (t == &PyUnicode_Type) {
         Py_ssize_t n;
-        const char *utf8 = PyUnicode_AsUTF8AndSize(o, &n);
+        const char *utf8;
+        if (PyUnicode_IS_COMPACT_ASCII(o)) { /* its bytes are its UTF-8 */
+            utf8 = (const char *)PyUnicode_1BYTE_DATA(o);
+            n = PyUnicode_GET_LENGTH(o);
+        } else {
+            utf8 = PyUnicode_AsUTF8AndSize(o, &n);
+        }
         if (utf8 == NULL) {
             PyErr_Clear();
             return 1;
@@ -3105,7 +3112,9 @@ static int pack_records(Buf *b, int32_t *offsets, int32_t *sizes, Py_ssize_t n, 
  * would give for each of the lists and the dict the Python StepBuffer keeps. */
 static PyObject *StepBuffer_pack_columns(StepBuffer *self, PyObject *unused) {
     Buf b = {NULL, 0, 0};
-    int rc = pack_array_head(&b, self->count);
+    /* Room for the two int columns at their widest, and a guess at the rest: few regrowths. */
+    int rc = buf_reserve(&b, 20 * self->count + 64);
+    if (rc == 0) rc = pack_array_head(&b, self->count);
     for (Py_ssize_t i = 0; i < self->count && rc == 0; i++) rc = pack_int(&b, self->fids[i]);
     if (rc == 0) rc = pack_array_head(&b, self->count);
     for (Py_ssize_t i = 0; i < self->count && rc == 0; i++) rc = pack_int(&b, self->lines[i]);
