@@ -871,6 +871,7 @@ static int Core_set_owner(Core *self, PyObject *value, void *closure) {
 /* -- helpers ------------------------------------------------------------------------------------- */
 
 #define FINGERPRINT (-2) /* rec.heads[name] = (fingerprint, FINGERPRINT): see "fingerprints" below */
+#define FP_FLAT (-3)     /* the same, for a value whose repr shows no container but itself */
 static int fp_match(PyObject *v, PyObject *fp, Py_ssize_t *pos);
 static int fp_remember(FrameRecord *rec, PyObject *name, PyObject *obj);
 static int fp_store(FrameRecord *rec, PyObject *name, PyObject *v);
@@ -1080,7 +1081,7 @@ static int head_unchanged(PyObject *value, PyObject *head) {
     Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(head, 1));
     if (length == -1 && PyErr_Occurred()) return -1;
     if (!PyList_CheckExact(elements)) return -2;
-    if (length == FINGERPRINT) {
+    if (length == FINGERPRINT || length == FP_FLAT) {
         Py_ssize_t pos = 0;
         int rc = fp_match(value, elements, &pos);
         return rc == 1 ? pos == PyList_GET_SIZE(elements) : rc;
@@ -1139,7 +1140,8 @@ static int head_unchanged(PyObject *value, PyObject *head) {
  * containers of them, or objects with object's default repr (type name and address). For such a value
  * the C recorder keeps a fingerprint: the objects met in a walk of it (each container followed by its
  * length), in repr order. Same fingerprint => same repr, so a mutable value is re-encoded only when its
- * fingerprint changed. Stored in rec.heads as (list, FINGERPRINT); the Python recorder treats that as
+ * fingerprint changed. Stored in rec.heads as (list, FINGERPRINT), or (list, FP_FLAT) when the list holds no
+ * container but the value itself (then no other object can change its repr); the Python recorder treats that as
  * "changed" and re-encodes (monitor.ValueEncoder.head_unchanged).
  */
 #define FP_BUDGET 4096
@@ -1162,6 +1164,7 @@ static inline int default_repr(PyObject *v) { return Py_TYPE(v)->tp_repr == PyBa
 typedef struct {
     PyObject **items;
     Py_ssize_t size, cap;
+    Py_ssize_t containers; /* builtin containers met (the value itself included) */
     PyObject *inline_items[256];
 } FpBuf;
 
@@ -1200,6 +1203,7 @@ static int fp_build(PyObject *v, FpBuf *f, Py_ssize_t *budget, int depth) {
                    : t == &PyList_Type || t == &PyTuple_Type ? Py_SIZE(v)
                                                               : PySet_GET_SIZE(v);
     if (fp_push(f, Py_NewRef(v)) < 0 || fp_push(f, PyLong_FromSsize_t(n)) < 0) return -1;
+    f->containers++;
     int rc = 1;
     if (t == &PyList_Type || t == &PyTuple_Type) {
         PyObject **items = t == &PyList_Type ? ((PyListObject *)v)->ob_item : ((PyTupleObject *)v)->ob_item;
@@ -1221,11 +1225,13 @@ static int fp_build(PyObject *v, FpBuf *f, Py_ssize_t *budget, int depth) {
     return rc;
 }
 
-/* v's fingerprint as a new list; Py_None (new reference) when it has none; NULL on error. */
-static PyObject *fp_list(PyObject *v) {
+/* v's fingerprint as a new list; Py_None (new reference) when it has none; NULL on error. *flat (when not
+ * NULL): whether the repr shows no container but v itself. */
+static PyObject *fp_list(PyObject *v, int *flat) {
     FpBuf f;
     f.items = f.inline_items;
     f.size = 0;
+    f.containers = 0;
     f.cap = sizeof f.inline_items / sizeof f.inline_items[0];
     Py_ssize_t budget = FP_BUDGET;
     int rc = fp_build(v, &f, &budget, 0);
@@ -1241,6 +1247,7 @@ static PyObject *fp_list(PyObject *v) {
     }
     for (Py_ssize_t i = 0; i < f.size; i++) Py_DECREF(f.items[i]);
     if (f.items != f.inline_items) PyMem_Free(f.items);
+    if (flat) *flat = f.containers <= 1;
     return result;
 }
 
@@ -1792,11 +1799,12 @@ static PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable)
 
 /* rec.heads[name] = v's fingerprint (or no head when it has none). */
 static int fp_store(FrameRecord *rec, PyObject *name, PyObject *v) {
-    PyObject *fp = fp_list(v);
+    int flat;
+    PyObject *fp = fp_list(v, &flat);
     if (fp == NULL) return -1;
     int rc;
     if (fp != Py_None) {
-        PyObject *head = Py_BuildValue("(Oi)", fp, FINGERPRINT);
+        PyObject *head = Py_BuildValue("(Oi)", fp, flat ? FP_FLAT : FINGERPRINT);
         PyObject *heads = get_heads(rec);
         rc = head == NULL || heads == NULL ? -1 : PyDict_SetItem(heads, name, head);
         Py_XDECREF(head);
@@ -2232,6 +2240,7 @@ static int shows_touched(FrameRecord *rec, PyObject *name, PyObject *obj, PyObje
         return 1;
     Py_ssize_t kind = PyLong_AsSsize_t(PyTuple_GET_ITEM(head, 1));
     if (kind == -1 && PyErr_Occurred()) return -1;
+    if (kind == FP_FLAT) return 0; /* it shows no other container, and it is none of them */
     if (kind != FINGERPRINT) return 1;
     PyObject *fp = PyTuple_GET_ITEM(head, 0);
     PyObject **items = ((PyListObject *)fp)->ob_item;
@@ -2915,7 +2924,7 @@ static PyObject *simple_locals(PyObject *module, PyObject *code) {
 }
 
 /* fingerprint(value): the fingerprint the recorder keeps for value, or None when it has none (tests). */
-static PyObject *fingerprint(PyObject *module, PyObject *value) { return fp_list(value); }
+static PyObject *fingerprint(PyObject *module, PyObject *value) { return fp_list(value, NULL); }
 
 /* fingerprint_matches(value, fp): True when value still has fingerprint fp (tests). */
 static PyObject *fingerprint_matches(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
