@@ -88,6 +88,27 @@ def test_a_line_without_effects_has_no_guards() -> None:
     assert lines[1] == (False, None)
 
 
+@needs_guards
+def test_module_code_is_guarded_by_name() -> None:
+    """At module level the names are the frame's locals (LOAD_NAME), and a call of a builtin is
+    LOAD_NAME + PUSH_NULL (in either order: 3.12 pushes the NULL first)."""
+    source = "\n".join(
+        ["d = {}", "x = d['a'] if d else 0", "items = []", "items.append(len(d))", "print(items[0])",
+         "main(items)"]
+    )
+    plan = analyse(compile(source, "<m>", "exec"), 1)
+    assert plan.is_module
+    assert kinds(plan.lines[2].guards) == [(G_SUBSCR, "d")]
+    assert kinds(plan.lines[4].guards) == [(G_GLOBAL, "len"), (G_METHOD, "items")]
+    assert kinds(plan.lines[5].guards) == [(G_SUBSCR, "items"), (G_GLOBAL, "print")]
+    assert plan.lines[6].guards is None  # a call of a module-level function: cannot tell
+    # At run time a name that is no global (a builtin read by LOAD_NAME) means "cannot tell".
+    import builtins
+
+    assert touched_objects(((G_METHOD, "list", False, method_kinds("append"), None),), {}, {}, {},
+                           vars(builtins)) is None
+
+
 def test_method_kinds() -> None:
     assert method_kinds("append") == (K_MUTATES, K_UNKNOWN, K_UNKNOWN)
     assert method_kinds("get") == (K_UNKNOWN, K_PURE, K_UNKNOWN)
@@ -186,22 +207,30 @@ def body():
 """
 
 
-def program(statements: list[str]) -> str:
+def program(statements: list[str], at_module: bool = False) -> str:
+    """The statements in a loop inside body(), or (at_module) in the same loop at module level, where the
+    names are globals and the module frame's guards are the Python recorder's."""
     lines = [f"        {statement}\n" for statement in statements]
-    return PROLOGUE + "".join(lines) + "\n\nbody()\n"
+    text = PROLOGUE + "".join(lines) + "\n\nbody()\n"
+    if not at_module:
+        return text
+    head, body = text.split("def body():\n")
+    body = body.removesuffix("\n\nbody()\n")
+    return head + "".join(line[4:] + "\n" for line in body.splitlines())
 
 
 @needs_guards
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(statements=st.lists(st.sampled_from(STATEMENTS), min_size=3, max_size=10))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(statements=st.lists(st.sampled_from(STATEMENTS), min_size=3, max_size=10), at_module=st.booleans())
 def test_random_programs_match_the_reference(
     statements: list[str],
+    at_module: bool,
     tmp_path: Path,
     run_retrograde: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     work = Path(tempfile.mkdtemp(dir=tmp_path))
     script = work / "prog.py"
-    script.write_text(program(statements), encoding="utf-8")
+    script.write_text(program(statements, at_module), encoding="utf-8")
     output = work / "reference.jsonl"
     reference = run_python([REFERENCE, output, script], work, "")
     assert reference.returncode == 0, reference.stderr

@@ -2211,6 +2211,7 @@ static int guard_touched(FrameRecord *rec, PyObject *guards, PyObject *objs, PyO
             candidates[1] = PyDict_GetItemWithError(objs, name);
             if (candidates[1] == NULL && PyErr_Occurred()) return -1;
         }
+        if (candidates[0] == NULL && candidates[1] == NULL) return 1; /* not bound before or after: cannot tell */
         for (int c = 0; c < 2; c++) {
             PyObject *obj = candidates[c];
             if (obj == NULL) continue;

@@ -103,7 +103,8 @@ _METHODS: dict[type, tuple[frozenset[str], frozenset[str]]] = {  # (changes noth
 IMMUTABLE_TYPES = (str, bytes, int, float, bool, complex, tuple, frozenset, type(None), range)
 SUBSCR_PURE_TYPES = (list, tuple, str, bytes, dict, range)
 # The guards read the instructions of CPython 3.12 and 3.13 (call and stack layout); other versions keep
-# the plain rule (a call or store may change anything, a subscript load nothing).
+# the plain rule (a call or store may change anything, a subscript load nothing). Module frames get them
+# too (their names are their locals), evaluated by the Python recorder.
 GUARDS_SUPPORTED = sys.version_info[:2] in ((3, 12), (3, 13))
 _LOCAL_LOADS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK"})
 # Instructions that leave the stack alone (any other with no reported effect may replace an item on it).
@@ -198,9 +199,10 @@ def touched_objects(guards: tuple[tuple[Any, ...], ...], now: Any, before: dict[
         candidates = [now.get(name, _MISSING)]
         if stored:
             candidates.append(before.get(name, _MISSING))
+        candidates = [obj for obj in candidates if obj is not _MISSING]
+        if not candidates:  # not a local now or before (a builtin read by LOAD_NAME): cannot tell
+            return None
         for obj in candidates:
-            if obj is _MISSING:
-                continue
             effect = _effect(kind, obj, attr_kinds)
             if effect == K_UNKNOWN:
                 return None
@@ -218,8 +220,11 @@ class _Effects:
     and no jump target in between); at a jump target it forgets the whole stack.
     """
 
-    def __init__(self, store_counts: dict[int, dict[str, int]]) -> None:
+    def __init__(self, store_counts: dict[int, dict[str, int]], module: bool) -> None:
         self.store_counts = store_counts
+        # In module code the frame's "locals" are its globals: LOAD_NAME reads one (or a builtin, which
+        # the run-time check finds missing from the globals: "cannot tell").
+        self.local_loads = _LOCAL_LOADS | {"LOAD_NAME"} if module else _LOCAL_LOADS
         self.guards: dict[int, list[tuple[Any, ...]]] = {}
         self.unknown: set[int] = set()
         self.stack: list[Any] = []
@@ -264,15 +269,28 @@ class _Effects:
             if risky and line is not None:
                 self.unknown.add(line)
             return
-        if name in _LOCAL_LOADS and isinstance(instr.arg, str):
-            self.stack.append(("local", instr.arg, run))
+        if name in self.local_loads and isinstance(instr.arg, str):
+            top = self.stack[-1] if self.stack else None
+            if name == "LOAD_NAME" and top is not None and top[0] == "null" and top[1] == run:
+                # 3.12's call of a module-level name: PUSH_NULL, LOAD_NAME f
+                self.stack[-1:] = [("global", instr.arg, run)] * 2
+            else:
+                self.stack.append(("local", instr.arg, run, name == "LOAD_NAME"))
+            return
+        if name == "PUSH_NULL":
+            top = self.stack[-1] if self.stack else None
+            if top is not None and top[0] == "local" and top[2] == run and top[3]:
+                # 3.13's call of a module-level name: LOAD_NAME f, PUSH_NULL
+                self.stack[-1:] = [("global", top[1], run)] * 2
+            else:
+                self.stack.append(("null", run))
             return
         if name == "LOAD_FAST_LOAD_FAST" and isinstance(instr.arg, tuple):
-            self.stack.extend(("local", part, run) for part in instr.arg)
+            self.stack.extend(("local", part, run, False) for part in instr.arg)
             return
         if name == "STORE_FAST_LOAD_FAST" and isinstance(instr.arg, tuple):
             self._pop(1)
-            self.stack.append(("local", instr.arg[1], run))
+            self.stack.append(("local", instr.arg[1], run, False))
             return
         tag: tuple[Any, ...]
         if name == "LOAD_GLOBAL" and isinstance(instr.arg, tuple) and instr.arg[0]:
@@ -338,7 +356,7 @@ def analyse(code: types.CodeType, code_id: int) -> CodePlan:
     always: set[str] = set()
     names: list[str]
     lineless_mutation = False
-    guarded = GUARDS_SUPPORTED and not is_module
+    guarded = GUARDS_SUPPORTED
     try:
         instructions = list(bytecode.Bytecode.from_code(code))
     except Exception:  # an analysis we cannot do means every step gets a full check
@@ -355,7 +373,7 @@ def analyse(code: types.CodeType, code_id: int) -> CodePlan:
                     stored = stored[:1]
                 for n in stored:
                     counts[n] = counts.get(n, 0) + 1
-    effects = _Effects(store_counts)
+    effects = _Effects(store_counts, is_module)
     last_line: int | None = None
     for instr in instructions:
         if isinstance(instr, bytecode.Label):
