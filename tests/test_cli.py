@@ -428,3 +428,44 @@ def test_python_m_tracer_entry_point(tmp_path: Path, trace: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["steps"] > 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE and SIGXFSZ")
+def test_a_full_disk_is_one_sentence_and_the_program_runs_on(tmp_path: Path) -> None:
+    """The trace file may stop growing (disk full, here the file size limit): the program's output and exit
+    code stay its own, Retrograde says so in one line at the end, and the trace reads up to its last
+    complete chunk."""
+    import resource
+    import signal
+
+    script = tmp_path / "busy.py"
+    script.write_text(
+        "def f(n):\n    total = 0\n    for i in range(n):\n        total += i * i\n    return total\n\n"
+        "print(sum(f(300) for _ in range(300)))\nraise SystemExit(3)\n",
+        encoding="utf-8",
+    )
+    trace = tmp_path / "busy.rtrace"
+    limit = 120_000  # bytes: several chunks fit, the whole recording does not
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    command, extra_env = retrograde_command()
+    plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [*command, "record", "-o", str(trace), str(script)], capture_output=True, text=True, timeout=120,
+        preexec_fn=small_files, cwd=tmp_path, env={**os.environ, **extra_env},
+    )
+    assert (done.stdout, done.returncode) == (plain.stdout, 3)
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"retrograde: the trace {trace} could not be finished (File too large); "
+        "it reads up to its last complete chunk."
+    ]
+    assert trace.stat().st_size <= limit
+    from tracer.format import TraceReader
+
+    with TraceReader(trace) as reader:
+        assert reader.truncated and reader.step_count > 1000
+        assert list(reader.read_chunk(len(reader.chunks) - 1).events)

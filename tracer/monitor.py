@@ -481,19 +481,29 @@ class PythonRecorder:
                 self.error = self.error or f"flush failed: {exc!r}"
             if self.exit_status.get("kind") == "running":
                 self.exit_status = {"kind": "stopped"}
-            writer.close(
-                {
-                    "steps": self._count,
-                    "line_steps": self._line_steps_written,
-                    "end_time": time.time(),
-                    "duration": time.time() - self.start_time,
-                    "exit": self.exit_status,
-                    "max_steps_reached": self.max_steps_reached,
-                    "error": self.error,
-                    "outputs": self._outputs,  # written after the last chunk's steps
-                }
-            )
-            self._owner = None
+            footer = {
+                "steps": self._count,
+                "line_steps": self._line_steps_written,
+                "end_time": time.time(),
+                "duration": time.time() - self.start_time,
+                "exit": self.exit_status,
+                "max_steps_reached": self.max_steps_reached,
+                "error": self.error,
+                "outputs": self._outputs,  # written after the last chunk's steps
+            }
+            try:
+                writer.close(footer)
+            except OSError as exc:  # the disk is full, the file size limit was hit...
+                writer.abandon()
+                self.error = self.error or f"writing the trace failed: {exc}"
+                # After everything the program printed; one sentence, never a traceback.
+                print(
+                    f"retrograde: the trace {self.path} could not be finished ({exc.strerror or exc}); "
+                    "it reads up to its last complete chunk.",
+                    file=sys.__stderr__,
+                )
+            finally:
+                self._owner = None
 
     def _release_values(self) -> None:
         """Recording stopped: drop the references kept only to speed up the next steps."""
