@@ -941,7 +941,21 @@ static PyObject *scalar_encoding(Py_ssize_t limit, PyObject *obj) {
         if (PyErr_Occurred()) return NULL;
         if (!overflow && limit >= NATIVE_INT_LIMIT) return Py_NewRef(obj);
     } else if (t == &PyUnicode_Type) {
-        if (PyUnicode_GET_LENGTH(obj) > 64) return NULL;
+        Py_ssize_t n = PyUnicode_GET_LENGTH(obj);
+        if (n > 64) return NULL;
+        if (PyUnicode_IS_COMPACT_ASCII(obj) && n + 2 <= limit) { /* plain text: its repr is 'text' */
+            const unsigned char *data = PyUnicode_1BYTE_DATA(obj);
+            Py_ssize_t i = 0;
+            while (i < n && data[i] >= 0x20 && data[i] <= 0x7e && data[i] != '\'' && data[i] != '\\') i++;
+            if (i == n) {
+                PyObject *text = PyUnicode_New(n + 2, 127);
+                if (text == NULL) return NULL;
+                Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+                out[0] = out[n + 1] = '\'';
+                memcpy(out + 1, data, n);
+                return text;
+            }
+        }
     } else if (obj != Py_None) {
         return NULL;
     }
