@@ -246,3 +246,30 @@ def test_random_programs_match_the_reference(
         difference = first_difference(got, want)
         assert difference is None, f"{recorder} recorder on\n{script.read_text()}\n{difference}"
 
+
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "workloads"
+
+
+WORKLOADS = [("interp", 12), ("containers", 300), ("calls", 12), ("loops", 12)]
+
+
+@pytest.mark.parametrize(("workload", "size"), WORKLOADS)
+def test_benchmark_workloads_match_the_reference(
+    workload: str, size: int, tmp_path: Path, run_retrograde: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    """The benchmark's workloads (small sizes) are recorded exactly: the speed measured is that of a
+    recorder that gets every step right."""
+    script = BENCH / f"{workload}.py"
+    output = tmp_path / "reference.jsonl"
+    reference = run_python([REFERENCE, output, script, str(size)], tmp_path, "")
+    assert reference.returncode == 0, reference.stderr
+    want = comparable(read_jsonl(output.read_text(encoding="utf-8")))
+    trace = tmp_path / "trace.rtrace"
+    done = run_retrograde(["record", "-o", trace, script, str(size)], tmp_path, env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr
+    exported = run_retrograde(["export", trace], tmp_path, env=ENV, timeout=120)
+    got = comparable(read_jsonl(exported.stdout))
+    assert len(got) > 1000
+    difference = first_difference(got, want)
+    assert difference is None, difference
