@@ -5,7 +5,8 @@ one frame, only the instructions of the earlier line ran in that frame (plus any
 recorder sees and answers with a full check). So for each line we collect the names it stores or deletes,
 and whether it has an instruction that can mutate an existing object without running traced code (a call
 into a builtin or library, a subscript or attribute store, an in-place operator, a with statement...).
-Instructions without a line number count for every line.
+Instructions without a line number count for every line. Where a line's possible effects are all of a few
+simple kinds, it also gets effect guards (below) that say at run time which objects it can have changed.
 """
 
 from __future__ import annotations
