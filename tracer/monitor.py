@@ -835,10 +835,11 @@ class PythonRecorder:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        """Every 256 steps (and at chunk size and --max-steps): flush if due, stop at the step limit."""
+        """Every 1024 steps (and at chunk size and --max-steps): flush if due, stop at the step limit. (A
+        program that makes no steps for a while is flushed by the flusher thread.)"""
         if len(self._steps) >= self.chunk_steps or time.monotonic() - self._last_flush >= self.flush_interval:
             self._flush_locked()
-        self._next_check = self._count + min(256, self.chunk_steps - len(self._steps))
+        self._next_check = self._count + min(1024, self.chunk_steps - len(self._steps))
         if self.max_steps is not None:
             self._next_check = min(self._next_check, self.max_steps)
         if self.max_steps is not None and self._count >= self.max_steps:
