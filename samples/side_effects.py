@@ -5,7 +5,7 @@ in-place operator; the recorder's per-line guards decide which locals to look at
 differential test checks that it never skips one that changed.
 """
 
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict, deque
 
 audit: list[str] = []
 
@@ -91,12 +91,36 @@ def stacks() -> list[int]:
     return stack + [top]
 
 
+def odd_routes() -> list[object]:
+    data = [1, 2]
+    alias = data
+    data.copy().append(9)  # on a temporary: changes nothing with a name
+    list.append(alias, 4)  # through the type
+    getattr(data, "append")(5)  # through getattr
+    queue = deque([1])
+    queue.append(2)  # not a list: the recorder cannot tell, so it looks
+    nested = {"k": [1]}
+    inner = nested["k"]
+    nested["k"].append(2)  # through an item: changes inner too
+    grown = []
+    for step in producer(grown):  # a generator that changes the list it was given
+        grown.append(-step)
+    return [data, queue, nested, inner, grown]
+
+
+def producer(out: list[int]):
+    for value in range(1, 3):
+        out.append(value)
+        yield value
+
+
 def main() -> None:
     print(word_index("the cat saw the other cat"))
     print(counters("banana bread"))
     print(aliases())
     print(dicts())
     print(stacks())
+    print(odd_routes())
     print(audit)
 
 
