@@ -622,7 +622,7 @@ def test_writer_keeps_records_in_order(tmp_path: Path, background: bool) -> None
     writer.add_file(0, "/prog.py", "print(1)\n")
     bodies = []
     start = 0
-    for number in range(40):  # added faster than one compression: the background writer batches them
+    for number in range(40):  # all queued behind the gated first batch: the rest comes as one batch
         count = 3 + number % 4
         chunk = ChunkData(
             start=start, keyframe={}, events=bytes([1] * count), fids=[0] * count, lines=[number] * count,

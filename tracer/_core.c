@@ -928,6 +928,32 @@ static inline PyObject *frame_local(PyObject *frame, Py_ssize_t i) {
  * encoder; NULL with an error set on failure. */
 #define NATIVE_INT_LIMIT 20   /* values.py NATIVE_INT_LIMIT */
 #define NATIVE_FLOAT_LIMIT 24 /* values.py NATIVE_FLOAT_LIMIT */
+/* Whether str s is printed by repr() as itself between single quotes: ASCII, printable, no quote or
+ * backslash (the scalar encoder and both repr writers below share this test). */
+static inline int plain_ascii(PyObject *s) {
+    if (!PyUnicode_IS_ASCII(s)) return 0;
+    const unsigned char *data = PyUnicode_1BYTE_DATA(s);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = data[i];
+        if (c < 0x20 || c > 0x7e || c == '\'' || c == '\\') return 0;
+    }
+    return 1;
+}
+
+/* The decimal text of x, written backwards so that it ends just before `end` (at most 21 characters);
+ * returns where it starts. */
+static inline char *format_ssize(Py_ssize_t x, char *end) {
+    char *p = end;
+    size_t u = x < 0 ? (size_t)0 - (size_t)x : (size_t)x;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (x < 0) *--p = '-';
+    return p;
+}
+
 static PyObject *scalar_encoding(Py_ssize_t limit, PyObject *obj) {
     PyTypeObject *t = Py_TYPE(obj);
     if (t == &PyBool_Type) return Py_NewRef(obj); /* stored as itself (values.native) */
@@ -943,18 +969,13 @@ static PyObject *scalar_encoding(Py_ssize_t limit, PyObject *obj) {
     } else if (t == &PyUnicode_Type) {
         Py_ssize_t n = PyUnicode_GET_LENGTH(obj);
         if (n > 64) return NULL;
-        if (PyUnicode_IS_COMPACT_ASCII(obj) && n + 2 <= limit) { /* plain text: its repr is 'text' */
-            const unsigned char *data = PyUnicode_1BYTE_DATA(obj);
-            Py_ssize_t i = 0;
-            while (i < n && data[i] >= 0x20 && data[i] <= 0x7e && data[i] != '\'' && data[i] != '\\') i++;
-            if (i == n) {
-                PyObject *text = PyUnicode_New(n + 2, 127);
-                if (text == NULL) return NULL;
-                Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
-                out[0] = out[n + 1] = '\'';
-                memcpy(out + 1, data, n);
-                return text;
-            }
+        if (n + 2 <= limit && plain_ascii(obj)) { /* its repr is 'text' */
+            PyObject *text = PyUnicode_New(n + 2, 127);
+            if (text == NULL) return NULL;
+            Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+            out[0] = out[n + 1] = '\'';
+            memcpy(out + 1, PyUnicode_1BYTE_DATA(obj), n);
+            return text;
         }
     } else if (obj != Py_None) {
         return NULL;
@@ -1483,28 +1504,16 @@ static int repr_fallback(_PyUnicodeWriter *w, PyObject *v) {
 
 static int repr_int(_PyUnicodeWriter *w, PyObject *v) {
     if (!_PyLong_IsCompact((PyLongObject *)v)) return repr_fallback(w, v);
-    Py_ssize_t x = _PyLong_CompactValue((PyLongObject *)v);
-    char buf[32];
-    char *end = buf + sizeof buf, *p = end;
-    size_t u = x < 0 ? (size_t)0 - (size_t)x : (size_t)x;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (x < 0) *--p = '-';
+    char buf[32], *end = buf + sizeof buf;
+    char *p = format_ssize(_PyLong_CompactValue((PyLongObject *)v), end);
     return _PyUnicodeWriter_WriteASCIIString(w, p, end - p);
 }
 
 static int repr_str(_PyUnicodeWriter *w, PyObject *v) {
-    if (!PyUnicode_IS_ASCII(v)) return repr_fallback(w, v);
-    const unsigned char *data = PyUnicode_1BYTE_DATA(v);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(v);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = data[i];
-        if (c < 0x20 || c > 0x7e || c == '\'' || c == '\\') return repr_fallback(w, v); /* escapes, quotes */
-    }
+    if (!plain_ascii(v)) return repr_fallback(w, v); /* escapes, other quotes, non-ASCII */
     if (_PyUnicodeWriter_WriteChar(w, '\'') < 0) return -1;
-    if (_PyUnicodeWriter_WriteASCIIString(w, (const char *)data, n) < 0) return -1;
+    const char *data = (const char *)PyUnicode_1BYTE_DATA(v);
+    if (_PyUnicodeWriter_WriteASCIIString(w, data, PyUnicode_GET_LENGTH(v)) < 0) return -1;
     return _PyUnicodeWriter_WriteChar(w, '\'');
 }
 
@@ -1622,31 +1631,17 @@ static int ascii_repr(AsciiBuf *b, PyObject *v, int depth) {
     if (depth > FP_DEPTH) return 1;
     if (t == &PyLong_Type) {
         if (!_PyLong_IsCompact((PyLongObject *)v)) return 1;
-        Py_ssize_t x = _PyLong_CompactValue((PyLongObject *)v);
-        if (b->size + 24 > b->cap && ascii_room(b, 24) < 0) return -1;
-        char digits[24], *end = digits + sizeof digits, *p = end;
-        size_t u = x < 0 ? (size_t)0 - (size_t)x : (size_t)x;
-        do {
-            *--p = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
-        if (x < 0) *--p = '-';
-        memcpy(b->data + b->size, p, end - p);
-        b->size += end - p;
-        return 0;
+        char digits[24], *end = digits + sizeof digits;
+        char *p = format_ssize(_PyLong_CompactValue((PyLongObject *)v), end);
+        return ascii_put(b, p, end - p);
     }
     if (t == &PyUnicode_Type) {
-        if (!PyUnicode_IS_ASCII(v)) return 1;
-        const unsigned char *data = PyUnicode_1BYTE_DATA(v);
+        if (!plain_ascii(v)) return 1;
         Py_ssize_t n = PyUnicode_GET_LENGTH(v);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            unsigned char c = data[i];
-            if (c < 0x20 || c > 0x7e || c == '\'' || c == '\\') return 1;
-        }
         if (b->size + n + 2 > b->cap && ascii_room(b, n + 2) < 0) return -1;
         char *out = b->data + b->size;
         out[0] = '\'';
-        memcpy(out + 1, data, n);
+        memcpy(out + 1, PyUnicode_1BYTE_DATA(v), n);
         out[n + 1] = '\'';
         b->size += n + 2;
         return 0;
@@ -1897,8 +1892,6 @@ static int store_text(FrameRecord *rec, PyObject *name, PyObject *enc, PyObject 
     return *changes == NULL ? -1 : 0;
 }
 
-/* The new encoding of a mutable value if its text changed, else Py_None (PythonRecorder._recheck).
- * New reference; NULL on error. */
 /* -- recent renderings ------------------------------------------------------------------------------
  * The same container is often rendered again right after it was rendered: under a second name (an
  * alias), or in the caller once a callee that changed it returns (the callee's frame rendered it after
@@ -1941,6 +1934,8 @@ static void render_sweep(Core *self) {
     self->renders_oldest = oldest;
 }
 
+/* The new encoding of a mutable value if its text changed, else Py_None (PythonRecorder._recheck).
+ * New reference; NULL on error. */
 static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, PyObject *obj) {
     PyObject *head = rec->heads ? PyDict_GetItemWithError(rec->heads, name) : NULL;
     if (head == NULL && PyErr_Occurred()) return NULL;

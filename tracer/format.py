@@ -367,10 +367,10 @@ class TraceWriter:
         self._file.flush()
         self.closed = False
         self.error: BaseException | None = None
-        # Jobs for the writer thread. Handing one over is a deque append and, when the thread sleeps, one
-        # lock release: queue.Queue's condition variables cost about 130 us per chunk on the program's
-        # thread. `_wake` and `_room` are binary signals (a release when already released is dropped);
-        # each side re-checks the deque after waking, so a signal is never lost.
+        # Jobs for the writer thread (see _work). Handing one over is a deque append and one lock release,
+        # never a wait unless _BACKLOG jobs are already waiting. `_wake` and `_room` are binary signals (a
+        # release when already released is dropped); each side re-checks the deque after waking, so a
+        # signal is never lost.
         self._jobs: deque[Any] | None = None
         self.worker_ident: int | None = None  # the writer thread (it must never wait for the recorder)
         if background:
@@ -493,7 +493,8 @@ class TraceWriter:
         self._file.close()
 
     def abandon(self) -> None:
-        """Close the handle without a footer (used in a forked child that must not touch the file)."""
+        """Close the handle without a footer: in a forked child (which must not touch the file), or after
+        close() failed to write the footer (the trace then reads up to its last complete chunk)."""
         self.closed = True
         self._jobs = None  # a forked child has no writer thread
         try:
