@@ -51,6 +51,11 @@ WORKLOADS = [
     Workload("loops", WORKLOAD_DIR / "loops.py", 170, 40, "nested numeric loops over scalars"),
     Workload("containers", WORKLOAD_DIR / "containers.py", 50000, 3000, "list/dict/set mutation, aliases"),
     Workload("interp", WORKLOAD_DIR / "interp.py", 1700, 60, "tokenise/parse/eval a tiny language"),
+    # Shapes the first four missed (issue 16): deep recursion, floats changed inside nested lists through an
+    # alias, and big containers (a 20k-node adjacency dict, a 20k list sorted through a scratch list).
+    Workload("recursion", WORKLOAD_DIR / "recursion.py", 9, 6, "n-queens backtracking + recursive tree"),
+    Workload("nbody", WORKLOAD_DIR / "nbody.py", 15000, 300, "floats in 5 lists of 7, via aliases"),
+    Workload("graph", WORKLOAD_DIR / "graph.py", 20000, 500, "BFS on a 20k adjacency dict + merge sort"),
 ]
 
 

@@ -251,7 +251,8 @@ def test_random_programs_match_the_reference(
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "workloads"
 
 
-WORKLOADS = [("interp", 12), ("containers", 300), ("calls", 12), ("loops", 12)]
+WORKLOADS = [("interp", 12), ("containers", 300), ("calls", 12), ("loops", 12), ("recursion", 5),
+             ("nbody", 30), ("graph", 300)]
 
 
 @pytest.mark.parametrize(("workload", "size"), WORKLOADS)
