@@ -15,7 +15,7 @@ find_python() {
     return 1
 }
 extras="${RETRO_EXTRAS:-tui}"
-stamp=".venv/.installed-$(cat pyproject.toml setup.py tracer/_core.c | sha1sum | cut -c1-12)-${extras//,/_}"
+stamp=".venv/.installed-$(cat pyproject.toml setup.py tracer/_core/*.[ch] | sha1sum | cut -c1-12)-${extras//,/_}"
 if [ ! -x .venv/bin/python ]; then
     py=$(find_python)
     "$py" -m venv .venv

@@ -1,4 +1,4 @@
-"""The compiled recorder's building blocks (tracer/_core.c) against their Python references.
+"""The compiled recorder's building blocks (tracer/_core/*.c) against their Python references.
 
 The whole-program check (compiled and Python recorders export the same steps on every sample) is in
 test_differential.py; these tests pin the pieces on many generated values: the C encoder must give the
@@ -21,7 +21,7 @@ from tracer import monitor
 from tracer.values import ValueEncoder
 
 _core = monitor._core
-pytestmark = pytest.mark.skipif(_core is None, reason="tracer/_core.c is not built")
+pytestmark = pytest.mark.skipif(_core is None, reason="tracer/_core/ is not built")
 
 scalars = st.one_of(
     st.none(),

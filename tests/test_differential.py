@@ -369,7 +369,7 @@ def test_reference_recorder_on_hand_checked_program(tmp_path: Path) -> None:
 
 
 # -- the compiled recorder against the pure Python one ----------------------------------------------------
-# tracer/_core.c runs the commonest callbacks in C; the pure Python recorder (RETROGRADE_RECORDER=python)
+# tracer/_core/ runs the commonest callbacks in C; the pure Python recorder (RETROGRADE_RECORDER=python)
 # is its reference. Both must export the same steps, with the same states, for every sample.
 
 
@@ -377,7 +377,7 @@ def test_compiled_recorder_is_built() -> None:
     from tracer import monitor
 
     assert monitor.compiled_available(), (
-        "tracer/_core.c was not built: the install needs a C compiler and Python's headers"
+        "tracer/_core/ was not built: the install needs a C compiler and Python's headers"
     )
     if os.environ.get("RETROGRADE_RECORDER", "").lower() != "python":
         assert monitor.Recorder is monitor.CompiledRecorder

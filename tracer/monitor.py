@@ -12,23 +12,30 @@ Design notes (see DESIGN.md):
   ``threading.enumerate``) flushes at least every half second so a killed process loses at most that much.
 - Every callback is wrapped so the program never sees an exception from the recorder; a failure stops
   recording and is noted in the trace's footer.
+
+Split along its seams: the file filters (tracer/filters.py), the output tee (tracer/tee.py), fork
+handling (tracer/forking.py), the flusher thread (tracer/flusher.py) and the Python records
+(tracer/records.py) live beside this module, which keeps the recorders and their callbacks; the compiled
+callbacks are tracer/_core/ (loaded by tracer/native.py).
 """
 
 from __future__ import annotations
 
 import _thread
-import fnmatch
+import dis
 import linecache
 import os
 import sys
-import sysconfig
 import threading
 import time
 import types
-import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from tracer import native as native_module
+from tracer.filters import FileFilter
+from tracer.flusher import Flusher
+from tracer.forking import ForkHooks, drop_filter
 from tracer.format import (
     EV_CALL,
     EV_EXCEPTION,
@@ -41,11 +48,12 @@ from tracer.format import (
     ZSTD_LEVEL,
     ChunkData,
     TraceWriter,
-    pack_columns,
     summarize_chunk,
 )
 from tracer.native import core as _built_core
 from tracer.plan import G_GLOBAL, CodePlan, analyse, touched_objects
+from tracer.records import FrameRecord, StepBuffer, ThreadState
+from tracer.tee import OutputTee
 from tracer.values import (
     _NON_LITERAL_FLOATS,
     DEFAULT_LIMIT,
@@ -54,6 +62,78 @@ from tracer.values import (
     native,
     same_encoding,
 )
+
+_frame_locals_c = getattr(_built_core, "frame_locals", None)
+_CO_OPTIMIZED = 1  # inspect.CO_OPTIMIZED: a function's code, with fast locals
+_Spans = dict[str, tuple[tuple[int, int], ...]]
+_SHADOWED_CELLS: dict[types.CodeType, _Spans] = {}
+
+
+def _stored_names(instr: dis.Instruction) -> tuple[str, ...]:
+    """The names a STORE_FAST-family instruction stores into (superinstructions name two)."""
+    if not instr.opname.startswith("STORE_FAST"):
+        return ()
+    value = instr.argval
+    return tuple(value) if isinstance(value, tuple) else (value,)
+
+
+def _shadowed_cells(code: types.CodeType) -> _Spans:
+    """For each cell or free variable of code that an inlined comprehension also binds as a plain variable:
+    the bytecode spans [start, end) in which its slot may hold the plain value instead of the cell (from the
+    comprehension's LOAD_FAST_AND_CLEAR to the STORE_FAST after its loop that puts the cell back)."""
+    spans = _SHADOWED_CELLS.get(code)
+    if spans is None:
+        shared = set(code.co_cellvars) | set(code.co_freevars)
+        instrs = list(dis.get_instructions(code))
+        found: dict[str, list[tuple[int, int]]] = {}
+        for i, instr in enumerate(instrs):
+            name = instr.argval
+            if instr.opname != "LOAD_FAST_AND_CLEAR" or name not in shared:
+                continue
+            end = len(code.co_code)  # to the end, where the loop cannot be found (be safe)
+            loop_end = next((j.argval for j in instrs[i:] if j.opname == "FOR_ITER"), None)
+            if isinstance(loop_end, int):
+                restores = (j.offset for j in instrs if j.offset > loop_end and name in _stored_names(j))
+                end = next(restores, end)
+            found.setdefault(name, []).append((instr.offset, end))
+        spans = {name: tuple(pairs) for name, pairs in found.items()}
+        _SHADOWED_CELLS[code] = spans
+    return spans
+
+
+def frame_locals(frame: types.FrameType) -> Mapping[str, Any]:
+    """A frame's variables as a fixed CPython's frame.f_locals shows them, without risking its crashes.
+
+    CPython 3.13 before the fix of gh-128396 (python/cpython#130235) crashes reading f_locals while an
+    inlined comprehension (PEP 709) binds a name that is also a cell or free variable of the function: the
+    slot then holds the plain value, and f_locals takes it for a cell. The compiled helper reads the
+    fast-locals array itself and dereferences only real cells. Without it, such a name is left out while
+    its comprehension runs (its value cannot be read safely from Python); every other name is read one by
+    one. (3.12's f_locals checks cells but not free variables; 3.14 has the fix: only older versions.)
+    """
+    if not frame.f_code.co_flags & _CO_OPTIMIZED:
+        return frame.f_locals
+    if _frame_locals_c is not None:
+        result: Mapping[str, Any] = _frame_locals_c(frame)
+        return result
+    code = frame.f_code
+    spans = _shadowed_cells(code) if sys.version_info < (3, 14) else None
+    if not spans:
+        return frame.f_locals
+    at = frame.f_lasti
+    unsafe = {name for name, pairs in spans.items() if any(a <= at < b for a, b in pairs)}
+    if not unsafe:
+        return frame.f_locals
+    proxy = frame.f_locals
+    safe: dict[str, Any] = {}
+    for name in (*code.co_varnames, *code.co_cellvars, *code.co_freevars):
+        if name not in unsafe and name not in safe:
+            try:
+                safe[name] = proxy[name]
+            except KeyError:
+                pass
+    return safe
+
 
 MON = sys.monitoring
 EVENTS = MON.events
@@ -67,225 +147,13 @@ GLOBAL_EVENTS = (
 )
 DISABLE = MON.DISABLE
 _MISSING = object()
-# Retrograde's own packages: never traced, wherever the program's root is.
-_PACKAGE_DIRS = tuple(
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), d)
-    for d in ("tracer", "replay", "tui", "neural")
-)
-
-
-_FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks"
-
-
-def _drop_filter(entry: Any) -> None:
-    if entry is None:
-        return
-    try:
-        warnings.filters.remove(entry)  # type: ignore[attr-defined]
-        mutated = getattr(warnings, "_filters_mutated", None) or getattr(
-            warnings, "_filters_mutated_lock_held", None
-        )
-        if mutated is not None:
-            mutated()
-    except (ValueError, TypeError):
-        pass
 
 
 class RecorderError(Exception):
     """Recording cannot start (tool id taken, file not writable...)."""
 
 
-def _library_dirs() -> tuple[str, ...]:
-    dirs = set()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        try:
-            dirs.add(os.path.realpath(sysconfig.get_path(key)))
-        except Exception:
-            pass
-    for p in sys.path:
-        if p.endswith(("site-packages", "dist-packages")):
-            dirs.add(os.path.realpath(p))
-    dirs.add(os.path.realpath(sys.prefix))
-    dirs.add(os.path.realpath(sys.base_prefix))
-    return tuple(sorted(dirs))
-
-
-class FileFilter:
-    """Decides which files are the program's own: the root's tree, minus libraries, plus/minus globs."""
-
-    def __init__(self, root: str, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
-        self.root = os.path.realpath(root)
-        self.include = tuple(include)
-        self.exclude = tuple(exclude)
-        self.libraries = tuple(d for d in _library_dirs() if not self.root.startswith(d + os.sep))
-        self.own = tuple(os.path.realpath(d) for d in _PACKAGE_DIRS)
-
-    def __call__(self, filename: str) -> bool:
-        if not filename or filename.startswith("<"):
-            return False
-        path = os.path.realpath(filename)
-        if any(fnmatch.fnmatch(path, g) or fnmatch.fnmatch(filename, g) for g in self.exclude):
-            return False
-        if any(fnmatch.fnmatch(path, g) or fnmatch.fnmatch(filename, g) for g in self.include):
-            return True
-        if any(path.startswith(d + os.sep) for d in self.own):
-            return False
-        if not path.startswith(self.root + os.sep):
-            return False
-        return not any(path.startswith(d + os.sep) for d in self.libraries)
-
-
-class FrameRecord:
-    """What the recorder remembers of one live frame activation."""
-
-    __slots__ = (
-        "code",
-        "depth",
-        "fid",
-        "frame",
-        "heads",
-        "in_comprehension",
-        "last_line",
-        "last_pos",
-        "mutables",
-        "objs",
-        "parent",
-        "plan",
-        "texts",
-        "thread",
-    )
-
-    def __init__(
-        self, fid: int, code: types.CodeType, plan: CodePlan, frame: Any, parent: int, thread: int, depth: int
-    ) -> None:
-        self.fid = fid
-        self.code = code
-        self.plan = plan
-        self.frame = frame
-        self.parent = parent
-        self.thread = thread
-        self.depth = depth
-        self.objs: dict[str, object] | None = {}
-        self.texts: dict[str, Any] = {}
-        self.mutables: set[str] = set()
-        self.heads: dict[str, tuple[list[Any], int]] = {}
-        self.last_line = 0
-        self.last_pos = -2
-        self.in_comprehension = False
-
-
-class StepBuffer:
-    """One chunk's steps, kept as the chunk's columns (ChunkData) as they come."""
-
-    __slots__ = (
-        "_pairs",
-        "changes",
-        "deltas",
-        "events",
-        "fids",
-        "frames",
-        "lines",
-        "max_depth",
-        "min_depth",
-        "names",
-        "values",
-    )
-
-    def __init__(self) -> None:
-        self.events = bytearray()
-        self.fids: list[int] = []
-        self.lines: list[int] = []
-        self.changes: list[list[Any]] = []
-        self.values: list[list[Any]] = []
-        # For the chunk's summary only: the distinct (code id, line) pairs and the names that changed.
-        self._pairs: set[tuple[int, int]] = set()
-        self.names: set[str] = set()
-        self.min_depth = -1  # -1: no step yet
-        self.max_depth = -1
-        self.deltas = 0  # text deltas among the changes: the compiled recorder writes them, this one not
-        # The frames that start in the chunk: fid -> [code id, parent, thread, depth].
-        self.frames: dict[int, list[int]] = {}
-
-    def add(
-        self, event: int, fid: int, line: int, changes: list[Any] | None, value: Any, code_id: int, depth: int
-    ) -> None:
-        offset = len(self.fids)
-        self.events.append(event)
-        self.fids.append(fid)
-        self.lines.append(line)
-        self._pairs.add((code_id, line))
-        if depth < self.min_depth or self.min_depth < 0:
-            self.min_depth = depth
-        if depth > self.max_depth:
-            self.max_depth = depth
-        if changes:
-            self.names.update(changes[::2])
-            changes.insert(0, offset)
-            self.changes.append(changes)
-        if value is not None:
-            self.values.append([offset, value])
-
-    def add_frame(self, fid: int, code_id: int, parent: int, thread: int, depth: int) -> None:
-        self.frames[fid] = [code_id, parent, thread, depth]
-
-    def clear_frames(self) -> None:
-        self.frames.clear()
-
-    def pack_columns(self) -> bytes:
-        return pack_columns(self.fids, self.lines, self.changes, self.values, self.frames)
-
-    def __len__(self) -> int:
-        return len(self.fids)
-
-    def pairs(self) -> frozenset[tuple[int, int]]:
-        return frozenset(self._pairs)
-
-
-class ThreadState:
-    __slots__ = ("jump_line", "jump_rec", "number", "owner", "stack")
-
-    def __init__(self, number: int, owner: object) -> None:
-        self.number = number
-        self.owner = owner  # the threading.Thread running it (None for raw threads): ids get reused
-        self.stack: list[FrameRecord] = []
-        self.jump_rec: FrameRecord | None = None
-        self.jump_line = -1
-
-
-class OutputTee:
-    """Stands in for sys.stdout / sys.stderr: forwards everything, and notes each write on the timeline."""
-
-    def __init__(self, recorder: PythonRecorder, stream: TextIO, number: int) -> None:
-        object.__setattr__(self, "_tee_recorder", recorder)
-        object.__setattr__(self, "_tee_stream", stream)
-        object.__setattr__(self, "_tee_number", number)
-
-    def write(self, text: str) -> int:
-        result = self._tee_stream.write(text)
-        self._tee_recorder.note_output(self._tee_number, text)
-        return result
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tee_stream, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._tee_stream, name, value)
-
-    def __iter__(self) -> Any:
-        return iter(self._tee_stream)
-
-    def __enter__(self) -> Any:
-        return self._tee_stream.__enter__()
-
-    def __exit__(self, *exc: object) -> Any:
-        return self._tee_stream.__exit__(*exc)
-
-
-class PythonRecorder:
+class PythonRecorder(ForkHooks, Flusher):
     """Records the program's own frames into a trace file while installed.
 
     This is the reference recorder, in pure Python. CompiledRecorder (below) runs the same code with the
@@ -392,12 +260,7 @@ class PythonRecorder:
                     self._tees.append((name, tee, stream))
                     setattr(sys, name, tee)
         MON.set_events(TOOL_ID, GLOBAL_EVENTS)
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(
-                before=self._before_fork,
-                after_in_parent=self._after_fork_in_parent,
-                after_in_child=self._after_fork_in_child,
-            )
+        self._register_fork_hooks()
         # os._exit skips atexit: finish the trace first, so the last moments before it are kept.
         self._real_exit = os._exit
         recorder = self
@@ -410,8 +273,7 @@ class PythonRecorder:
                 recorder._real_exit(status)
 
         os._exit = _exit
-        self._flusher_running = True
-        _thread.start_new_thread(self._flusher, ())
+        self._start_flusher()
 
     def _register_callbacks(self) -> None:
         register = MON.register_callback
@@ -457,7 +319,7 @@ class PythonRecorder:
             if getattr(sys, name) is tee:
                 setattr(sys, name, stream)
         self._tees.clear()
-        _drop_filter(self._fork_filter)
+        drop_filter(self._fork_filter)
         self._fork_filter = None
         real_exit = getattr(self, "_real_exit", None)
         if real_exit is not None and os._exit is not real_exit:
@@ -507,50 +369,6 @@ class PythonRecorder:
 
     def _release_values(self) -> None:
         """Recording stopped: drop the references kept only to speed up the next steps."""
-
-    def _before_fork(self) -> None:
-        # Python 3.12+ warns at fork() when the process has other threads. Our flusher is the only other
-        # one when the program has none of its own: that warning would be ours, not the program's.
-        self._fork_filter = None
-        if self._installed and threading.active_count() == 1:
-            warnings.filterwarnings("ignore", message=_FORK_WARNING, category=DeprecationWarning)
-            self._fork_filter = warnings.filters[0]
-
-    def _after_fork_in_parent(self) -> None:
-        # CPython warns after these hooks have run: the flusher drops the filter on its next tick.
-        pass
-
-    def _after_fork_in_child(self) -> None:
-        _drop_filter(getattr(self, "_fork_filter", None))
-        # The child shares our file handle: it must never write to it.
-        self._active = False
-        self._flusher_stop = True
-        self._lock = self._new_lock()
-        self._owner = None
-        self._uninstall()
-        if self._writer is not None:
-            self._writer.abandon()
-            self._writer = None
-
-    def _flusher(self) -> None:
-        while not self._flusher_stop:
-            time.sleep(self.flush_interval / 2)
-            if getattr(self, "_fork_filter", None) is not None:
-                _drop_filter(self._fork_filter)
-                self._fork_filter = None
-            if self._flusher_stop:
-                break
-            if time.monotonic() - self._last_flush >= self.flush_interval and (self._steps or self._outputs):
-                with self._lock:
-                    self._owner = _thread.get_ident()  # our own code below must not re-enter the callbacks
-                    try:
-                        if self._active and (self._steps or self._outputs):
-                            self._flush_locked()
-                    except Exception as exc:
-                        self._fail(exc)
-                    finally:
-                        self._owner = None
-        self._flusher_running = False
 
     def _fail(self, exc: BaseException) -> None:
         """An internal error: stop recording (the program runs on) and say why in the footer."""
@@ -691,7 +509,7 @@ class PythonRecorder:
         changes: list[Any] | None = None
         seen = 0
         module = rec.plan.is_module
-        f_locals = frame.f_locals
+        f_locals = frame.f_locals if module else frame_locals(frame)
         if module:
             rec.in_comprehension = f_locals is not frame.f_globals
         for name, obj in list(f_locals.items()):
@@ -749,10 +567,10 @@ class PythonRecorder:
         frame = rec.frame
         if frame is None:
             return None
-        f_locals = frame.f_locals
+        module = plan.is_module
+        f_locals = frame.f_locals if module else frame_locals(frame)
         objs = rec.objs
         changes: list[Any] | None = None
-        module = plan.is_module
         if mutate and rec.mutables and line_plan.guards is not None:
             # Before the stores below replace the values from before the line. Only when the guards show
             # that the line changed nothing are the mutables left alone here (the compiled recorder also
@@ -781,6 +599,10 @@ class PythonRecorder:
                 # Fast path for the commonest rebinding: a short scalar (no mutables, no heads to track).
                 enc: Any = native(obj, self.encoder.limit)
                 if enc is None:
+                    if t is int and obj.bit_length() > 64:
+                        # A long int: str() may refuse it (sys.set_int_max_str_digits); the encoder copes.
+                        changes = self._set(rec, name, obj, changes)
+                        continue
                     enc = repr(obj)
                     if (t is float and enc in _NON_LITERAL_FLOATS) or len(enc) > self.encoder.limit:
                         changes = self._set(rec, name, obj, changes)
@@ -1161,15 +983,19 @@ class PythonRecorder:
 
 
 # -- the compiled hot path -------------------------------------------------------------------------------
-# tracer/_core.c runs LINE, JUMP, PY_START and PY_RETURN in C for plain function frames and calls the
+# tracer/_core/ runs LINE, JUMP, PY_START and PY_RETURN in C for plain function frames and calls the
 # methods above for everything else. RETROGRADE_RECORDER=python selects the pure Python recorder.
+FAST_INFO_SIZE = 7  # items of fast_info's tuple (INFO_SIZE in tracer/_core/core.h)
 _core: Any = _built_core
-if _core is not None and (_core.EV_CALL, _core.EV_LINE, _core.EV_RETURN) != (EV_CALL, EV_LINE, EV_RETURN):
+# tracer/native.py checked the constants of plan.py and values.py; these are format.py's and this module's.
+if _core is not None and native_module.mismatches(
+    _core, {"EV_CALL": EV_CALL, "EV_LINE": EV_LINE, "EV_RETURN": EV_RETURN, "INFO_SIZE": FAST_INFO_SIZE}
+):
     _core = None  # a build of another version: the Python recorder is always right
 
 
 def fast_info(code: types.CodeType, plan: CodePlan) -> tuple[Any, ...]:
-    """The plan as tuples the C callbacks index directly (layout: INFO_* in tracer/_core.c)."""
+    """The plan as tuples the C callbacks index directly (layout: INFO_* in tracer/_core/core.h)."""
     assert _core is not None
     simple = bool(_core.simple_locals(code)) and not plan.is_module
     varnames = code.co_varnames
@@ -1202,7 +1028,7 @@ def fast_info(code: types.CodeType, plan: CodePlan) -> tuple[Any, ...]:
 if _core is not None:
 
     class CompiledRecorder(_core.Core, PythonRecorder):
-        """PythonRecorder with its commonest callbacks in C (tracer/_core.c): the same trace, faster."""
+        """PythonRecorder with its commonest callbacks in C (tracer/_core/): the same trace, faster."""
 
         _record_type = _core.FrameRecord
         _thread_type = _core.ThreadState

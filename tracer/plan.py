@@ -82,6 +82,8 @@ _INPLACE_MIN = 13  # BinaryOp.INPLACE_ADD; every in-place operator has a value a
 #             for an exact list, dict or set.
 # `stored`: the line also binds `name` (once), so the object involved is its value before the line or
 # after it; both are looked at.
+# The C callbacks use the same numbers (tracer/_core/core.h): tracer/native.py refuses a build where one
+# differs.
 G_GLOBAL, G_METHOD, G_ITEM_METHOD, G_SUBSCR, G_STORE, G_INPLACE = range(6)
 K_PURE, K_MUTATES, K_UNKNOWN = range(3)
 # Only builtins that neither iterate over an argument nor call one (those could run a bound method of a

@@ -108,7 +108,7 @@ class ValueEncoder:
     def head_unchanged(self, value: Any, head: tuple[list[Any], int]) -> bool:
         """True when value still holds exactly the objects of `head` (so its text is unchanged)."""
         elements, length = head
-        if length < -1:  # a fingerprint of the compiled recorder (tracer/_core.c): it checks those itself
+        if length < -1:  # a fingerprint of the compiled recorder (tracer/_core/): it checks those itself
             return False
         if length >= 0 and len(value) != length:
             return False
@@ -128,6 +128,10 @@ class ValueEncoder:
                     if len(value) > self.limit:  # type: ignore[arg-type]
                         return self._cut(_long_text_repr(value, self.limit))  # type: ignore[arg-type]
                     text = repr(value)
+                elif t is int:
+                    text = _int_text(value, self.limit)  # type: ignore[arg-type]
+                    if text[0] == "<":
+                        return [text, 0]
                 else:
                     text = repr(value)
                     if (t is float and text in _NON_LITERAL_FLOATS) or (
@@ -139,17 +143,57 @@ class ValueEncoder:
                 return self._encode_container(value)
             text = repr(value)
             if type(text) is not str:
-                text = str(text)
+                text = str.__str__(text)  # a str subclass: its own __str__ may do anything
             return [text, 0] if len(text) <= self.limit else self._cut(text)
         except BaseException as exc:  # a raising __repr__ must never reach the program
             if isinstance(exc, KeyboardInterrupt):
                 raise
+            if issubclass(t, BaseException):
+                shown = self._exception_text(value)  # type: ignore[arg-type]
+                if shown is not None:
+                    return shown
             return [f"<unrepresentable {_type_name(t)}: {type(exc).__name__}>", 0]
+
+    def _exception_text(self, exc: BaseException) -> Encoded | None:
+        """Name(args...) of an exception whose repr raised (an int argument too long for str, say)."""
+        try:
+            if type(exc).__repr__ is not BaseException.__repr__:  # its own repr failed: no stand-in for it
+                return None
+            args = exc.args
+            if type(args) is not tuple:
+                return None
+            texts = [decode_text(self.encode(arg))[0] for arg in args[:8]]
+            self.last_head = None
+            text = f"{_type_name(type(exc))}({', '.join(texts)}{', ...' if len(args) > 8 else ''})"
+        except Exception:
+            return None
+        return [text, 0] if len(text) <= self.limit else self._cut(text)
 
     def _cut(self, text: str) -> list[Any]:
         return [text[: self.limit] + ELLIPSIS, FLAG_TRUNCATED]
 
     def _encode_container(self, value: Any) -> Encoded:
+        try:
+            fast = self._encode_direct(value)
+        except ValueError:  # an element's repr refused (an int too long for str): render piece by piece
+            self.last_head = None
+            fast = None
+        if fast is not None:
+            return fast
+        # Slow path: build the repr piece by piece, stopping at the limit.
+        parts: list[str] = []
+        state = {"size": 0, "literal": True}
+        try:
+            self._walk(value, parts, state, set())
+        except _Budget:
+            return self._cut("".join(parts))
+        text = "".join(parts)
+        if len(text) > self.limit:
+            return self._cut(text)
+        return text if state["literal"] else [text, 0]
+
+    def _encode_direct(self, value: Any) -> Encoded | None:
+        """The encoding from builtin reprs of the container or its head, or None for the slow path."""
         n = len(value)
         t = type(value)
         head_len = self.limit // 2  # each element takes at least 3 characters ("0, "): enough to overflow
@@ -204,17 +248,7 @@ class ValueEncoder:
                     (float in nested or complex in nested) and ("inf" in text or "nan" in text)
                 )
                 return text if literal else [text, 0]
-        # Slow path: build the repr piece by piece, stopping at the limit.
-        parts: list[str] = []
-        state = {"size": 0, "literal": True}
-        try:
-            self._walk(value, parts, state, set())
-        except _Budget:
-            return self._cut("".join(parts))
-        text = "".join(parts)
-        if len(text) > self.limit:
-            return self._cut(text)
-        return text if state["literal"] else [text, 0]
+        return None
 
     def _emit(self, parts: list[str], state: dict[str, Any], piece: str) -> None:
         parts.append(piece)
@@ -232,9 +266,13 @@ class ValueEncoder:
             if t not in _SCALAR_LITERALS:
                 state["literal"] = False
             try:
-                text = repr(value)
+                text = _int_text(value, self.limit) if t is int else repr(value)
+                if type(text) is not str:
+                    text = str.__str__(text)  # a str subclass: its own __str__ may do anything
                 if (t is float or t is complex) and ("inf" in text or "nan" in text):
                     state["literal"] = False  # inf / nan have no literal form
+                if t is int and text[0] == "<":
+                    state["literal"] = False
                 emit(text)
             except _Budget:
                 raise
@@ -279,6 +317,37 @@ class ValueEncoder:
                     self._walk(item, parts, state, active)
                 emit("}" if t is set else "})")
         active.discard(id(value))
+
+
+_INT_REPR_BITS = 2000  # ints up to this size (603 digits) convert under any sys.set_int_max_str_digits
+_HUGE_INT_BITS = 1 << 24  # beyond (about 5 million digits) even the leading digits cost too much to find
+_LOG10_2 = math.log10(2)
+
+
+def _int_text(value: int, limit: int) -> str:
+    """repr(value), or for a long int its first limit+1 digits (a prefix of repr, for the caller to cut).
+
+    str(int) refuses more than sys.get_int_max_str_digits() digits (4300 by default) and costs time
+    quadratic in them, so the head is found with one division instead. Where even that cannot be shown,
+    the text is a description in angle brackets (not a literal): "<int with N digits>".
+    """
+    bits = value.bit_length()
+    if bits <= _INT_REPR_BITS:
+        return repr(value)
+    digits = int((bits - 1) * _LOG10_2) + 1  # 2**(bits-1) has this many: value has it or one more
+    if bits > _HUGE_INT_BITS:
+        return f"<int with about {digits} digits>"
+    keep = limit + 1
+    shift = max(digits - keep, 0)
+    head = abs(value) // 10**shift if shift else abs(value)
+    if head >= 10**keep:  # the estimate was one digit short
+        head //= 10
+        shift += 1
+    try:
+        text = str(head)
+    except ValueError:  # a limit above the interpreter's int digits limit
+        return f"<int with {digits + (abs(value) >= 10**digits)} digits>"
+    return "-" + text if value < 0 else text
 
 
 _NESTED_BUDGET = 2048  # elements in the inner containers that a direct repr may render

@@ -1,0 +1,105 @@
+/* Effect guards (tracer/plan.py): which objects a line's calls, stores and operators may change. */
+#include "core.h"
+
+/* -- effect guards (tracer/plan.py) ---------------------------------------------------------------- */
+
+static inline int immutable_type(PyTypeObject *t) {
+    return t == &PyUnicode_Type || t == &PyLong_Type || t == &PyFloat_Type || t == &PyBool_Type ||
+           t == &PyTuple_Type || t == &PyBytes_Type || t == Py_TYPE(Py_None) || t == &PyComplex_Type ||
+           t == &PyFrozenSet_Type || t == &PyRange_Type;
+}
+
+/* plan._effect: K_PURE, K_MUTATES or K_UNKNOWN. */
+static int guard_effect(long kind, PyObject *obj, PyObject *attr_kinds) {
+    PyTypeObject *t = Py_TYPE(obj);
+    if (kind == G_SUBSCR) {
+        return t == &PyList_Type || t == &PyTuple_Type || t == &PyUnicode_Type || t == &PyBytes_Type ||
+                       t == &PyDict_Type || t == &PyRange_Type
+                   ? K_PURE
+                   : K_UNKNOWN;
+    }
+    if (kind == G_ITEM_METHOD) return t == &PyUnicode_Type || t == &PyBytes_Type ? K_PURE : K_UNKNOWN;
+    if (kind != G_STORE && immutable_type(t)) return K_PURE;
+    if (kind == G_METHOD) {
+        int i = t == &PyList_Type ? 0 : t == &PyDict_Type ? 1 : t == &PySet_Type ? 2 : -1;
+        if (i < 0 || !PyTuple_CheckExact(attr_kinds) || PyTuple_GET_SIZE(attr_kinds) != 3) return K_UNKNOWN;
+        long k = PyLong_AsLong(PyTuple_GET_ITEM(attr_kinds, i));
+        if (k == -1) PyErr_Clear();
+        return k == K_PURE || k == K_MUTATES ? (int)k : K_UNKNOWN;
+    }
+    if (kind == G_STORE) return t == &PyList_Type || t == &PyDict_Type ? K_MUTATES : K_UNKNOWN;
+    return t == &PyList_Type || t == &PyDict_Type || t == &PySet_Type ? K_MUTATES : K_UNKNOWN; /* G_INPLACE */
+}
+
+/* plan.touched_objects for a simple frame: 0 with touched[0..*n) the objects the line may have changed
+ * (borrowed, only compared), 1 when the guards cannot tell, -1 on error. */
+int guard_touched(FrameRecord *rec, PyObject *guards, PyObject *objs, PyObject **touched, int *n) {
+    *n = 0;
+    if (!PyTuple_CheckExact(guards)) return 1;
+    _PyInterpreterFrame *f = ((PyFrameObject *)rec->frame)->f_frame;
+    for (Py_ssize_t g = 0; g < PyTuple_GET_SIZE(guards); g++) {
+        PyObject *guard = PyTuple_GET_ITEM(guards, g);
+        if (!PyTuple_CheckExact(guard) || PyTuple_GET_SIZE(guard) != 6) return 1;
+        long kind = PyLong_AsLong(PyTuple_GET_ITEM(guard, 0));
+        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(guard, 1));
+        if ((kind == -1 || slot == -1) && PyErr_Occurred()) return -1;
+        PyObject *name = PyTuple_GET_ITEM(guard, 3);
+        if (kind == G_GLOBAL) {
+            PyObject *hidden = PyDict_GetItemWithError(f->f_globals, name);
+            if (hidden != NULL) return 1;
+            if (PyErr_Occurred()) return -1;
+            PyObject *builtin = PyDict_GetItemWithError(f->f_builtins, name);
+            if (builtin == NULL && PyErr_Occurred()) return -1;
+            if (builtin != PyTuple_GET_ITEM(guard, 5)) return 1;
+            continue;
+        }
+        if (slot < 0) return 1;
+        PyObject *candidates[2] = {frame_local(rec->frame, slot), NULL};
+        if (PyTuple_GET_ITEM(guard, 2) == Py_True) {
+            candidates[1] = PyDict_GetItemWithError(objs, name);
+            if (candidates[1] == NULL && PyErr_Occurred()) return -1;
+        }
+        if (candidates[0] == NULL && candidates[1] == NULL) return 1; /* not bound before or after: cannot tell */
+        for (int c = 0; c < 2; c++) {
+            PyObject *obj = candidates[c];
+            if (obj == NULL) continue;
+            int effect = guard_effect(kind, obj, PyTuple_GET_ITEM(guard, 4));
+            if (effect == K_UNKNOWN) return 1;
+            if (effect == K_MUTATES) {
+                int known = 0;
+                for (int i = 0; i < *n; i++) known |= touched[i] == obj;
+                if (known) continue;
+                if (*n == MAX_TOUCHED) return 1;
+                touched[(*n)++] = obj;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Can the value of mutable `name` (obj) show one of the touched objects? Yes when it is one, or when its
+ * fingerprint (which lists every container its repr shows) holds one; a value without a fingerprint may. */
+int shows_touched(FrameRecord *rec, PyObject *name, PyObject *obj, PyObject **touched, int n) {
+    for (int i = 0; i < n; i++) {
+        if (touched[i] == obj) return 1;
+    }
+    PyObject *head = rec->heads ? PyDict_GetItemWithError(rec->heads, name) : NULL;
+    if (head == NULL) return PyErr_Occurred() ? -1 : 1;
+    if (!PyTuple_CheckExact(head) || PyTuple_GET_SIZE(head) != 2 || !PyList_CheckExact(PyTuple_GET_ITEM(head, 0)))
+        return 1;
+    Py_ssize_t kind = PyLong_AsSsize_t(PyTuple_GET_ITEM(head, 1));
+    if (kind == -1 && PyErr_Occurred()) return -1;
+    if (kind == FP_FLAT) return 0; /* it shows no other container, and it is none of them */
+    if (kind != FINGERPRINT) return 1;
+    PyObject *fp = PyTuple_GET_ITEM(head, 0);
+    PyObject **items = ((PyListObject *)fp)->ob_item;
+    Py_ssize_t size = PyList_GET_SIZE(fp);
+    for (Py_ssize_t j = 0; j < size; j++) {
+        for (int i = 0; i < n; i++) {
+            if (items[j] == touched[i]) return 1;
+        }
+    }
+    return 0;
+}
+
+/* Changes in rec's frame since its last step (PythonRecorder._check). */

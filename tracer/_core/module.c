@@ -1,0 +1,196 @@
+/* The tracer._core module: its functions, its constants and PyInit__core. */
+#include "core.h"
+
+PyObject *DISABLE;
+PyObject *S_check, *S_full_check, *S_set, *S_recheck, *S_top, *S_thread, *S_thread_entering;
+PyObject *S_checkpoint, *S_fail, *S_encode, *S_on_start, *S_fast, *S_on_line, *S_on_jump, *S_on_return;
+PyObject *S_inf, *S_nan, *S_ellipsis;
+
+/* simple_locals(code): True when code runs with fast locals (a function, not a class body or module)
+ * and each is plain (no cell, free or hidden variable), so the C callbacks may read them from the frame's fast-locals array. */
+static PyObject *simple_locals(PyObject *module, PyObject *code) {
+    if (!PyCode_Check(code)) {
+        PyErr_SetString(PyExc_TypeError, "simple_locals() needs a code object");
+        return NULL;
+    }
+    PyCodeObject *co = (PyCodeObject *)code;
+    if (!(co->co_flags & CO_OPTIMIZED)) Py_RETURN_FALSE; /* class bodies, exec'd code: a locals dict */
+    for (int i = 0; i < co->co_nlocalsplus; i++) {
+        _PyLocals_Kind kind = _PyLocals_GetKind(co->co_localspluskinds, i);
+        if (kind & (CO_FAST_CELL | CO_FAST_FREE | CO_FAST_HIDDEN)) Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
+/* frame_locals(frame): a function frame's bound variables as a fixed CPython's frame.f_locals shows them
+ * (PEP 667), read from its fast-locals array without a FrameLocalsProxy. CPython 3.13 before the fix of
+ * gh-128396 crashes in f_locals when an inlined comprehension's variable shares a slot that is a cell or
+ * free variable of the function (the slot then holds the plain value); here a cell is dereferenced only when
+ * the slot really holds one. Class bodies and modules (no fast locals) get frame.f_locals itself. */
+static PyObject *frame_locals(PyObject *module, PyObject *frame) {
+    if (!PyFrame_Check(frame)) {
+        PyErr_SetString(PyExc_TypeError, "frame_locals() needs a frame");
+        return NULL;
+    }
+    _PyInterpreterFrame *f = ((PyFrameObject *)frame)->f_frame;
+    PyCodeObject *co = FRAME_CODE(f);
+    if (!(co->co_flags & CO_OPTIMIZED)) return PyObject_GetAttrString(frame, "f_locals");
+    PyObject *d = PyDict_New();
+    if (d == NULL) return NULL;
+    for (int i = 0; i < co->co_nlocalsplus; i++) {
+        PyObject *value = frame_local(frame, i); /* borrowed */
+        if (value == NULL) continue;
+        _PyLocals_Kind kind = _PyLocals_GetKind(co->co_localspluskinds, i);
+        if ((kind & (CO_FAST_CELL | CO_FAST_FREE)) && PyCell_Check(value)) {
+            value = PyCell_GET(value);
+            if (value == NULL) continue; /* an empty cell: unbound */
+        }
+        PyObject *name = PyTuple_GET_ITEM(co->co_localsplusnames, i);
+#if PY_VERSION_HEX >= 0x030D0000
+        /* Two slots can share a name (a comprehension's own variable beside a free variable of the same
+         * name): the proxy reads the first bound one. */
+        if (PyDict_SetDefaultRef(d, name, value, NULL) < 0) {
+#else
+        /* 3.12's f_locals dict is filled slot by slot: the last bound slot of a shared name wins. */
+        if (PyDict_SetItem(d, name, value) < 0) {
+#endif
+            Py_DECREF(d);
+            return NULL;
+        }
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    /* Names a debugger added through f_locals that are not variables of the code (PEP 667). */
+    PyObject *extra = ((PyFrameObject *)frame)->f_extra_locals;
+    if (extra != NULL && PyDict_Merge(d, extra, 0) < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
+#endif
+    return d;
+}
+
+/* fingerprint(value): the fingerprint the recorder keeps for value, or None when it has none (tests). */
+static PyObject *fingerprint(PyObject *module, PyObject *value) { return fp_list(value, NULL); }
+
+/* fingerprint_matches(value, fp): True when value still has fingerprint fp (tests). */
+static PyObject *fingerprint_matches(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "fingerprint_matches(value, fingerprint)");
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    int rc = fp_match(args[0], args[1], &pos);
+    if (rc < 0) return NULL;
+    return PyBool_FromLong(rc == 1 && pos == PyList_GET_SIZE(args[1]));
+}
+
+/* encode(value, limit): the C encoding of a scalar or builtin container, or None where the Python encoder
+ * is used instead (tests compare the two). */
+static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t limit;
+    if (nargs != 2 || (limit = PyLong_AsSsize_t(args[1])) < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "encode(value, limit)");
+        return NULL;
+    }
+    PyObject *text = scalar_encoding(limit, args[0]);
+    if (text != NULL || PyErr_Occurred()) return text;
+    int immutable = 0;
+    PyObject *enc = encode_container(limit, args[0], &immutable);
+    if (enc != NULL || PyErr_Occurred()) return enc;
+    Py_RETURN_NONE;
+}
+
+static PyObject *repr_of(PyObject *module, PyObject *value) { return container_repr(value, 0); }
+
+static PyMethodDef module_methods[] = {
+    {"repr", repr_of, METH_O, "repr(value) as the encoder writes it (non-recursive builtin values only)."},
+    {"packb", packb, METH_O, "msgpack.packb(obj, use_bin_type=True) for a chunk's types, else None."},
+    {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL, "The C encoding of a value, or None."},
+    {"fingerprint", fingerprint, METH_O, "The fingerprint kept for a value, or None."},
+    {"fingerprint_matches", (PyCFunction)(void (*)(void))fingerprint_matches, METH_FASTCALL,
+     "True when value still has the fingerprint."},
+    {"simple_locals", simple_locals, METH_O, "True when code has only plain fast locals."},
+    {"frame_locals", frame_locals, METH_O, "A function frame's bound variables as a dict (f_locals safely)."},
+    {NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT, "tracer._core", "The recorder's hot path in C (see tracer/monitor.py).", -1,
+    module_methods,
+};
+
+/* The constants the C code shares with the Python code, as module attributes: tracer/native.py checks each
+ * against its Python definition at import and refuses a build where one differs. */
+#define CONSTANT(name) {#name, name}
+static const struct {
+    const char *name;
+    long value;
+} CONSTANTS[] = {
+    /* tracer/format.py (checked by tracer/monitor.py) */
+    CONSTANT(EV_CALL), CONSTANT(EV_LINE), CONSTANT(EV_RETURN),
+    /* tracer/plan.py */
+    CONSTANT(G_GLOBAL), CONSTANT(G_METHOD), CONSTANT(G_ITEM_METHOD), CONSTANT(G_SUBSCR), CONSTANT(G_STORE),
+    CONSTANT(G_INPLACE), CONSTANT(K_PURE), CONSTANT(K_MUTATES), CONSTANT(K_UNKNOWN),
+    /* tracer/values.py */
+    CONSTANT(NATIVE_INT_LIMIT), CONSTANT(NATIVE_FLOAT_LIMIT), CONSTANT(FAST_LEN), CONSTANT(NESTED_BUDGET),
+    /* the size of tracer/monitor.py fast_info's tuple (checked by tracer/monitor.py) */
+    CONSTANT(INFO_SIZE),
+};
+
+static int add_constants(PyObject *m) {
+    for (size_t i = 0; i < sizeof(CONSTANTS) / sizeof(CONSTANTS[0]); i++) {
+        if (PyModule_AddIntConstant(m, CONSTANTS[i].name, CONSTANTS[i].value) < 0) return -1;
+    }
+    return 0;
+}
+
+#define INTERN(var, text)                                   \
+    do {                                                    \
+        var = PyUnicode_InternFromString(text);             \
+        if (var == NULL) return NULL;                       \
+    } while (0)
+
+PyMODINIT_FUNC PyInit__core(void) {
+    INTERN(S_check, "_check");
+    INTERN(S_full_check, "_full_check");
+    INTERN(S_set, "_set");
+    INTERN(S_recheck, "_recheck");
+    INTERN(S_top, "_top");
+    INTERN(S_thread, "_thread");
+    INTERN(S_thread_entering, "_thread_entering");
+    INTERN(S_checkpoint, "_checkpoint");
+    INTERN(S_fail, "_fail");
+    INTERN(S_encode, "encode");
+    INTERN(S_on_start, "_on_start");
+    INTERN(S_on_line, "_on_line");
+    INTERN(S_on_jump, "_on_jump");
+    INTERN(S_on_return, "_on_return");
+    INTERN(S_fast, "fast");
+    INTERN(S_inf, "inf");
+    INTERN(S_nan, "nan");
+    INTERN(S_ellipsis, "...");
+    PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
+    if (mon == NULL) {
+        PyErr_SetString(PyExc_ImportError, "sys.monitoring is missing");
+        return NULL;
+    }
+    DISABLE = PyObject_GetAttrString(mon, "DISABLE");
+    if (DISABLE == NULL) return NULL;
+    if (PyType_Ready(&LockType) < 0 || PyType_Ready(&FrameRecordType) < 0 ||
+        PyType_Ready(&ThreadStateType) < 0 || PyType_Ready(&StepBufferType) < 0 ||
+        PyType_Ready(&CoreType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&core_module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Lock", (PyObject *)&LockType) < 0 ||
+        PyModule_AddObjectRef(m, "FrameRecord", (PyObject *)&FrameRecordType) < 0 ||
+        PyModule_AddObjectRef(m, "ThreadState", (PyObject *)&ThreadStateType) < 0 ||
+        PyModule_AddObjectRef(m, "Core", (PyObject *)&CoreType) < 0 ||
+        PyModule_AddObjectRef(m, "StepBuffer", (PyObject *)&StepBufferType) < 0 ||
+        add_constants(m) < 0 || PyModule_AddStringConstant(m, "SOURCE_HASH", RETROGRADE_SOURCE_HASH) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
