@@ -22,7 +22,7 @@ def retrograde_command() -> tuple[list[str], dict[str, str]]:
         return [str(script)], {}
     # Not installed as a console script (yet): run the package from the source tree instead.
     path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return [sys.executable, "-m", "tracer"], {"PYTHONPATH": path}
+    return [sys.executable, "-m", "retrograde"], {"PYTHONPATH": path}
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +62,12 @@ def run_retrograde() -> RunRetrograde:
         )
 
     return run
+
+
+def pytest_report_header() -> str:
+    """Which recorder core this run tests (test.sh runs the suite once per core)."""
+    from tracer import monitor
+
+    core = "python" if monitor.Recorder is monitor.PythonRecorder else "c (tracer/_core/)"
+    asked = os.environ.get("RETROGRADE_RECORDER", "")
+    return f"retrograde recorder core: {core} (RETROGRADE_RECORDER={asked!r})"

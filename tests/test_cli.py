@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -55,8 +56,8 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def run_main(args: list[Any], cwd: Path, capsys: Any, monkeypatch: Any) -> subprocess.CompletedProcess[str]:
-    """tracer.cli.main in this process (no interpreter start-up), as a CompletedProcess."""
-    from tracer import cli
+    """retrograde.cli.main in this process (no interpreter start-up), as a CompletedProcess."""
+    from retrograde import cli
 
     monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, "path", list(sys.path))
@@ -102,7 +103,83 @@ def test_directory_as_script(run_retrograde: RunRetrograde, tmp_path: Path) -> N
     (tmp_path / "pkgdir").mkdir()
     done = run_retrograde(["record", "pkgdir"], cwd=tmp_path)
     assert_one_line_error(done)
-    assert "directory" in done.stderr
+    assert done.returncode == 1  # like `python pkgdir`
+    assert "can't find '__main__' module in" in done.stderr
+
+
+# -- a script that cannot load fails as under python ----------------------------------------------------
+
+# What python must refuse (or accept) before running a line: compared with python itself, not with
+# remembered messages, so the test holds for every Python version the project supports.
+LOAD_CASES: dict[str, bytes | None] = {
+    "non_utf8.py": b'x = "\xff"\nprint(x)\n',
+    "non_utf8_late.py": b"print(1)\nprint(2)\n# caf\xe9\nprint(3)\n",
+    "null_byte.py": b"print(1)\nx = 2\x00\nprint(x)\n",
+    "binary.py": bytes(range(256)) * 4,
+    "bom.py": b"\xef\xbb\xbfprint('bom', 1 + 1)\n",
+    "latin1.py": b"# coding: latin-1\nprint('caf\xe9', len('caf\xe9'))\n",
+    "latin1_second_line.py": b"#!/usr/bin/env python\n# -*- coding: iso-8859-1 -*-\nprint('\xe9')\n",
+    "unknown_coding.py": b"# coding: no-such-codec\nprint(1)\n",
+    "undecodable_for_its_coding.py": b"# coding: ascii\nprint('\xe9')\n",
+    "bom_and_latin1.py": b"\xef\xbb\xbf# coding: latin-1\nprint(1)\n",
+    "syntax_error.py": b"def f(:\n    pass\n",
+    "declared_utf8_bad_literal.py": b"# coding: utf-8\nx = '\xff'\n",
+    "declared_utf8_bad_comment.py": b"# coding: utf-8\n# caf\xe9\nprint(1)\n",
+    "utf16_declared.py": b"# coding: utf-16\nprint(1)\n",
+    "cookie_after_code.py": b"x = 1\n# coding: latin-1\nprint('\xe9')\n",
+    "cp1252.py": b"# -*- coding: cp1252 -*-\nprint('\x80')\n",
+    "a_directory": None,
+    "missing.py": None,
+}
+
+
+def _tail(stderr: str) -> str:
+    """The last line of stderr without the program's name (python: its path; Retrograde: retrograde)."""
+    lines = stderr.splitlines()
+    last = lines[-1] if lines else ""
+    for prefix in (f"{sys.executable}: ", "retrograde: "):
+        last = last.removeprefix(prefix)
+    return last
+
+
+@pytest.mark.parametrize("name", sorted(LOAD_CASES))
+def test_a_script_that_cannot_load_fails_as_under_python(
+    run_retrograde: RunRetrograde, tmp_path: Path, name: str
+) -> None:
+    content = LOAD_CASES[name]
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    elif name == "a_directory":
+        (tmp_path / name).mkdir()
+    plain = subprocess.run(
+        [sys.executable, name], cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=30
+    )
+    done = run_retrograde(["record", "-o", tmp_path / "out.rtrace", name], cwd=tmp_path, env=ENV)
+    assert "tracer/" not in done.stderr and "Retrograde" not in done.stderr  # none of our frames
+    assert (done.returncode, done.stdout, _tail(done.stderr)) == (
+        plain.returncode, plain.stdout, _tail(plain.stderr)
+    )
+    if plain.returncode == 0:
+        assert done.stderr == plain.stderr
+        assert (tmp_path / "out.rtrace").exists()
+    else:
+        assert plain.stderr.strip() and done.stderr.strip()
+
+
+def test_a_directory_with_main_runs_as_under_python(run_retrograde: RunRetrograde, tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__main__.py").write_text(
+        "import sys\nfrom helper import twice\nprint(sys.argv, twice(21), __name__)\n"
+    )
+    (app / "helper.py").write_text("def twice(n):\n    return n * 2\n")
+    plain = run_python(["app", "-x", "y"], cwd=tmp_path)
+    done = run_retrograde(["record", "-o", tmp_path / "app.rtrace", "app", "-x", "y"], cwd=tmp_path, env=ENV)
+    assert (done.returncode, done.stdout, done.stderr) == (0, plain.stdout, plain.stderr)
+    assert plain.stdout == "['app', '-x', 'y'] 42 __main__\n"
+    export = run_retrograde(["export", tmp_path / "app.rtrace"], cwd=tmp_path)
+    funcs = {json.loads(line)["func"] for line in export.stdout.splitlines()}
+    assert "twice" in funcs
 
 
 @pytest.mark.parametrize(
@@ -272,6 +349,27 @@ def test_record_module_matches_python_m(
     else:
         assert files == {"__main__.py", "util.py", "__init__.py"}
         assert "double" in {s["func"] for s in steps}
+
+
+@pytest.mark.parametrize(
+    "program_args",
+    [["-q", "-p", "no:cacheprovider"], ["-o", "x", "--max-steps", "3", "--", "-m", "y"], ["--help"]],
+    ids=["pytest-like", "record-options", "help"],
+)
+def test_everything_after_m_module_is_the_programs(
+    run_retrograde: RunRetrograde, module_dir: Path, program_args: list[str]
+) -> None:
+    (module_dir / "showargv.py").write_text("import sys\nprint(sys.argv[1:])\n")
+    plain = run_python(["-m", "showargv", *program_args], cwd=module_dir)
+    done = run_retrograde(
+        ["record", "-o", module_dir / "s.rtrace", "--max-steps", "1000", "-m", "showargv", *program_args],
+        cwd=module_dir, env=ENV,
+    )
+    assert done.returncode == plain.returncode == 0, done.stderr
+    assert done.stdout == plain.stdout == f"{program_args!r}\n"
+    assert not (module_dir / "x").exists()  # `-o x` was the program's, not record's
+    info = json.loads(run_retrograde(["info", "--json", module_dir / "s.rtrace"], cwd=module_dir).stdout)
+    assert info["argv"] == ["showargv", *program_args] and not info["max_steps_reached"]
 
 
 def test_record_module_default_output_name(run_retrograde: RunRetrograde, module_dir: Path) -> None:
@@ -469,3 +567,86 @@ def test_a_full_disk_is_one_sentence_and_the_program_runs_on(tmp_path: Path) -> 
     with TraceReader(trace) as reader:
         assert reader.truncated and reader.step_count > 1000
         assert list(reader.read_chunk(len(reader.chunks) - 1).events)
+
+
+def test_python_m_retrograde_entry_point(tmp_path: Path, trace: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "retrograde", "info", "--json", str(trace)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+        env={**ENV, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["steps"] > 0
+
+
+# What each command may import: `record` starts fast (no replay, TUI or model code), and the layers
+# below the front end run their commands without it.
+IMPORT_PROBE = """\
+import json, sys
+from retrograde.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+upper = {"replay", "neural", "tui", "textual", "torch"}
+loaded = sorted({name.split(".")[0] for name in sys.modules} & upper)
+print(json.dumps(loaded), file=sys.__stderr__)
+"""
+
+
+@pytest.mark.parametrize(
+    "args, allowed",
+    [
+        (["record", "-o", "t.rtrace", "prog.py"], set()),
+        (["info", "t.rtrace"], set()),
+        (["export", "t.rtrace"], set()),
+        (["replay", "t.rtrace"], {"replay"}),
+    ],
+    ids=["record", "info", "export", "replay"],
+)
+def test_commands_import_only_their_layers(tmp_path: Path, args: list[str], allowed: set[str]) -> None:
+    (tmp_path / "prog.py").write_text("x = 1\nprint(x)\n")
+    (tmp_path / "probe.py").write_text(IMPORT_PROBE)
+    env = {**ENV, "PYTHONPATH": str(PROJECT_ROOT)}
+    run = [sys.executable, str(tmp_path / "probe.py")]
+    subprocess.run([*run, "record", "-o", "t.rtrace", "prog.py"], cwd=tmp_path, env=env, timeout=60,
+                   check=True, capture_output=True)
+    done = subprocess.run([*run, *args], cwd=tmp_path, env=env, input="q\n", capture_output=True, text=True,
+                          timeout=60)
+    loaded = set(json.loads(done.stderr.splitlines()[-1]))
+    assert loaded == allowed, done.stderr
+
+
+def test_help_lists_every_layers_commands(run_retrograde: RunRetrograde, tmp_path: Path) -> None:
+    from retrograde.cli import parser
+
+    commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    names = set(commands.choices)
+    assert {"record", "info", "export", "replay", "demo", "tui", "corpus"} <= names
+    done = run_retrograde(["--help"], cwd=tmp_path)
+    assert done.returncode == 0
+    for name in names:
+        assert name in done.stdout
+
+
+def test_python_m_tracer_has_only_the_recorders_commands(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tracer", "replay", "x.rtrace"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+        env={**ENV, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    assert_one_line_error(done)
+    assert "invalid choice: 'replay'" in done.stderr and "'record'" in done.stderr
+
+
+def test_demo_records_summarises_and_replays_a_sample(run_retrograde: RunRetrograde, tmp_path: Path) -> None:
+    done = run_retrograde(["demo", "--sample", "recursion.py"], cwd=tmp_path, input="b factorial\nc\np n\n")
+    assert done.returncode == 0, done.stderr
+    plain = subprocess.run([sys.executable, str(SAMPLE)], capture_output=True, text=True, timeout=30)
+    assert done.stdout.startswith(plain.stdout)  # the recorded program ran first, its output untouched
+    assert f"program:      {SAMPLE}" in done.stdout and "status:       complete" in done.stdout
+    assert ")factorial()" in done.stdout  # the replay stopped at the breakpoint
+    assert "trace saved as" in done.stderr
+    missing = run_retrograde(["demo", "--sample", "nope.py"], cwd=tmp_path)
+    assert_one_line_error(missing)
+    assert missing.returncode == 2

@@ -474,7 +474,7 @@ def test_default_checkpoint_loads_and_generates() -> None:
 
 # -- command line -----------------------------------------------------------------------------------------
 def test_cli_imports_without_torch(project_root: Path) -> None:
-    code = "import sys, neural.cli, tracer.cli; tracer.cli._parser(); print('torch' in sys.modules)"
+    code = "import sys, neural.cli, retrograde.cli; retrograde.cli.parser(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=project_root, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(project_root)}, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -563,7 +563,7 @@ def test_cli_without_a_terminal_refuses_after_recording(tmp_path: Path,
 
 
 def test_cli_subcommand_is_registered() -> None:
-    from tracer.cli import _parser
+    from retrograde.cli import parser as _parser
 
     args = _parser().parse_args(["tui", "prog.py", "-v", "x"])
     assert args.handler is cli.run and args.target == "prog.py" and args.args == ["-v", "x"]

@@ -1,4 +1,4 @@
-"""python -m tracer: the retrograde command line."""
+"""python -m tracer: the recorder's commands (record, info, export, corpus); `retrograde` has them all."""
 
 from __future__ import annotations
 

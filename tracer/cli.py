@@ -1,18 +1,28 @@
-"""The `retrograde` command line: record, info, export, replay, demo."""
+"""The recorder's commands (record, info, export) and the command-line machinery every package shares.
+
+Each package adds its commands through a `register(subparsers)` function in its own `cli.py`: the
+parsers it adds set a `handler` default, a callable taking the parsed arguments and returning the exit
+code. `run` builds the command line from such registrars; the front end (`retrograde.cli`) passes them
+all, `python -m tracer` only the recorder's own.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from tracer.format import TraceFormatError, describe_bytes
+from tracer.format import TraceFormatError, TraceReader, describe_bytes, export_records
 
 PROG = "retrograde"
+
+# Adds subcommands to the parser's subparsers action.
+Registrar = Callable[[Any], None]
+# Returns a registrar, or None when that part of Retrograde is not installed (its extra is missing).
+RegistrarLoader = Callable[[], Registrar | None]
 
 
 class UsageError(Exception):
@@ -20,22 +30,135 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    # Set on a command that runs a program (record): its options end at SCRIPT or at -m MODULE, and
+    # every later argument is the program's, even one that looks like an option (as with python).
+    ends_at_program = False
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if not self.ends_at_program or args is None:
+            return super().parse_known_args(args, namespace)
+        own, program, rest = self._split_program(list(args))
+        parsed, extras = super().parse_known_args(own + program, namespace)
+        parsed.args = rest
+        return parsed, extras
 
-_BUILTIN_COMMANDS = ("record", "info", "export", "replay", "demo")
+    def _split_program(self, args: list[str]) -> tuple[list[str], list[str], list[str]]:
+        """(this command's options, [SCRIPT] or ["-m", MODULE], the program's arguments)."""
+        index = 0
+        while index < len(args):
+            token = args[index]
+            if token == "--":
+                return args[:index], args[index + 1 : index + 2], args[index + 2 :]
+            if token == "-m" or (token.startswith("-m") and not token.startswith("--")):
+                module = token[2:] or (args[index + 1] if index + 1 < len(args) else None)
+                after = index + (1 if token[2:] else 2)
+                return args[:index], (["-m", module] if module is not None else ["-m"]), args[after:]
+            if not token.startswith("-") or token == "-":
+                return args[:index], [token], args[index + 1 :]
+            index += 2 if self._takes_separate_value(token) else 1
+        return args, [], []
+
+    def _takes_separate_value(self, token: str) -> bool:
+        """Whether an option token is followed by its value as the next argument."""
+        if "=" in token:
+            return False
+        actions = self._option_string_actions
+        action = actions.get(token)
+        if action is None and token.startswith("--"):
+            matches = [a for name, a in actions.items() if name.startswith(token)]
+            action = matches[0] if len(matches) == 1 else None
+        if action is None and not token.startswith("--") and len(token) > 2:
+            return False  # -oFILE: the value is attached
+        return action is not None and action.nargs != 0
 
 
-def _parser(extensions: bool = True) -> argparse.ArgumentParser:
-    """The command line; extensions=False leaves out the subcommands other packages add (importing them
-    costs tens of milliseconds at every `retrograde record`)."""
+def fail(message: str, code: int = 1) -> int:
+    """Print `retrograde: MESSAGE` on stderr and return the exit code."""
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return code
+
+
+def build_parser(
+    loaders: Sequence[RegistrarLoader], command: str | None = None
+) -> argparse.ArgumentParser:
+    """The command line of the registrars the loaders give, in order.
+
+    With `command`, loading stops at the first registrar that adds it: `retrograde record` then imports
+    nothing beyond the recorder (the TUI's and the model's modules cost tens of milliseconds to import).
+    """
     parser = _Parser(prog=PROG, description="Record Python programs and debug them forward and backward.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for load in loaders:
+        register = load()
+        if register is None:
+            continue
+        register(sub)
+        if command is not None and command in sub.choices:
+            break
+    return parser
 
-    rec = sub.add_parser("record", help="run a program and record every line step into a trace file")
+
+def run(argv: Sequence[str] | None, loaders: Sequence[RegistrarLoader]) -> int:
+    """Parse argv (default: sys.argv[1:]) and run the command's handler; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    command = args_list[0] if args_list and not args_list[0].startswith("-") else None
+    try:
+        args = build_parser(loaders, command).parse_args(args_list)
+    except UsageError as exc:
+        return fail(str(exc), 2)
+    try:
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            return int(handler(args))
+        build_parser(loaders).print_help(sys.stderr)
+        return 2
+    except TraceFormatError as exc:
+        return fail(str(exc))
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return 1
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+
+
+def _corpus_registrar() -> Registrar | None:
+    try:
+        from tracer.corpus import cli
+    except ImportError:
+        return None
+    return cli.register
+
+
+# `python -m tracer`: the recorder's commands and the corpus builder, nothing from the layers above.
+TRACER_LOADERS: tuple[RegistrarLoader, ...] = (lambda: register, _corpus_registrar)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tracer`: record, info, export and corpus (the full command line is `retrograde`)."""
+    return run(argv, TRACER_LOADERS)
+
+
+def register(subparsers: Any) -> None:
+    """Add record, info and export to the command line."""
+    rec = subparsers.add_parser(
+        "record", help="run a program and record every line step into a trace file",
+        usage=f"{PROG} record [options] (SCRIPT | -m MODULE) [ARGS ...]",
+        description="Run SCRIPT (or MODULE, as `python -m` does) and record every step into a trace. "
+                    "Everything after SCRIPT or -m MODULE is the program's own arguments: "
+                    "options of record go before.")
     rec.add_argument("-o", "--output", metavar="TRACE", help="trace file (default: SCRIPT_STEM.rtrace)")
-    rec.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script")
+    if isinstance(rec, _Parser):
+        rec.ends_at_program = True  # like python, SCRIPT or -m MODULE ends the options (pytest -q -x)
+    rec.add_argument("-m", dest="module", metavar="MODULE",
+                     help="run a library module as a script (the rest of the line is its arguments)")
     rec.add_argument("--include", action="append", default=[], metavar="GLOB", help="also trace these files")
     rec.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="never trace these files")
     rec.add_argument("--max-steps", type=int, metavar="N", help="stop recording after N steps")
@@ -44,113 +167,54 @@ def _parser(extensions: bool = True) -> argparse.ArgumentParser:
     rec.add_argument("--chunk-steps", type=int, default=8192, help=argparse.SUPPRESS)
     rec.add_argument("script", nargs="?", metavar="SCRIPT", help="the program to run")
     rec.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the program's arguments")
+    rec.set_defaults(handler=cmd_record)
 
-    info = sub.add_parser("info", help="summarise a trace file")
+    info = subparsers.add_parser("info", help="summarise a trace file")
     info.add_argument("trace", metavar="TRACE")
     info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(handler=cmd_info)
 
-    exp = sub.add_parser("export", help="print every step as JSON lines")
+    exp = subparsers.add_parser("export", help="print every step as JSON lines")
     exp.add_argument("trace", metavar="TRACE")
     exp.add_argument("--format", choices=["jsonl"], default="jsonl")
-
-    rep = sub.add_parser("replay", help="debug a trace with pdb's commands, forward and backward",
-                         description="Debug TRACE with pdb's commands, forward and backward. With --neural, "
-                                     "TRACE is a Python file that is never run: the model predicts its steps "
-                                     "as you navigate (from --call, or from the top of the script).")
-    rep.add_argument("trace", metavar="TRACE", help="a trace file (with --neural: a Python file)")
-    rep.add_argument("--neural", action="store_true", help="debug the model's prediction of FILE instead")
-    rep.add_argument("--call", metavar="EXPR", help='with --neural: the entry call, like "f(1, [2, 3])"')
-    rep.add_argument("--model", metavar="PATH", help="with --neural: model directory (default: bundled)")
-    rep.add_argument("--max-steps", type=int, default=500, metavar="N",
-                     help="with --neural: predict at most N steps (500)")
-
-    demo = sub.add_parser("demo", help="record a bundled sample program and replay it")
-    demo.add_argument("--sample", default="bubble_sort.py", help="sample file name in samples/")
-    for module_name in _SUBCOMMAND_MODULES if extensions else ():
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue  # an optional part (its extra not installed) simply has no subcommand
-        module.register(sub)  # adds its parser(s) with set_defaults(handler=callable(args) -> int)
-    return parser
-
-
-# Parts of Retrograde that add subcommands: each module has register(subparsers); the parsers it adds
-# set a `handler` default, a callable taking the parsed arguments and returning the exit code.
-_SUBCOMMAND_MODULES = ("tui.cli", "tracer.corpus.cli", "neural.cli")
-
-
-def _fail(message: str, code: int = 1) -> int:
-    print(f"{PROG}: {message}", file=sys.stderr)
-    return code
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    try:
-        builtin = bool(args_list) and args_list[0] in _BUILTIN_COMMANDS
-        args = _parser(extensions=not builtin).parse_args(args_list)
-    except UsageError as exc:
-        return _fail(str(exc), 2)
-    try:
-        if args.command == "record":
-            return cmd_record(args)
-        if args.command == "info":
-            return cmd_info(args)
-        if args.command == "export":
-            return cmd_export(args)
-        if args.command == "replay":
-            return cmd_replay(args)
-        if args.command == "demo":
-            return cmd_demo(args)
-        handler = getattr(args, "handler", None)
-        if handler is not None:
-            return int(handler(args))
-        _parser().print_help(sys.stderr)
-        return 2
-    except TraceFormatError as exc:
-        return _fail(str(exc))
-    except BrokenPipeError:
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        except OSError:
-            pass
-        return 1
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+    exp.set_defaults(handler=cmd_export)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    """Run the program under the recorder: its output, exit code and exceptions are python's."""
     from tracer.monitor import Recorder, RecorderError
-    from tracer.run import ProgramNotFound, load_script, run_under_recorder
+    from tracer.run import ProgramNotFound, ScriptLoadError, find_main, run_under_recorder
 
-    if args.module and args.script:
-        args.args = [args.script, *args.args]
-        args.script = None
-    if not args.module and not args.script:
-        return _fail("record needs a SCRIPT or -m MODULE (see 'retrograde record --help')", 2)
+    module: str | None = args.module
+    program_args = list(args.args)
+    if not module and not args.script:
+        return fail("record needs a SCRIPT or -m MODULE (see 'retrograde record --help')", 2)
     if args.max_steps is not None and args.max_steps <= 0:
-        return _fail("--max-steps must be a positive number", 2)
+        return fail("--max-steps must be a positive number", 2)
+    main_path: str | None = None
     if args.script:
         try:
-            load_script(args.script)
+            main_path = find_main(args.script)
         except ProgramNotFound as exc:
-            return _fail(str(exc), 2)
-        except SyntaxError:
-            pass  # reported by the run, exactly as python reports it
-        stem = os.path.splitext(os.path.basename(args.script))[0]
-        root = args.root or os.path.dirname(os.path.abspath(args.script))
+            return fail(str(exc), 2)
+        except ScriptLoadError as exc:
+            return fail(str(exc), 1)
+        stem = os.path.splitext(os.path.basename(os.path.normpath(args.script)))[0]
+        root = args.root or (
+            os.path.abspath(args.script) if main_path else os.path.dirname(os.path.abspath(args.script))
+        )
     else:
+        assert module is not None
         import importlib.util
 
         sys.path.insert(0, os.getcwd())
         try:
-            found = importlib.util.find_spec(args.module)
+            found = importlib.util.find_spec(module)
         except (ImportError, ValueError):
             found = None
         if found is None:
-            return _fail(f"no module named {args.module!r}", 1)
-        stem = args.module.rsplit(".", 1)[-1]
+            return fail(f"no module named {module!r}", 1)
+        stem = module.rsplit(".", 1)[-1]
         root = args.root or os.getcwd()
     output = args.output or f"{stem}.rtrace"
     recorder = Recorder(
@@ -161,65 +225,62 @@ def cmd_record(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         value_limit=args.value_limit,
         chunk_steps=max(args.chunk_steps, 1),
-        argv=[args.script or args.module, *args.args],
+        argv=[str(args.script or module), *program_args],
     )
     if sys.stderr.isatty():
         import atexit
 
         def _report() -> None:
             try:
-                from replay.recorded import RecordedTimeline
-
-                timeline = RecordedTimeline(output)
-                print(f"{PROG}: recorded {len(timeline)} steps into {output}", file=sys.stderr)
+                with TraceReader(output) as reader:
+                    steps = reader.step_count
+                print(f"{PROG}: recorded {steps} steps into {output}", file=sys.stderr)
             except Exception:
                 pass
 
         atexit.register(_report)  # runs after the recorder's own atexit handler (LIFO order)
     try:
-        return run_under_recorder(recorder, script=args.script, module=args.module, args=args.args)
+        return run_under_recorder(
+            recorder, script=args.script, module=module, args=program_args, main_path=main_path
+        )
     except RecorderError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
 
 
 def trace_info(path: str) -> dict[str, Any]:
-    from replay.recorded import RecordedTimeline
-
-    timeline = RecordedTimeline(path)
-    reader = timeline.reader
-    footer = reader.footer or {}
-    header = reader.header
-    line_steps = sum(entry.summary.line_steps for entry in reader.chunks)
-    size = reader.size
-    duration = footer.get("duration")
-    funcs = sorted({info.qualname for info in reader.codes.values()})
-    info = {
-        "trace": os.path.abspath(path),
-        "program": header.get("argv", [None])[0] if header.get("argv") else None,
-        "argv": header.get("argv", []),
-        "python": header.get("python"),
-        "format_version": header.get("format_version"),
-        "cwd": header.get("cwd"),
-        "start_time": header.get("start_time"),
-        "steps": len(timeline),
-        "line_steps": line_steps,
-        "chunks": len(reader.chunks),
-        "duration_s": duration,
-        "files": timeline.files,
-        "functions": funcs,
-        "size_bytes": size,
-        "bytes_per_line_step": round(size / line_steps, 3) if line_steps else None,
-        "exit": footer.get("exit"),
-        "truncated": reader.truncated,
-        "truncated_at": reader.truncated_at,
-        "max_steps_reached": bool(footer.get("max_steps_reached")),
-        "recorder_error": footer.get("error"),
-    }
-    timeline.close()
-    return info
+    """A trace's summary: program, python, steps, size, files, functions, how the recording ended."""
+    with TraceReader(path) as reader:
+        footer = reader.footer or {}
+        header = reader.header
+        line_steps = sum(entry.summary.line_steps for entry in reader.chunks)
+        size = reader.size
+        argv = header.get("argv") or []
+        return {
+            "trace": os.path.abspath(path),
+            "program": argv[0] if argv else None,
+            "argv": header.get("argv", []),
+            "python": header.get("python"),
+            "format_version": header.get("format_version"),
+            "cwd": header.get("cwd"),
+            "start_time": header.get("start_time"),
+            "steps": reader.step_count,
+            "line_steps": line_steps,
+            "chunks": len(reader.chunks),
+            "duration_s": footer.get("duration"),
+            "files": sorted({file for file, _offset in reader.files.values()}),
+            "functions": sorted({info.qualname for info in reader.codes.values()}),
+            "size_bytes": size,
+            "bytes_per_line_step": round(size / line_steps, 3) if line_steps else None,
+            "exit": footer.get("exit"),
+            "truncated": reader.truncated,
+            "truncated_at": reader.truncated_at,
+            "max_steps_reached": bool(footer.get("max_steps_reached")),
+            "recorder_error": footer.get("error"),
+        }
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """Print the summary of a trace (as one JSON object with --json)."""
     info = trace_info(args.trace)
     if args.json:
         print(json.dumps(info))
@@ -266,99 +327,13 @@ def _describe_exit(exit_info: dict[str, Any]) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from replay.recorded import RecordedTimeline
-    from tracer.values import decode_text
-
-    timeline = RecordedTimeline(args.trace)
-    if timeline.truncated_at is not None:
-        print(f"{PROG}: note: {args.trace} is truncated at step {timeline.truncated_at}", file=sys.stderr)
-    write = sys.stdout.write
-    dumps = json.JSONEncoder(ensure_ascii=False).encode
-    for step, state in timeline.iter_states():
-        record = {
-            "step": step.index,
-            "event": step.event,
-            "file": step.file,
-            "line": step.line,
-            "func": step.func,
-            "depth": step.depth,
-            "thread": step.thread,
-            "locals": {name: decode_text(enc)[0] for name, enc in state.items()},
-            "value": step.value.text if step.value is not None else None,
-        }
-        write(dumps(record))
-        write("\n")
+    """Print every step of the trace as one JSON object per line (tracer.format.EXPORT_FIELDS)."""
+    with TraceReader(args.trace) as reader:
+        if reader.truncated_at is not None:
+            print(f"{PROG}: note: {args.trace} is truncated at step {reader.truncated_at}", file=sys.stderr)
+        write = sys.stdout.write
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        for record in export_records(reader):
+            write(dumps(record))
+            write("\n")
     return 0
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    from replay.recorded import RecordedTimeline
-
-    try:
-        from replay.repl import run_replay
-    except ImportError:
-        return _fail("the replay command line is not available in this build")
-    if getattr(args, "neural", False):
-        try:
-            from neural.cli import NeuralCliError, neural_timeline
-        except ImportError:
-            return _fail("--neural needs the neural part (pip install 'retrograde[neural]')")
-        try:
-            predicted = neural_timeline(args.trace, args.call, args.model, args.max_steps)
-        except NeuralCliError as exc:
-            return _fail(str(exc))
-        return run_replay(predicted, sys.stdin, sys.stdout, interactive=sys.stdin.isatty())
-    if getattr(args, "call", None) is not None:
-        return _fail("--call goes with --neural (a recorded trace starts where the program did)", 2)
-    timeline = RecordedTimeline(args.trace)
-    if timeline.truncated_at is not None:
-        print(f"{PROG}: note: {args.trace} is truncated at step {timeline.truncated_at}", file=sys.stderr)
-    if len(timeline) == 0:
-        return _fail(f"{args.trace} holds no steps (nothing of the program's own code ran)")
-    return run_replay(timeline, sys.stdin, sys.stdout, interactive=sys.stdin.isatty())
-
-
-def samples_dir() -> str:
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples")
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    import subprocess
-    import tempfile
-
-    sample = os.path.join(samples_dir(), args.sample)
-    if not os.path.isfile(sample):
-        return _fail(f"no bundled sample named {args.sample!r} in {samples_dir()}", 2)
-    out_dir = tempfile.mkdtemp(prefix="retrograde-demo-")
-    trace = os.path.join(out_dir, os.path.splitext(args.sample)[0] + ".rtrace")
-    print(f"{PROG}: recording {sample}", file=sys.stderr)
-    result = subprocess.run(
-        [sys.executable, "-m", "tracer", "record", "-o", trace, sample], stdin=subprocess.DEVNULL
-    )
-    if not os.path.exists(trace):
-        return _fail("the recording failed")
-    print(f"{PROG}: program exited with {result.returncode}; trace saved as {trace}\n", file=sys.stderr)
-    cmd_info(argparse.Namespace(trace=trace, json=False))
-    print()
-    if sys.stdin.isatty() or args.sample != "bubble_sort.py":
-        return cmd_replay(argparse.Namespace(trace=trace))
-    # No terminal to type into: take a short scripted tour, forward and backward.
-    import io
-
-    from replay.recorded import RecordedTimeline
-    from replay.repl import run_replay
-
-    tour = ["b 14", "c", "c", "p items", "rc", "p items", "rs", "p items", "history swapped", "w", "q"]
-    print(f"{PROG}: no terminal, so a scripted tour: {'; '.join(tour)}\n")
-    script = io.StringIO("\n".join(tour) + "\n")
-    status = run_replay(RecordedTimeline(trace), script, sys.stdout, interactive=False)
-    try:
-        from neural.cli import cmd_predict
-    except ImportError:
-        return status
-    call, actions = "bubble_sort([3, 1, 2])", "s,s,n,n,r"
-    print(f"\n{PROG}: and the bundled model predicts {call} without running it "
-          f"(retrograde predict {args.sample} --call '{call}' --actions {actions}):\n")
-    sys.stdout.flush()
-    return status or cmd_predict(argparse.Namespace(file=sample, call=call, model=None, max_steps=500,
-                                                    actions=actions, json=False))

@@ -28,6 +28,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, BinaryIO
 
 import msgpack
@@ -73,8 +74,23 @@ TAG_CODE = 2
 TAG_CHUNK = 3
 TAG_FOOTER = 9
 
-# Event codes in a chunk's events column.
-EVENT_NAMES = ("call", "line", "return", "exception", "unwind", "yield", "resume", "handled")
+
+
+class Event(StrEnum):
+    """A step's event; equal to its plain string, so code comparing `step.event == "line"` keeps working."""
+
+    CALL = "call"
+    LINE = "line"
+    RETURN = "return"
+    EXCEPTION = "exception"  # raised in, or propagating into, the frame
+    UNWIND = "unwind"  # the frame exits by an exception (never a return of None)
+    YIELD = "yield"
+    RESUME = "resume"
+    HANDLED = "handled"
+
+
+# Event codes in a chunk's events column (the enum's order is the code).
+EVENT_NAMES: tuple[str, ...] = tuple(Event)
 EV_CALL, EV_LINE, EV_RETURN, EV_EXCEPTION, EV_UNWIND, EV_YIELD, EV_RESUME, EV_HANDLED = range(8)
 
 # Limits for reading files we may not have written: a hostile file cannot make us allocate without bound.
@@ -734,3 +750,92 @@ def read_header_only(data: bytes) -> dict[str, Any]:
     header = unpacker.unpack()
     _check(isinstance(header, dict), "corrupt header")
     return header
+
+
+# -- the JSONL export schema (`retrograde export`, `retrograde corpus export`) ------------------------
+# One record per step; the one definition of the schema: both exports and anything else that writes
+# steps as JSON go through export_records.
+EXPORT_FIELDS = ("step", "event", "file", "line", "func", "depth", "thread", "locals", "value")
+
+
+def export_records(
+    reader: TraceReader, *, strip_root: str = "", locals_as_pairs: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Every step of a trace as an EXPORT_FIELDS record, in one sequential pass over the chunks.
+
+    locals are the stepping frame's locals after the step (repr text); value is the return, yield or
+    exception value (None for an unwinding frame); strip_root makes files under that directory relative.
+    Malformed chunk contents raise TraceFormatError.
+    """
+    try:
+        yield from _export_records(reader, strip_root, locals_as_pairs)
+    except TraceFormatError:
+        raise
+    except _DECODE_ERRORS as exc:
+        name = os.path.basename(reader.path)
+        raise TraceFormatError(
+            f"{name} is corrupt: a chunk holds malformed data ({type(exc).__name__})"
+        ) from None
+
+
+def _export_records(reader: TraceReader, strip_root: str, pairs: bool) -> Iterator[dict[str, Any]]:
+    from tracer.values import decode_text
+
+    prefix = strip_root + os.sep if strip_root else ""
+    code_file: dict[int, str] = {}
+    code_name: dict[int, str] = {}
+    for code_id, info in reader.codes.items():
+        path = reader.file_path(info.file_id) if info.file_id in reader.files else "?"
+        code_file[code_id] = path[len(prefix) :] if prefix and path.startswith(prefix) else path
+        code_name[code_id] = info.qualname
+    states: dict[int, dict[str, Any]] = {}  # fid -> encoded locals of every live frame
+    for chunk in reader.iter_chunks():
+        # (code_id, thread, depth) per frame at the chunk's start; a generator resumed under another
+        # caller takes the new thread and depth at its move's offset (chunk.moves is in step order).
+        meta: dict[int, tuple[int, int, int]] = {}
+        for fid, entry in chunk.keyframe.items():
+            meta[int(fid)] = (int(entry[0]), int(entry[2]), int(entry[3]))
+            if fid not in states:
+                states[fid] = dict(entry[5])
+        for fid, entry in chunk.frames.items():
+            meta[int(fid)] = (int(entry[0]), int(entry[2]), int(entry[3]))
+        moves = sorted(chunk.moves, key=lambda move: int(move[0]))
+        next_move = 0
+        changes = {change[0]: change for change in chunk.changes}
+        values = {int(off): enc for off, enc in chunk.values}
+        for off, fid in enumerate(chunk.fids):
+            while next_move < len(moves) and int(moves[next_move][0]) <= off:
+                _off, moved, _parent, thread, depth = moves[next_move]
+                if moved in meta:
+                    meta[moved] = (meta[moved][0], int(thread), int(depth))
+                next_move += 1
+            frame = meta.get(fid)
+            if frame is None:
+                raise TraceFormatError(f"step {chunk.start + off} names a frame the trace never introduced")
+            state = states.get(fid)
+            if state is None:
+                state = states[fid] = {}
+            change = changes.get(off)
+            if change is not None:
+                for i in range(1, len(change) - 1, 2):
+                    if change[i + 1] is None:
+                        state.pop(change[i], None)
+                    else:
+                        state[change[i]] = change[i + 1]
+            event = chunk.events[off]
+            enc = values.get(off)
+            local_text = {name: decode_text(value)[0] for name, value in state.items()}
+            code_id, thread, depth = frame
+            yield {
+                "step": chunk.start + off,
+                "event": EVENT_NAMES[event] if event < len(EVENT_NAMES) else "line",
+                "file": code_file.get(code_id, "?"),
+                "line": chunk.lines[off],
+                "func": code_name.get(code_id, "?"),
+                "depth": depth,
+                "thread": thread,
+                "locals": [[k, v] for k, v in local_text.items()] if pairs else local_text,
+                "value": decode_text(enc)[0] if enc is not None and event != EV_UNWIND else None,
+            }
+            if event in (EV_RETURN, EV_UNWIND):
+                states.pop(fid, None)

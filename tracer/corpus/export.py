@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterator
 from typing import Any, TextIO
 
 from tracer.corpus.batch import read_manifest
+from tracer.format import TraceReader, export_records
 
 LOCALS_MODES = ("map", "pairs")
 
@@ -51,34 +52,10 @@ def records(
 
 def trace_steps(path: str, locals_mode: str = "map") -> list[dict[str, Any]]:
     """The steps of one trace in `retrograde export`'s schema, with files relative to the sandbox."""
-    from replay.recorded import RecordedTimeline
-    from tracer.values import decode_text
-
-    timeline = RecordedTimeline(path)
-    try:
-        root = str(timeline.header.get("root") or "")
-        steps: list[dict[str, Any]] = []
-        for step, state in timeline.iter_states():
-            file = step.file
-            if root and file.startswith(root + os.sep):
-                file = file[len(root) + 1 :]  # the sandbox directory is random: keep the stable part
-            values = {name: decode_text(enc)[0] for name, enc in state.items()}
-            steps.append(
-                {
-                    "step": step.index,
-                    "event": step.event,
-                    "file": file,
-                    "line": step.line,
-                    "func": step.func,
-                    "depth": step.depth,
-                    "thread": step.thread,
-                    "locals": values if locals_mode == "map" else [[k, v] for k, v in values.items()],
-                    "value": step.value.text if step.value is not None else None,
-                }
-            )
-        return steps
-    finally:
-        timeline.close()
+    with TraceReader(path) as reader:
+        # The sandbox directory is random: keep the stable part of each file name.
+        root = str(reader.header.get("root") or "")
+        return list(export_records(reader, strip_root=root, locals_as_pairs=locals_mode == "pairs"))
 
 
 def write_jsonl(
