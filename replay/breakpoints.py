@@ -27,8 +27,8 @@ class Breakpoint:
         return "breakpoint"
 
     def describe(self) -> str:
-        """pdb's one-line form: `breakpoint 1 at /a/b.py:3`."""
-        return f"{'temporary ' if self.temporary else ''}breakpoint {self.number} at {self.file}:{self.line}"
+        """pdb's one-line form: `breakpoint 1 at /a/b.py:3` (temporary ones too, as bdb's __str__ says)."""
+        return f"breakpoint {self.number} at {self.file}:{self.line}"
 
 
 @dataclass(slots=True)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from replay.breakpoints import Breakpoint, Catchpoint, Point, Watchpoint
 from replay.expressions import EvalError, Expression, Opaque, parse_expression, truthy
 from replay.source import SourceIndex, co_name
 from replay.timeline import ChunkSummary, Step, Timeline, Value
+from tracer.format import Event
 
 # How settrace (and so bdb) sees each recorded event; "handled" has no settrace event and never stops.
 PDB_EVENT = {
@@ -20,6 +23,25 @@ PDB_EVENT = {
 RETURNS = frozenset({"return", "yield", "unwind"})
 ENTRIES = frozenset({"call", "resume"})
 _BOTTOM = -2  # bdb's botframe: the frame below the program, never in the trace (what continue waits on)
+# How far back (in steps) the search for an uncaught exception's origin looks inside one frame: a frame
+# that raised after running this long is taken as the origin (the re-raise of an earlier catch is missed).
+_CRASH_SCAN_LIMIT = 200_000
+# How many of a frame's steps before a raise are searched for the catch that would make it a re-raise
+# (`except E as err: ...; raise err`): a handler longer than this is taken for a fresh raise.
+_HANDLER_SCAN_LIMIT = 10_000
+
+
+class StopReason(StrEnum):
+    """Why a command stopped where it did (equal to its plain string, as Stop.reason always was)."""
+
+    STEP = "step"  # an ordinary stop
+    EXCEPTION = "exception"  # stopped at an exception event
+    BREAKPOINT = "breakpoint"
+    WATCHPOINT = "watchpoint"
+    CATCHPOINT = "catchpoint"
+    END = "end"  # the search ran into the end of the trace
+    START = "start"  # the search ran into the start of the trace
+    CRASH = "crash"  # the uncaught exception that ended the program: pdb's post-mortem stop
 
 
 class EngineError(Exception):
@@ -47,12 +69,31 @@ class Stop:
     """Where a command left the position, and why."""
 
     step: Step
-    # "step" (an ordinary stop), "exception" (stopped at an exception event), "breakpoint", "watchpoint",
-    # "catchpoint", "end" / "start" (the search ran into an end of the trace).
-    reason: str
+    reason: str  # a StopReason
     number: int | None = None  # the breakpoint, watchpoint or catchpoint that caused the stop
     messages: tuple[str, ...] = ()
     moved: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """The uncaught exception that ended the main thread, located as pdb's post-mortem sees it."""
+
+    exception: Value  # the exception as recorded (its repr)
+    index: int  # the post-mortem position: the innermost traceback frame's last step (its unwind)
+    # The traceback's frames, outermost first, as post-mortem shows them: each one's line is where the
+    # exception passed it (the raise site innermost) and its index is the frame's last step, so its locals
+    # are its final ones.
+    frames: tuple[Step, ...]
+
+    @property
+    def name(self) -> str:
+        return exception_name(self.exception.text)
+
+    @property
+    def site(self) -> Step:
+        """The innermost frame at its raise line."""
+        return self.frames[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +133,10 @@ class _Mode:
 @dataclass(slots=True)
 class _Hit:
     step: Step
-    reason: str
+    reason: StopReason
     number: int | None = None
     message: str | None = None
+    keep: bool = False  # a temporary point whose condition failed to evaluate stays (bdb)
 
 
 @dataclass(slots=True)
@@ -121,6 +163,9 @@ class Engine:
         self.start = self._find_start()
         self.position = self.start
         self.frame_index = 0  # selected frame, counted from the innermost (0) outwards
+        # At the crash as its post-mortem stop (not merely at the same step): the stack is the traceback's.
+        self.post_mortem = False
+        self._crash: tuple[int, Crash | None, Value | None] | None = None  # (length, crash, SystemExit)
 
     # -- position and frames ------------------------------------------------------------------------------
     def _find_start(self) -> int:
@@ -145,14 +190,16 @@ class Engine:
         return self.timeline.step(self.position)
 
     def stack(self) -> list[Step]:
-        """The call stack at the position, outermost first."""
+        """The call stack at the position, outermost first (at the post-mortem stop: the traceback)."""
+        if self.post_mortem and (crash := self.crash) is not None:
+            return list(crash.frames)
         if self._stack_cache is None or self._stack_cache[0] != self.position:
             self._stack_cache = (self.position, self.timeline.stack_at(self.position))
         return list(self._stack_cache[1])
 
     def selected(self) -> Step:
         """The selected frame's current step (the innermost frame unless up/down moved the selection)."""
-        if self.frame_index == 0:
+        if self.frame_index == 0 and not self.post_mortem:
             return self.current  # no stack needed: outer frames can be costly to find
         stack = self.stack()
         return stack[max(0, len(stack) - 1 - self.frame_index)]
@@ -225,6 +272,136 @@ class Engine:
                 yield from reversed(list(self.timeline.steps(low, high)))
                 high = low
                 window *= 4
+
+    # -- the end of the program ------------------------------------------------------------------------------
+    @property
+    def crash(self) -> Crash | None:
+        """The uncaught exception that ended the program (not SystemExit, which pdb treats as an exit)."""
+        return self._ending()[1]
+
+    @property
+    def system_exit(self) -> Value | None:
+        """The SystemExit the program ended with (sys.exit), if it did."""
+        return self._ending()[2]
+
+    def _ending(self) -> tuple[int, Crash | None, Value | None]:
+        length = len(self.timeline)
+        if self._crash is None or self._crash[0] != length:
+            crash: Crash | None = None
+            exit_value: Value | None = None
+            if self.timeline.complete:
+                exception = self._uncaught()
+                if exception is not None and exception_name(exception[0].text) == "SystemExit":
+                    exit_value = exception[0]
+                elif exception is not None:
+                    crash = self._locate_crash(*exception)
+            self._crash = (length, crash, exit_value)
+        return self._crash
+
+    def _uncaught(self) -> tuple[Value, Step] | None:
+        """The exception the main thread's outermost frame unwound with at the end, and that unwind step."""
+        last: Step | None = None
+        for step in self._backward_steps(len(self.timeline), lambda chunk: True):
+            if step.thread == 0:
+                last = step
+                break
+        if last is None or last.event != Event.UNWIND or last.depth != 0:
+            return None
+        value = self.unwinding_exception(last)
+        return None if value is None else (value, last)
+
+    def unwinding_exception(self, step: Step) -> Value | None:
+        """The exception an unwind step's frame exits with (its latest exception event), if recorded."""
+        for seen, earlier in enumerate(self._backward_steps(step.index, lambda chunk: True)):
+            if earlier.frame_id == step.frame_id and earlier.event in (Event.EXCEPTION, Event.HANDLED):
+                return earlier.value
+            if earlier.frame_id == step.frame_id or seen > _CRASH_SCAN_LIMIT:
+                return None
+        return None
+
+    def _frame_steps_back(self, step: Step) -> Iterator[Step]:
+        """The steps of step's frame before it, latest first, bounded by _CRASH_SCAN_LIMIT steps read."""
+        def deep_enough(chunk: ChunkSummary) -> bool:
+            return chunk.min_depth <= step.depth
+
+        for seen, earlier in enumerate(self._backward_steps(step.index, deep_enough)):
+            if seen > _CRASH_SCAN_LIMIT:
+                return
+            if earlier.frame_id == step.frame_id:
+                yield earlier
+                if earlier.event == Event.CALL:
+                    return
+
+    def _previous_on_thread(self, step: Step) -> Step | None:
+        for earlier in self._backward_steps(step.index, lambda chunk: True):
+            if earlier.thread == step.thread:
+                return earlier
+        return None
+
+    def _origins_in_frame(self, unwind: Step, text: str) -> list[Step]:
+        """The exception events in unwind's frame that its traceback shows, latest first: the one the
+        exception entered the frame by (propagated from a callee, or raised there), preceded by any
+        `raise err` of it after it was caught there (pdb lists the frame once for each). A bare `raise`
+        records no exception event, so it adds none."""
+        found: list[Step] = []
+        handled = False
+        since = 0  # steps of the frame read since the latest found raise, looking for its catch
+        for step in self._frame_steps_back(unwind):
+            since += 1
+            if found and not handled and since > _HANDLER_SCAN_LIMIT:
+                break  # no catch of it this close before: raised afresh
+            if step.event == Event.EXCEPTION and step.value is not None and step.value.text == text:
+                since = 0
+                if found and not handled:
+                    break
+                found.append(step)
+                handled = False
+                previous = self._previous_on_thread(step)
+                if previous is not None and previous.event == Event.UNWIND and previous.depth > step.depth:
+                    break  # propagated from a callee
+            elif step.event == Event.HANDLED and found and step.value is not None and step.value.text == text:
+                handled = True  # caught here before; the found raise may be a re-raise of it
+            elif step.event == Event.EXCEPTION and found:
+                break  # another exception: the found one was raised afresh
+        return found
+
+    def _locate_crash(self, exception: Value, unwind: Step) -> Crash:
+        """Follow the uncaught exception from the outermost frame inward to where it was raised."""
+        chain: dict[int, tuple[int, list[int]]] = {}  # frame id -> (its last step, the traceback's lines)
+        innermost = unwind
+        while True:
+            entries = self._origins_in_frame(unwind, exception.text)
+            lines = [entry.line for entry in entries] or [unwind.line]
+            chain[unwind.frame_id] = (unwind.index, lines)
+            innermost = unwind
+            if not entries:
+                break
+            previous = self._previous_on_thread(entries[-1])
+            if previous is None or previous.event != Event.UNWIND or previous.depth <= entries[-1].depth:
+                break
+            unwind = previous
+        frames = []
+        for frame in self.timeline.stack_at(innermost.index):
+            last = chain.get(frame.frame_id)
+            if last is None:
+                frames.append(frame)
+                continue
+            for line in last[1]:  # the latest raise is the outer traceback entry
+                frames.append(dataclasses.replace(frame, index=last[0], line=line, event=Event.LINE,
+                                                  value=None))
+        return Crash(exception, innermost.index, tuple(frames))
+
+    def crash_stop(self) -> Stop:
+        """crash, pm: the post-mortem stop at the uncaught exception's raise site, from anywhere."""
+        crash = self.crash
+        if crash is None:
+            raise EngineError("The program did not end with an uncaught exception.")
+        return self._crash_stop(crash, [])
+
+    def _crash_stop(self, crash: Crash, messages: list[str]) -> Stop:
+        self._move(crash.index)
+        self.post_mortem = True
+        return Stop(crash.site, StopReason.CRASH, None, tuple(messages))
 
     # -- points ---------------------------------------------------------------------------------------------
     def _new_number(self) -> int:
@@ -299,7 +476,11 @@ class Engine:
         head = wanted.split(".")[0]
         frame = self.selected()
         names = self._names_at(frame)
-        known = head in names and names[head].text.startswith(("<function ", "<class ", "<bound method "))
+        # pdb evaluates the name and wants a function: a class names its methods (`Shelf.add`), not itself.
+        kinds: tuple[str, ...] = ("<function ", "<bound method ")
+        if "." in wanted:
+            kinds += ("<class ",)
+        known = head in names and names[head].text.startswith(kinds)
         source = self.source_index(frame.file)
         if not known and not (wanted.isidentifier() and any(
                 re.match(rf"def\s+{re.escape(wanted)}\s*\(", line) for line in source.lines)):
@@ -413,6 +594,10 @@ class Engine:
                 return {"__return__": Opaque(step.value.text)}
         return {}
 
+    def check_expression(self, text: str) -> None:
+        """Raise BadExpression if the text is no expression the engine can evaluate."""
+        self._parse(text)
+
     def evaluate(self, text: str) -> object:
         """An expression's value in the selected frame; raises BadExpression when it cannot be evaluated."""
         expression = self._parse(text)
@@ -425,7 +610,8 @@ class Engine:
     def locals(self) -> dict[str, Value]:
         return self._names_at(self.selected())
 
-    def _condition_holds(self, point: Point, step: Step) -> bool:
+    def _condition_holds(self, point: Point, step: Step) -> bool | None:
+        """Whether the point's condition holds at the step; None when it cannot be evaluated there."""
         if point.condition is None:
             return True
         try:
@@ -434,16 +620,23 @@ class Engine:
             message = str(exc)
             if message not in point.reported:
                 point.reported.add(message)
+                consequence = "treated as false" if isinstance(point, Watchpoint) else "stopping, as pdb does"
                 self._pending.append(
                     f"*** Error in condition of {point.kind} {point.number} ({point.condition.text}): "
-                    f"{message}; treated as false"
+                    f"{message}; {consequence}"
                 )
-            return False
+            return None
 
-    def _effective(self, point: Point, step: Step) -> bool:
-        """bdb's effective(): count the hit, then the condition, then the ignore count."""
+    def _effective(self, point: Point, step: Step) -> bool | None:
+        """bdb's effective(): count the hit, then the condition, then the ignore count.
+
+        None: the condition could not be evaluated, so (as bdb does) the point stops regardless of its
+        ignore count and, if temporary, is not deleted. A watchpoint (no bdb counterpart) does not stop."""
         point.hits += 1
-        if not self._condition_holds(point, step):
+        holds = self._condition_holds(point, step)
+        if holds is None:
+            return None if not isinstance(point, Watchpoint) else False
+        if not holds:
             return False
         if point.ignore > 0:
             point.ignore -= 1
@@ -488,14 +681,18 @@ class Engine:
                 for point in locations[(step.file, step.line)]:
                     if point.funcname is not None and co_name(step.func) != point.funcname:
                         continue
-                    if self._effective(point, step):
-                        found = _Hit(step, "breakpoint", point.number)
+                    effective = self._effective(point, step)
+                    if effective is not False:
+                        found = _Hit(step, StopReason.BREAKPOINT, point.number, keep=effective is None)
                         break
             if found is None and kind == "exception" and catches:
                 name = exception_name(step.value.text if step.value else "")
                 for catch in catches:
-                    if (catch.exception is None or catch.exception == name) and self._effective(catch, step):
-                        found = _Hit(step, "catchpoint", catch.number)
+                    if catch.exception is not None and catch.exception != name:
+                        continue
+                    effective = self._effective(catch, step)
+                    if effective is not False:
+                        found = _Hit(step, StopReason.CATCHPOINT, catch.number, keep=effective is None)
                         break
             for watch in watches:
                 if step.frame_id == watch.point.frame_id:
@@ -503,7 +700,7 @@ class Engine:
                     # Backward, a watch hit is a later step than this one, so it comes first; forward, at
                     # the same step it says more than a plain stop.
                     if watch_hit is not None and (found is None or watch_hit.step.index > found.step.index
-                                                  or found.reason in ("step", "exception")):
+                                                  or found.reason in (StopReason.STEP, StopReason.EXCEPTION)):
                         found = watch_hit
             return found
 
@@ -512,27 +709,27 @@ class Engine:
     def _mode_hit(self, mode: _Mode, kind: str, step: Step) -> _Hit | None:
         """bdb's dispatch_line/call/return/exception decision for one event of the debugged thread."""
         if kind == "line":
-            return _Hit(step, "step") if mode.stop_here(step) else None
+            return _Hit(step, StopReason.STEP) if mode.stop_here(step) else None
         if kind == "call":
             if mode.stop_here(step) and not (mode.stopframe is not None and self.suspends(step)):
-                return _Hit(step, "step")
+                return _Hit(step, StopReason.STEP)
             return None
         if kind == "return":
             if mode.stop_here(step) or step.frame_id == mode.returnframe:
                 if mode.stopframe is not None and self.suspends(step):
                     return None
-                return _Hit(step, "step")
+                return _Hit(step, StopReason.STEP)
             return None
         # exception
         name = exception_name(step.value.text if step.value else "")
         if mode.stop_here(step):
             if name == "StopIteration" and self.suspends(step):
                 return None  # the internal StopIteration of a `yield from` subiterator
-            return _Hit(step, "exception")
+            return _Hit(step, StopReason.EXCEPTION)
         if mode.stopframe not in (None, _BOTTOM) and step.frame_id != mode.stopframe and \
                 mode.stopframe_suspends and name in ("StopIteration", "GeneratorExit") and \
                 (step.frame_id in mode.traced or any(p.file == step.file for p in self._by_location_files())):
-            return _Hit(step, "exception")
+            return _Hit(step, StopReason.EXCEPTION)
         return None
 
     def _by_location_files(self) -> list[Breakpoint]:
@@ -583,7 +780,7 @@ class Engine:
         later = self.timeline.step(later_index)
         if not self._effective(point, later):
             return None
-        return _Hit(later, "watchpoint", point.number,
+        return _Hit(later, StopReason.WATCHPOINT, point.number,
                     f"watchpoint {point.number}: {point.expression.text}: {old} -> {new}")
 
     def _watch_step(self, watch: _WatchState, step: Step, forward: bool) -> _Hit | None:
@@ -599,13 +796,13 @@ class Engine:
             point = watch.point
             if not self._effective(point, step):
                 return None
-            return _Hit(step, "watchpoint", point.number,
+            return _Hit(step, StopReason.WATCHPOINT, point.number,
                         f"watchpoint {point.number}: {point.expression.text}: {old} -> {new}")
         # Backward: the later step (visited first) changed if its key differs from this, its predecessor;
         # whether this step changed stays undecided until the frame's step before it is seen.
         later_index, later_key = watch.index, watch.key
         watch.index, watch.key = step.index, key
-        watch.pending = _Hit(step, "watchpoint", watch.point.number)
+        watch.pending = _Hit(step, StopReason.WATCHPOINT, watch.point.number)
         if later_key is None or later_key == key:
             return None
         old, new = self._watch_value(watch, step.index), self._watch_value(watch, later_index)
@@ -615,7 +812,7 @@ class Engine:
         later = self.timeline.step(later_index)
         if not self._effective(point, later):
             return None
-        return _Hit(later, "watchpoint", point.number,
+        return _Hit(later, StopReason.WATCHPOINT, point.number,
                     f"watchpoint {point.number}: {point.expression.text}: {old} -> {new}")
 
     def _search(self, mode: _Mode | None, forward: bool) -> _Hit | None:
@@ -646,17 +843,20 @@ class Engine:
         messages: list[str] = []
         if hit is None:
             target = self.end if forward else self.start
+            reason = StopReason.END if forward else StopReason.START
             messages = self._take_pending()
+            if forward and not self.post_mortem and (crash := self.crash) is not None:
+                return self._crash_stop(crash, messages)  # the program's end, as pdb sees a crash
             if target == self.position:
                 text = "At the end of the trace: nothing further to replay." if forward else \
                     "At the start of the trace: nothing earlier to replay."
-                return Stop(self.current, "end" if forward else "start", None, (*messages, text), moved=False)
+                return Stop(self.current, reason, None, (*messages, text), moved=False)
             self._move(target)
             text = "Reached the end of the trace." if forward else "Reached the start of the trace."
-            return Stop(self.current, "end" if forward else "start", None, (*messages, text))
+            return Stop(self.current, reason, None, (*messages, text))
         self._move(hit.step.index)
         point = self.points.get(hit.number) if hit.number is not None else None
-        if point is not None and point.temporary:
+        if point is not None and point.temporary and not hit.keep:
             del self.points[point.number]
             messages.append(f"Deleted {point.describe()}")
         if hit.message:
@@ -670,8 +870,13 @@ class Engine:
     def _move(self, index: int) -> None:
         self.position = index
         self.frame_index = 0
+        self.post_mortem = False
 
     def _at_boundary(self, forward: bool) -> Stop | None:
+        if forward and self.post_mortem:
+            # The program ended here (pdb restarts it on any forward command; the REPL does so).
+            return Stop(self.current if self.crash is None else self.crash.site, StopReason.END, None,
+                        ("The program crashed here: nothing further to run forward.",), moved=False)
         if forward and self.position >= self.end and not self.timeline.complete:
             self._grow(self.position + 1)
         if forward and self.position >= self.end:
@@ -719,11 +924,15 @@ class Engine:
                          outer_depth=frame.depth)
         return self._finish(self._search(mode, True), True)
 
+    def check_until(self, line: int | None) -> None:
+        """Refuse an until line at or before the selected frame's line (pdb's check, before it moves)."""
+        if line is not None and line <= self.selected().line:
+            raise BadArgument('"until" line number is smaller than current line number')
+
     def until(self, line: int | None = None) -> Stop:
         """unt(il) [line]: to a line past the current one (or >= line) in this frame, or its return."""
+        self.check_until(line)
         frame = self.selected()
-        if line is not None and line <= frame.line:
-            raise BadArgument('"until" line number is smaller than current line number')
         if stop := self._at_boundary(True):
             return stop
         mode = self._mode_for(frame, frame.frame_id, frame.frame_id, frame.line + 1 if line is None else line,
@@ -855,7 +1064,7 @@ class Engine:
 
         def accept(step: Step) -> _Hit | None:
             if step.frame_id == frame.frame_id and step.event == "call":
-                return _Hit(step, "step")
+                return _Hit(step, StopReason.STEP)
             return None
 
         return self._finish(self._reverse_search(accept, frame.depth), False)
@@ -893,7 +1102,7 @@ class Engine:
     def first(self) -> Stop:
         """The first stop pdb makes (the main script's first line)."""
         self._move(self.start)
-        return Stop(self.current, "step")
+        return Stop(self.current, StopReason.STEP)
 
     def last(self) -> Stop:
         self._move(self.end)
@@ -922,8 +1131,8 @@ class Engine:
         return changes
 
 
-def _kind_reason(step: Step) -> str:
-    return "exception" if step.event == "exception" else "step"
+def _kind_reason(step: Step) -> StopReason:
+    return StopReason.EXCEPTION if step.event == Event.EXCEPTION else StopReason.STEP
 
 
 def exception_name(text: str) -> str:

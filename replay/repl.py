@@ -7,16 +7,16 @@ import cmd
 import importlib
 import os
 import pprint
-import reprlib
 from collections.abc import Callable
 from types import ModuleType
 from typing import TextIO
 
 from replay.breakpoints import Breakpoint, Catchpoint, Watchpoint
-from replay.engine import RETURNS, BadArgument, Engine, EngineError, Stop
+from replay.engine import BadArgument, Engine, EngineError, Stop
 from replay.expressions import Opaque
+from replay.session import Session, exception_text, short_repr, value_repr
 from replay.source import co_name
-from replay.timeline import Step, Timeline, TimelineError, Value
+from replay.timeline import Step, Timeline, TimelineError
 
 PROMPT = "(retro) "
 HISTORY_FILE = "~/.retrograde_history"  # command history kept between interactive sessions
@@ -28,60 +28,22 @@ _HYPHENATED = {
 }
 
 
-def short_repr(value: Value) -> str:
-    """pdb shows return values through reprlib.repr: the same for literals, and a like cut for the rest."""
-    if value.literal:
-        try:
-            return reprlib.repr(value.python())
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            pass
-    text = value.text
-    if len(text) > 30:  # reprlib's maxother: keep both ends
-        return text[:13] + "..." + text[len(text) - 14:]
-    return text
-
-
-def exception_text(value: Value | None) -> str:
-    """pdb's `ExcType: message` line from a recorded exception repr like "ValueError('bad')"."""
-    if value is None:
-        return "Exception"
-    text = value.text
-    try:
-        node = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        return text
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute) and not node.keywords:
-        name = ast.unparse(node.func).rpartition(".")[2]
-        try:
-            args = [ast.literal_eval(arg) for arg in node.args]
-        except (ValueError, SyntaxError):
-            return name
-        if not args:
-            return name
-        if len(args) == 1:
-            message = repr(args[0]) if name == "KeyError" else str(args[0])
-        else:
-            message = str(tuple(args))
-        return f"{name}: {message}" if message else name
-    return text
-
-
 class ReplayShell(cmd.Cmd):
-    """The command loop; every command is a do_<name> method whose docstring is its help."""
+    """The command loop over a Session; every command is a do_<name> method whose docstring is its help."""
 
     prompt = PROMPT
     doc_header = "Documented commands (type help <topic>):"
 
-    def __init__(self, timeline: Timeline, stdin: TextIO, stdout: TextIO, interactive: bool) -> None:
+    def __init__(self, timeline: Timeline, stdin: TextIO, stdout: TextIO, interactive: bool,
+                 session: Session | None = None) -> None:
         super().__init__(stdin=stdin, stdout=stdout)
         self.use_rawinput = interactive
-        self.engine = Engine(timeline)
-        self.displays: dict[int, dict[str, str]] = {}  # frame id -> expression -> last shown value
+        # A front end that owns a session (the TUI) passes it: its command line then shares every state.
+        self.session = session if session is not None else Session(timeline, restart=True)
+        self.engine: Engine = self.session.engine
+        self.displays = self.session.displays
         self.list_next: int | None = None  # where a bare `list` continues
         self.lastcmd = ""
-        # pdb leaves `__return__` in a frame's locals after a return stop, so later stops in the same
-        # generator frame still show `->value`; kept (forward only) so the output matches pdb's.
-        self.returned: dict[int, tuple[int, str]] = {}
 
     # -- output -------------------------------------------------------------------------------------------
     def message(self, text: str) -> None:
@@ -91,66 +53,31 @@ class ReplayShell(cmd.Cmd):
         print("***", text, file=self.stdout)
 
     def source_line(self, step: Step) -> str:
-        return self.engine.source_index(step.file).line(step.line).strip()
+        return self.session.source_line(step)
 
     def format_entry(self, step: Step, prefix: str = "\n-> ") -> str:
-        """bdb's format_stack_entry: `file(line)name()`, `->value` at returns, then the source line."""
-        text = f"{step.file}({step.line}){co_name(step.func)}()"
-        if step.event in RETURNS:
-            text += "->" + (short_repr(step.value) if step.value is not None else "None")
-        elif step.frame_id in self.returned and self.returned[step.frame_id][0] < step.index:
-            text += "->" + self.returned[step.frame_id][1]
-        line = self.source_line(step)
-        if line:
-            text += prefix + line
-        return text
+        return self.session.format_entry(step, prefix)
 
     def print_location(self) -> None:
-        selected = self.engine.selected()
-        self.message("> " + self.format_entry(selected))
-        self.show_displays(selected)
+        for line in self.session.location_lines():
+            self.message(line)
 
     def show_stop(self, stop: Stop) -> None:
-        for text in stop.messages:
-            self.message(text)
-        if not stop.moved:
-            return
-        step = stop.step
-        if step.event in ("call", "resume"):
-            self.message("--Call--")
-        elif step.event in RETURNS:
-            self.message("--Return--")
-            self.returned[step.frame_id] = (step.index, short_repr(step.value) if step.value else "None")
-        elif step.event == "exception":
-            self.message(self.internal_prefix(step) + exception_text(step.value))
         self.list_next = None
-        self.print_location()
-
-    def internal_prefix(self, step: Step) -> str:
-        """pdb calls a StopIteration without traceback (a generator run out under a for loop) internal."""
-        if step.value is None or not step.value.text.startswith("StopIteration") or step.index == 0:
-            return ""
-        before = self.engine.timeline.step(step.index - 1)
-        return "Internal " if before.event in RETURNS and before.depth > step.depth else ""
+        for line in self.session.stop_lines(stop):
+            self.message(line)
 
     def show_displays(self, frame: Step) -> None:
-        shown = self.displays.get(frame.frame_id)
-        if not shown:
-            return
-        for expression, old in list(shown.items()):
-            new = self.value_text(expression)
-            if new != old:
-                shown[expression] = new
-                self.message(f"display {expression}: {new}  [old: {old}]")
+        for line in self.session.display_changes(frame):
+            self.message(line)
 
     def value_text(self, expression: str) -> str:
-        try:
-            return _repr(self.engine.evaluate(expression))
-        except EngineError as exc:
-            return f"** raised {exc} **"
+        return self.session.value_text(expression)
 
     # -- the loop -----------------------------------------------------------------------------------------
     def preloop(self) -> None:
+        for line in self.session.opening_lines():
+            self.message(line)
         self.show_stop(Stop(self.engine.current, "step"))
 
     def precmd(self, line: str) -> str:
@@ -181,7 +108,7 @@ class ReplayShell(cmd.Cmd):
         except SyntaxError:
             self.error(f"Unknown command or invalid syntax: {line.strip()!r} (type help for the commands)")
             return
-        self.message(_repr(self.engine.evaluate(text)))
+        self.message(value_repr(self.engine.evaluate(text)))
 
     def emptyline(self) -> bool:
         # pdb repeats the last command on an empty line.
@@ -198,33 +125,39 @@ class ReplayShell(cmd.Cmd):
             raise BadArgument(f"Invalid argument: {arg.strip()}")
         self.show_stop(action())
 
+    def _forward(self, arg: str, action: Callable[[], Stop]) -> None:
+        """A forward command, with pdb's restart past the end of the program."""
+        self._move(arg, lambda: self.session.forward(action))
+
     # -- forward ------------------------------------------------------------------------------------------
     def do_step(self, arg: str) -> None:
         """s(tep)
         Run to the next event at any depth: the next line, a call (--Call--), a return (--Return--) or an
         exception."""
-        self._move(arg, self.engine.step)
+        self._forward(arg, self.engine.step)
 
     do_s = do_step
 
     def do_next(self, arg: str) -> None:
         """n(ext)
         Run to the next line of the current function (calls run through), or to its return."""
-        self._move(arg, self.engine.next)
+        self._forward(arg, self.engine.next)
 
     do_n = do_next
 
     def do_return(self, arg: str) -> None:
         """r(eturn)
         Run until the current function returns (stops at its --Return--)."""
-        self._move(arg, self.engine.return_)
+        self._forward(arg, self.engine.return_)
 
     do_r = do_return
 
     def do_continue(self, arg: str) -> None:
         """c(ont(inue))
-        Run to the next breakpoint, watchpoint or catchpoint hit, else to the end of the trace."""
-        self._move(arg, self.engine.continue_)
+        Run to the next breakpoint, watchpoint or catchpoint hit. Else, if the program crashed, stop at
+        the uncaught exception (pdb's post-mortem); if it finished, restart at the first line as pdb does
+        (breakpoints are kept)."""
+        self._forward(arg, self.engine.continue_)
 
     do_c = do_cont = do_continue
 
@@ -238,7 +171,8 @@ class ReplayShell(cmd.Cmd):
                 line = int(arg)
             except ValueError:
                 raise BadArgument(f"Error in argument: {arg.strip()!r}") from None
-        self.show_stop(self.engine.until(line))
+        self.engine.check_until(line)  # refused before anything moves, even at the post-mortem stop
+        self.show_stop(self.session.forward(lambda: self.engine.until(line)))
 
     do_unt = do_until
 
@@ -271,6 +205,14 @@ class ReplayShell(cmd.Cmd):
             raise BadArgument("goto needs a step number or a percentage")
         self.show_stop(self.engine.goto_text(arg))
 
+    def do_crash(self, arg: str) -> None:
+        """crash | pm
+        Go to where the program crashed: the uncaught exception's raise site, as pdb's post-mortem shows it
+        (`w` lists the frames it unwound, `u`/`d` move through them, reverse commands go back from there)."""
+        self._move(arg, self.engine.crash_stop)
+
+    do_pm = do_crash
+
     def do_first(self, arg: str) -> None:
         """first
         Go to the first stop (the script's first line, where pdb starts)."""
@@ -287,7 +229,7 @@ class ReplayShell(cmd.Cmd):
         Without argument, list all breakpoints, watchpoints and catchpoints. With a line number, set a
         breakpoint at that line of the current file (or of filename); with a function name, at the first
         line of that function. A condition, evaluated over the recorded values, must be true for the
-        breakpoint to stop; one that cannot be evaluated is reported once and counts as false."""
+        breakpoint to stop; one that cannot be evaluated is reported once and stops, as pdb's does."""
         if not arg.strip():
             self.list_points()
             return
@@ -304,6 +246,17 @@ class ReplayShell(cmd.Cmd):
             raise BadArgument("tbreak needs a location")
         self.do_break(arg, temporary=True)
 
+    def ask(self, question: str) -> str:
+        """A line of answer from the command input, as pdb's input() takes it ("" at end of input)."""
+        if self.use_rawinput:
+            try:
+                return input(question)
+            except EOFError:
+                return ""
+        self.stdout.write(question)
+        self.stdout.flush()
+        return self.stdin.readline()
+
     def _numbers(self, arg: str) -> list[int]:
         numbers = []
         for word in arg.split():
@@ -315,11 +268,13 @@ class ReplayShell(cmd.Cmd):
 
     def do_clear(self, arg: str) -> None:
         """cl(ear) [filename:lineno | bpnumber ...]
-        Delete breakpoints by number, or all breakpoints at a file:line. Without argument, delete all."""
+        Delete breakpoints by number, or all breakpoints at a file:line. Without argument, ask
+        `Clear all breaks?` and delete them all (watchpoints and catchpoints too) on y or yes."""
         text = arg.strip()
         if not text:
-            for number in list(self.engine.points):
-                self.message(f"Deleted {self.engine.delete(number).describe()}")
+            if self.ask("Clear all breaks? ").strip().lower() in ("y", "yes"):
+                for number in list(self.engine.points):
+                    self.message(f"Deleted {self.engine.delete(number).describe()}")
             return
         if ":" in text:
             file_text, _, line_text = text.rpartition(":")
@@ -430,9 +385,8 @@ class ReplayShell(cmd.Cmd):
         Print the stack, most recent frame last; an arrow marks the selected frame."""
         if arg.strip():
             raise BadArgument(f"Invalid argument: {arg.strip()}")
-        selected = self.engine.selected()
-        for frame in self.engine.stack():
-            self.message(("> " if frame.index == selected.index else "  ") + self.format_entry(frame))
+        for line in self.session.where_lines():
+            self.message(line)
 
     do_w = do_bt = do_where
 
@@ -466,7 +420,7 @@ class ReplayShell(cmd.Cmd):
         Print the value of the expression, evaluated over the selected frame's recorded locals."""
         if not arg.strip():
             raise BadArgument("Argument expected")
-        self.message(_repr(self.engine.evaluate(arg)))
+        self.message(value_repr(self.engine.evaluate(arg)))
 
     def do_pp(self, arg: str) -> None:
         """pp expression
@@ -488,16 +442,12 @@ class ReplayShell(cmd.Cmd):
         """display [expression]
         Show the expression's value whenever it changes at a stop in the current frame; without argument,
         list the display expressions of the current frame."""
-        frame = self.engine.selected()
-        shown = self.displays.setdefault(frame.frame_id, {})
         if not arg.strip():
             self.message("Currently displaying:")
-            for expression, value in shown.items():
+            for expression, value in self.displays.get(self.engine.selected().frame_id, {}).items():
                 self.message(f"{expression}: {value}")
             return
-        self.engine._parse(arg)  # reject bad syntax now
-        shown[arg.strip()] = self.value_text(arg)
-        self.message(f"display {arg.strip()}: {shown[arg.strip()]}")
+        self.message(self.session.add_display(arg))
 
     def do_undisplay(self, arg: str) -> None:
         """undisplay [expression]
@@ -636,10 +586,6 @@ class ReplayShell(cmd.Cmd):
         return super().do_help(word)
 
     do_h = do_help
-
-
-def _repr(value: object) -> str:
-    return value.text if isinstance(value, Opaque) else repr(value)
 
 
 def run_replay(timeline: Timeline, stdin: TextIO, stdout: TextIO, *, interactive: bool) -> int:

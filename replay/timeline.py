@@ -7,11 +7,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from tracer.format import Event
+
 # Step events. "line" steps are where sys.settrace would report 'line'; "call"/"return" bracket a frame's
 # activation; "exception" is an exception raised in (or propagating into) the frame; "unwind" is the frame
-# exiting by an exception (pdb shows it as --Return-- with None); "yield"/"resume" suspend and resume a
-# generator or coroutine frame (pdb shows them as --Return-- and --Call--).
-EVENTS = ("call", "line", "return", "exception", "unwind", "yield", "resume", "handled")
+# exiting by an exception (live pdb shows it as --Return-- with None; the replay as --Unwind-- with the
+# exception); "yield"/"resume" suspend and resume a generator or coroutine frame (pdb shows them as
+# --Return-- and --Call--). Event is a StrEnum: it compares equal to these strings.
+EVENTS: tuple[str, ...] = tuple(Event)
 
 
 class TimelineError(Exception):
@@ -38,7 +41,7 @@ class Step:
     """One position on the timeline."""
 
     index: int
-    event: str  # one of EVENTS
+    event: str  # one of EVENTS (an Event when read from a trace file)
     file: str  # absolute path
     line: int
     func: str  # qualified name; "<module>" for module code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -29,6 +30,7 @@ class Shown:
     line: int
     func: str
     value: str | None
+    post_mortem: bool = False  # the block entered post-mortem ("Uncaught exception. ...")
 
     def __str__(self) -> str:
         value = "" if self.value is None else f"->{self.value}"
@@ -37,18 +39,27 @@ class Shown:
 
 
 def parse_blocks(output: str, prompt: str) -> list[Shown | None]:
-    """One entry per prompt-delimited block (the first is the start): the stop it printed, if any."""
+    """One entry per prompt-delimited block (the first is the start): the stop it printed, if any.
+
+    The replay shows a frame that exits by an exception as `--Unwind-- ExcType: message` where live pdb
+    (settrace) shows a return of None: read as pdb's `--Return--` and `->None`, so the stops compare."""
     results: list[Shown | None] = []
     for block in output.split(prompt):
         marker = ""
+        unwind = False
         shown: Shown | None = None
+        post_mortem = "Uncaught exception. Entering post mortem debugging" in block
         for line in block.splitlines():
             if line in ("--Call--", "--Return--"):
                 marker = line
                 continue
+            if line.startswith("--Unwind--"):
+                marker, unwind = "--Return--", True
+                continue
             match = _LOCATION.match(line)
             if match and shown is None:
-                shown = Shown(marker, match["file"], int(match["line"]), match["func"], match["value"])
+                value = "None" if unwind and match["value"] is None else match["value"]
+                shown = Shown(marker, match["file"], int(match["line"]), match["func"], value, post_mortem)
         results.append(shown)
     return results
 
@@ -88,3 +99,31 @@ def run_replay_script(timeline: Timeline, commands: list[str]) -> tuple[list[Sho
     out = io.StringIO()
     run_replay(timeline, io.StringIO("\n".join([*commands, "q"]) + "\n"), out, interactive=False)
     return parse_blocks(out.getvalue(), "(retro) ")[: len(commands) + 1], out.getvalue()
+
+
+class PdbWorker:
+    """One live-pdb process (tests/pdb_worker.py) answering many command scripts: pdb's stops per script."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TERM="dumb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "import pdb_worker; pdb_worker.serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(ROOT / "tests"), env=env,
+        )
+
+    def output(self, script: Path, commands: list[str]) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps({"script": str(script), "commands": commands}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the pdb worker died")
+        return str(json.loads(line)["output"])
+
+    def stops(self, script: Path, commands: list[str]) -> list[Shown | None]:
+        return parse_blocks(self.output(script, commands), "(Pdb) ")[: len(commands) + 1]
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=30)

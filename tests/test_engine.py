@@ -260,16 +260,21 @@ def test_condition_and_ignore_counts() -> None:
     assert point.ignore == 0
 
 
-def test_condition_error_is_reported_once_and_counts_as_false() -> None:
+def test_condition_error_stops_as_bdb_does_and_is_reported_once() -> None:
+    """bdb's effective(): a condition that cannot be evaluated stops, whatever the ignore count, and a
+    temporary breakpoint stays."""
     engine = nested()
-    engine.add_breakpoint("22", "missing > 1")
+    engine.add_breakpoint("22", "missing > 1", temporary=True)
+    engine.set_ignore(1, 5)
     engine.add_breakpoint("23")
     stop = engine.continue_()
-    assert stop.step.line == 23
+    assert (stop.reason, stop.number, stop.step.line) == ("breakpoint", 1, 22)
     errors = [m for m in stop.messages if "Error in condition" in m]
-    assert len(errors) == 1 and "missing" in errors[0]
-    engine.first()
-    assert not any("Error" in m for m in engine.continue_().messages)
+    assert len(errors) == 1 and "missing" in errors[0] and "stopping" in errors[0]
+    assert 1 in engine.points and engine.points[1].ignore == 5  # kept, ignore count untouched
+    second = engine.continue_()
+    assert (second.number, second.step.line) == (1, 22) and second.step.index > stop.step.index
+    assert not any("Error" in m for m in second.messages)  # reported once
 
 
 def test_bad_conditions_are_refused_when_set() -> None:

@@ -6,6 +6,7 @@ TraceFormatError (on open) / TimelineError (on navigation) with a clear sentence
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import random
@@ -28,6 +29,9 @@ from tracer.format import (
     MAGIC,
     MAX_PAYLOAD_BYTES,
     TAG_CHUNK,
+    TAG_CODE,
+    TAG_FILE,
+    TAG_FOOTER,
     TRAILER,
     TRAILER_MAGIC,
     ChunkData,
@@ -311,17 +315,6 @@ def test_garbage_after_trace_keeps_all_steps(tmp_path: Path, traces: dict[str, P
 # -- corruption inside chunks -----------------------------------------------------------------------------
 
 
-def _chunk_payload_ranges(path: Path) -> list[tuple[int, int]]:
-    """(start, end) byte ranges of every chunk record in the file."""
-    ranges = []
-    with TraceReader(path) as reader:
-        offsets = sorted([c.offset for c in reader.chunks] + [reader.size - TRAILER.size])
-        for entry in reader.chunks:
-            end = offsets[offsets.index(entry.offset) + 1]
-            ranges.append((entry.offset, end))
-    return ranges
-
-
 def _read_or_clean_error(path: Path) -> str:
     try:
         read_everything(path)
@@ -331,42 +324,132 @@ def _read_or_clean_error(path: Path) -> str:
     return "ok"
 
 
+def _regions(data: bytes) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of every part of a trace file: magic, header, file, code, the head of a chunk
+    record (its array header, tag, number, start, count, summary and the payload's bin header), the chunk
+    payload itself (a zstd frame), footer, trailer."""
+    regions = [(0, len(MAGIC), "magic")]
+    unpacker = msgpack.Unpacker(io.BytesIO(data[len(MAGIC):]), raw=False, strict_map_key=False)
+    position = len(MAGIC)
+    while True:
+        record = unpacker.unpack()
+        end = len(MAGIC) + unpacker.tell()
+        if isinstance(record, dict):
+            regions.append((position, end, "header"))
+        elif record[0] == TAG_CHUNK:
+            payload = len(record[5])
+            regions += [(position, end - payload, "chunk head"), (end - payload, end, "chunk payload")]
+        else:
+            names = {TAG_FILE: "file", TAG_CODE: "code", TAG_FOOTER: "footer"}
+            regions.append((position, end, names[record[0]]))
+        position = end
+        if isinstance(record, list) and record[0] == TAG_FOOTER:
+            break
+    regions.append((position, len(data), "trailer"))
+    return regions
+
+
+def _flip_outcome(path: Path, data: bytes, position: int, mask: int, full: list[tuple[Any, ...]]) -> str:
+    """"error" (a clean TraceFormatError/TimelineError), "same" (read in full, every step and local as
+    before), "truncated" (reported as truncated, the steps it keeps as before) or "changed" (read without
+    complaint, but different)."""
+    corrupt = bytearray(data)
+    corrupt[position] ^= mask
+    path.write_bytes(bytes(corrupt))
+    try:
+        read_everything(path)
+        timeline = RecordedTimeline(path)
+    except (TraceFormatError, TimelineError) as exc:
+        assert_clear(str(exc))
+        return "error"
+    try:
+        got = full_dump(timeline)
+        if timeline.truncated_at is not None and got == full[: timeline.truncated_at]:
+            return "truncated"  # reported: the reader fell back to scanning the records
+        return "same" if got == full and timeline.truncated_at is None else "changed"
+    finally:
+        timeline.close()
+
+
+# What a flipped byte may do, by where it is. The format checksums only chunk payloads (zstd frames carry
+# an XXH64 checksum), so:
+# - magic: the file is refused.
+# - chunk payload: always an error (the checksum, or the frame header no longer parses).
+# - chunk head, file and code records, header, trailer: an error, or harmless. The reader takes every
+#   chunk's start, count and summary from the footer's index and names from the footer's tables, so these
+#   copies do not change a step; a flip in the header changes metadata (argv, cwd) only, one in a file
+#   record only that file's source text (test_corrupt_source_record), one in the trailer makes the reader
+#   scan the records and report the trace as truncated (with every step it keeps unchanged).
+# - footer: an error, harmless, or *undetected*: the footer's `files` and `codes` tables (paths and
+#   qualified names) are not checksummed, so a flip inside a path or a name changes step.file / step.func
+#   silently; a flip that breaks the footer's msgpack makes the reader scan the records and report the
+#   trace as truncated. Listed, not waved through: these are the only silent changes allowed, only there.
+ALLOWED = {
+    "magic": {"error"},
+    "chunk payload": {"error"},
+    "chunk head": {"error", "same"},
+    "file": {"error", "same"},
+    "code": {"error", "same"},
+    "header": {"error", "same"},
+    "trailer": {"error", "same", "truncated"},
+    "footer": {"error", "same", "truncated", "changed"},
+}
+
+
+def _footer_change_is_a_name(path: Path, full: list[tuple[Any, ...]]) -> bool:
+    """An undetected footer flip changed only files' paths or functions' names."""
+    timeline = RecordedTimeline(path)
+    try:
+        got = full_dump(timeline)
+    finally:
+        timeline.close()
+    return len(got) == len(full) and all(
+        (a.event, a.line, a.depth, a.thread, a.frame_id, a.value, la) ==
+        (b.event, b.line, b.depth, b.thread, b.frame_id, b.value, lb)
+        for (a, la), (b, lb) in zip(got, full))
+
+
 @pytest.mark.parametrize("which", ["small", "default"])
 def test_flipped_bytes_in_chunks(tmp_path: Path, traces: dict[str, Path], which: str) -> None:
+    """The bytes of every chunk record flipped in turn: a payload byte is always caught; a byte of the
+    record's head is caught or changes nothing (the footer's index is what the reader uses)."""
     data = traces[which].read_bytes()
-    ranges = _chunk_payload_ranges(traces[which])
-    rng = random.Random(which)
+    full = full_dump(RecordedTimeline(traces[which]))
     path = tmp_path / "flipped.rtrace"
-    outcomes = []
-    for start, end in ranges[:12]:
-        for pos in {start + (end - start) // 2, *rng.sample(range(start, end), min(6, end - start))}:
-            corrupt = bytearray(data)
-            corrupt[pos] ^= 0xFF
-            path.write_bytes(bytes(corrupt))
-            outcomes.append(_read_or_clean_error(path))
-    # A compressed payload is checksummed (zstd frames carry one): those flips must be noticed.
-    assert "error" in outcomes
-
-
-def _flip_all(tmp_path: Path, data: bytes, positions: range) -> int:
-    path = tmp_path / "flipped.rtrace"
-    errors = 0
-    for pos in positions:
-        corrupt = bytearray(data)
-        corrupt[pos] ^= 0x55
-        path.write_bytes(bytes(corrupt))
-        try:
-            read_everything(path)
-        except (TraceFormatError, TimelineError) as exc:
-            assert_clear(str(exc))
-            errors += 1
-    return errors
+    seen: dict[str, set[str]] = {}
+    for start, end, kind in _regions(data):
+        if not kind.startswith("chunk"):
+            continue
+        # Every byte of the default trace's chunks; every 3rd payload byte of the small one's many chunks.
+        stride = 3 if which == "small" and kind == "chunk payload" else 1
+        for position in range(start, end, stride):
+            outcome = _flip_outcome(path, data, position, 0xFF, full)
+            assert outcome in ALLOWED[kind], f"{which}: byte {position} ({kind}) flipped: {outcome}"
+            seen.setdefault(kind, set()).add(outcome)
+    assert seen["chunk payload"] == {"error"}
 
 
 def test_flipped_bytes_everywhere(tmp_path: Path, traces: dict[str, Path]) -> None:
-    """Every few bytes of a small trace flipped in turn (header, file records, footer too)."""
+    """Every byte of a small trace flipped in turn (header, records, footer, trailer): each outcome is one
+    its region allows (ALLOWED, argued above), and an undetected footer change only renames."""
     data = traces["small"].read_bytes()
-    assert _flip_all(tmp_path, data, range(0, len(data), 7)) > 0
+    full = full_dump(RecordedTimeline(traces["small"]))
+    path = tmp_path / "flipped.rtrace"
+    regions = _regions(data)
+    assert [kind for _, _, kind in regions][:2] == ["magic", "header"] and regions[-1][2] == "trailer"
+    counts: dict[tuple[str, str], int] = {}
+    for start, end, kind in regions:
+        # Every byte, but every 7th of payloads (test_flipped_bytes_in_chunks takes them all) and every 2nd
+        # of the footer, to stay within seconds.
+        for position in range(start, end, {"chunk payload": 7, "footer": 2}.get(kind, 1)):
+            outcome = _flip_outcome(path, data, position, 0x55, full)
+            assert outcome in ALLOWED[kind], f"byte {position} ({kind}) flipped: {outcome}"
+            if outcome == "changed":
+                assert _footer_change_is_a_name(path, full), f"byte {position}: the footer flip changed more"
+            counts[kind, outcome] = counts.get((kind, outcome), 0) + 1
+    # Every region was reached, and the magic and the payloads were always caught.
+    assert {kind for kind, _ in counts} == set(ALLOWED)
+    assert counts.get(("magic", "error")) == len(MAGIC)
 
 
 def test_corrupt_source_record(tmp_path: Path, traces: dict[str, Path]) -> None:

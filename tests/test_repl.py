@@ -49,10 +49,36 @@ def test_reverse_commands_by_short_and_long_names() -> None:
     assert out[7] == "At the start of the trace: nothing earlier to replay."
 
 
-def test_ends_print_a_message_and_keep_the_position() -> None:
-    out = session("last;s;n;c;first;rc;rs;rn;rr")
-    assert out[2] == out[3] == out[4] == "At the end of the trace: nothing further to replay."
-    assert all(block == "At the start of the trace: nothing earlier to replay." for block in out[6:10])
+def test_past_the_end_restarts_as_pdb_does_and_the_start_keeps_the_position() -> None:
+    out = session("last;s;last;n;last;c;first;rc;rs;rn;rr")
+    restarted = f"The program finished and will be restarted\n> {NESTED}(1)<module>()\n-> import sys"
+    assert out[2] == out[4] == out[6] == restarted
+    assert all(block == "At the start of the trace: nothing earlier to replay." for block in out[8:12])
+
+
+def test_continue_without_breakpoints_restarts_and_keeps_breakpoints() -> None:
+    """pdb: `c` past the end says the program finished and stops at the first line; breakpoints stay
+    (the expected blocks are live pdb's output for this script, program output left out)."""
+    out = session("b 14;c;cl 1;c;c;tbreak 14;c;c;b 14;c;c;c")
+    square = f"> {NESTED}(14)square()\n-> return x * x"
+    restarted = f"The program finished and will be restarted\n> {NESTED}(1)<module>()\n-> import sys"
+    assert out[2] == square
+    assert out[4] == out[5] == restarted  # no breakpoint left: straight to the restart, every time
+    assert out[7] == f"Deleted breakpoint 2 at {NESTED}:14\n" + square
+    assert out[8] == restarted  # the temporary breakpoint is gone
+    assert out[10] == out[11] == out[12] == square  # a new one stops at each call again
+
+
+@pytest.mark.parametrize("answer, kept", [("y", False), ("yes", False), ("Y", False), ("n", True),
+                                          ("", True), ("c", True)])
+def test_clear_without_argument_asks_and_consumes_the_answer(answer: str, kept: bool) -> None:
+    out = session(f"b 14;b 22;cl;{answer};b")
+    assert out[3].startswith("Clear all breaks? ")
+    deleted = f"Deleted breakpoint 1 at {NESTED}:14\nDeleted breakpoint 2 at {NESTED}:22"
+    assert out[3] == "Clear all breaks? " + ("" if kept else deleted)
+    # The answer line is consumed: the next block is the `b` listing, not the answer run as a command.
+    assert ("No breakpoints." not in out[4]) == kept
+    assert len(out) == 6
 
 
 @pytest.mark.parametrize("command, message", [
@@ -140,7 +166,7 @@ def test_breakpoint_commands_messages() -> None:
         "\tignore next 2 hits",
         f"2   breakpoint   del  yes  at {NESTED}:18",
     ]
-    assert out[8] == f"Deleted temporary breakpoint 2 at {NESTED}:18"
+    assert out[8] == f"Deleted breakpoint 2 at {NESTED}:18"  # pdb says no more for a temporary one
     assert out[9] == "Breakpoint 1 is now unconditional."
 
 
@@ -157,10 +183,11 @@ def test_watch_history_catch_and_info() -> None:
     assert out[11].startswith("Step ") and "in risky" in out[11]
 
 
-def test_condition_errors_are_reported_once() -> None:
+def test_condition_errors_stop_and_are_reported_once() -> None:
     out = session("b 22, nosuch > 1;b 23;c;first;c")
     assert out[3].splitlines()[0].startswith("*** Error in condition of breakpoint 1 (nosuch > 1)")
-    assert "Error" not in out[5]
+    assert out[3].splitlines()[1] == f"> {NESTED}(22)walk()"  # pdb stops where it cannot evaluate
+    assert "Error" not in out[5] and out[5].startswith(f"> {NESTED}(22)walk()")
 
 
 def test_goto_first_last_and_output() -> None:

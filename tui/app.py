@@ -21,8 +21,9 @@ from textual.widgets import Input, Log, Static
 from textual.worker import WorkerCancelled, get_current_worker
 
 from replay.breakpoints import Breakpoint
-from replay.engine import Engine, EngineError, Stop
+from replay.engine import Engine, EngineError, Stop, StopReason
 from replay.repl import ReplayShell
+from replay.session import Session, exception_text
 from replay.source import co_name
 from replay.timeline import Step, Timeline, Value
 from tui.guarded import GuardedTimeline, SearchCancelled
@@ -125,9 +126,12 @@ class RetroApp(App[int]):
         self._predicted_at = -1
         self.guarded = GuardedTimeline(timeline)
         self.console_buffer = io.StringIO()
-        # The command line is the replay REPL's own command object: one engine, every command, pdb's output.
-        self.shell = ReplayShell(self.guarded, io.StringIO(), self.console_buffer, interactive=False)
-        self.engine: Engine = self.shell.engine
+        # One replay session (engine, displays, stop text) for the keys and the command line, which is the
+        # replay REPL's own command object over it. No restart past the end: the TUI stops there.
+        self.session = Session(self.guarded, restart=False)
+        self.engine: Engine = self.session.engine
+        self.shell = ReplayShell(self.guarded, io.StringIO(), self.console_buffer, interactive=False,
+                                 session=self.session)
         self.trace_title = title or "trace"
         self._open_second = open_reader
         self._second: Timeline | None = None
@@ -176,6 +180,11 @@ class RetroApp(App[int]):
         if self.predictor is not None:
             self.query_one("#prediction", Static).border_title = "model's next step (p: hide)"
         self.write_console("Press : for commands, ? for help.")
+        opening = self.session.opening_lines()  # a crashed program: where, and how to get there
+        if opening:
+            self.write_console("\n".join(opening))
+            if not self.note:
+                self.note = opening[0] + " (c or :crash goes there)"
         self.update_marks()
         self.refresh_view()
         self.query_one("#source", SourceView).focus()
@@ -430,6 +439,9 @@ class RetroApp(App[int]):
             self.shell.list_next = None
             self.write_console("\n".join(outcome.messages))
             self.note = _describe_stop(outcome)
+            crash = self.engine.crash if outcome.reason == StopReason.CRASH else None
+            if crash is not None:
+                self.note = f"uncaught {exception_text(crash.exception)}: where it crashed (rs, rc go back)"
             self.shell.show_displays(self.engine.selected())
             self.write_console(self._take_console())
         elif isinstance(outcome, _CommandDone):
@@ -647,6 +659,8 @@ def _describe_stop(stop: Stop) -> str:
         return stop.messages[-1]
     if stop.reason == "exception" and stop.step.value is not None:
         return f"exception {stop.step.value.text}"
+    if stop.step.event == "unwind":
+        return "the frame unwinds by the exception"  # it did not return: no value to show
     if stop.step.event in ("return", "yield") and stop.step.value is not None:
         return f"{stop.step.event} {stop.step.value.text}"
     return ""
