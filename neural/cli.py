@@ -29,6 +29,8 @@ def register(subparsers: Any) -> None:
                             "or a JSONL of programs")
     train.add_argument("--synth", type=int, default=0, metavar="N",
                        help="also generate N programs with the corpus generator")
+    train.add_argument("--dataset", metavar="DIR",
+                       help="token shards built by 'retrograde dataset build' (instead of --data/--synth)")
     train.add_argument("--synth-seed", type=int, default=0, metavar="SEED")
     train.add_argument("--out", required=True, metavar="DIR", help="where the model is written")
     train.add_argument("--steps", type=int, default=1000, metavar="N", help="optimizer steps (default 1000)")
@@ -117,8 +119,8 @@ def add_neural_options(parser: Any) -> None:
     """--call, --model, --max-steps: shared by predict, replay --neural and tui --neural."""
     parser.add_argument("--call", metavar="EXPR", help='the entry call, like "f(1, [2, 3])"')
     parser.add_argument("--model", metavar="PATH", help="model directory (default: the bundled model)")
-    parser.add_argument("--max-steps", type=int, default=500, metavar="N",
-                        help="predict at most N steps (500)")
+    parser.add_argument("--max-steps", type=int, default=None, metavar="N",
+                        help="predict at most N steps (default: sized for the code's lines and loops)")
 
 
 class NeuralCliError(Exception):
@@ -138,15 +140,17 @@ def load_predictor(model: str | None, threads: int | None = None) -> Any:
     from neural.predict import PredictError, Predictor
 
     try:
-        return Predictor.from_path(model or DEFAULT_MODEL_DIR, threads=threads)
+        # One torch thread unless asked: a small model at batch size 1 gains little from more, and on a
+        # busy machine two threads can wait on each other for seconds per step.
+        return Predictor.from_path(model or DEFAULT_MODEL_DIR, threads=threads or 1)
     except (PredictError, FileNotFoundError) as exc:
         raise NeuralCliError(str(exc)) from None
 
 
-def neural_timeline(path: str, call: str | None, model: str | None, max_steps: int = 500,
+def neural_timeline(path: str, call: str | None, model: str | None, max_steps: int | None = None,
                     predictor: Any = None) -> Any:
     """A NeuralTimeline over FILE from --call (or the whole script); NeuralCliError for any bad input."""
-    if max_steps <= 0:
+    if max_steps is not None and max_steps <= 0:
         raise NeuralCliError("--max-steps must be positive")
     try:
         with open(path, encoding="utf-8") as handle:
@@ -218,23 +222,14 @@ def format_stop(path: str, code: str, state: Any, flagged: str | None = None) ->
     """A predicted state as the replay prints a stop: marker, `> file(line)func()`, source line, locals."""
     from neural.constraints import is_literal
     from neural.textformat import source_line
-    from replay.engine import RETURNS
-    from replay.repl import exception_text, short_repr
-    from replay.source import co_name
+    from replay.session import location_text, marker_line
     from replay.timeline import Value
 
     value = Value(state.value, literal=is_literal(state.value)) if state.value is not None else None
-    lines = []
-    if state.event in ("call", "resume"):
-        lines.append("--Call--")
-    elif state.event in RETURNS:
-        lines.append("--Return--")
-    elif state.event == "exception":
-        lines.append(exception_text(value))
-    location = f"> {os.path.abspath(path)}({state.line}){co_name(state.func)}()"
-    if state.event in RETURNS:
-        location += "->" + (short_repr(value) if value is not None else "None")
-    lines.append(location)
+    # The replay session's stop text: the same marker and location line as `retrograde replay` prints.
+    marker = marker_line(state.event, value)
+    lines = [] if marker is None else [marker]
+    lines.append("> " + location_text(os.path.abspath(path), state.line, state.func, state.event, value))
     text = source_line(code, state.line)
     if text:
         lines.append("-> " + text)
@@ -282,12 +277,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     break
                 show(timeline.states[index], timeline.predictions[index], None)
                 index += 1
-            return 0
-        predictor = timeline.predictor
-        show(timeline.states[0], None, None)
-        for action in actions:
-            prediction = predictor.predict(action)
-            show(prediction.state, prediction, action)
+        else:
+            predictor = timeline.predictor
+            show(timeline.states[0], None, None)
+            for action in actions:
+                prediction = predictor.predict(action)
+                show(prediction.state, prediction, action)
     except BrokenPipeError:
         return 0
     except PredictError as exc:
@@ -394,8 +389,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     import time
 
     clock_start = time.monotonic()
-    if not args.data and not args.synth and not args.resume:
-        return _fail("train needs --data PATH or --synth N (or --resume)", 2)
+    if not args.data and not args.synth and not args.resume and not args.dataset:
+        return _fail("train needs --dataset DIR, --data PATH or --synth N (or --resume)", 2)
+    if args.dataset and (args.data or args.synth):
+        return _fail("--dataset cannot be combined with --data or --synth", 2)
+    if args.dataset and not args.resume and not os.path.isfile(os.path.join(args.dataset, "manifest.json")):
+        return _fail(f"{args.dataset} is not a dataset (no manifest.json): build one with "
+                     "'retrograde dataset build'", 2)
     problem = _check_positive(args, "steps", "batch_size", "block_size", "eval_every", "vocab_size", "layers",
                               "hidden", "heads", "per_trace", "max_actions", "jobs", "max_minutes", "lr")
     if problem:
@@ -422,7 +422,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     intermediate = args.intermediate or (args.hidden * 8 // 3 + 15) // 16 * 16
     options = TrainOptions(
-        out=args.out, data=args.data, synth=args.synth, synth_seed=args.synth_seed, steps=args.steps,
+        out=args.out, data=args.data, dataset=args.dataset, synth=args.synth, synth_seed=args.synth_seed,
+        steps=args.steps,
         batch_size=args.batch_size, block_size=args.block_size,
         lr=args.lr if args.lr is not None else (1e-4 if args.base else 1e-3),
         warmup=args.warmup, eval_every=args.eval_every, save_every=args.save_every, seed=args.seed,

@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import CodeType
+from typing import Any
 
 from neural.textformat import escape
 from neural.trajectory import CLOSE_EVENTS, OPEN_EVENTS, Action, State
@@ -58,6 +59,11 @@ class CodeInfo:
     generator: bool = False
     function: bool = True  # False for a module or class body (whose first line event is its own first line)
     exits: frozenset[int] = frozenset()  # lines with a return instruction: where a "return" event can be
+    params: tuple[str, ...] = ()  # a call state's names, in frame order (positional, keyword-only, *, **)
+    free: tuple[str, ...] = ()  # closure variables: shown after the parameters once bound
+    names: frozenset[str] = frozenset()  # every name a frame of this code can show
+    cells: frozenset[str] = frozenset()  # names an inner function may rebind (nonlocal)
+    codes: list[CodeType] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -68,6 +74,10 @@ class StaticCode:
     functions: dict[str, CodeInfo]
     returns: dict[str, list[int]]  # qualified name -> lines of its return statements
     defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]
+    global_stores: frozenset[str] = frozenset()  # module names any code of the program may rebind
+    has_classes: bool = False  # a class can give operators traced code (dunder methods)
+    tree: ast.Module = field(default_factory=lambda: ast.Module([], []))
+    _effects: dict[str, dict[int, LineEffect] | None] = field(default_factory=dict)
 
     @classmethod
     def from_source(cls, code: str, filename: str = "<predicted>") -> StaticCode:
@@ -79,17 +89,29 @@ class StaticCode:
         except (SyntaxError, ValueError) as exc:
             raise CodeError(f"the code does not compile: {exc}") from None
         functions: dict[str, CodeInfo] = {}
+        global_stores: frozenset[str] = frozenset()
         for obj in _code_objects(module):
             name = "<module>" if obj is module else obj.co_qualname
             lines = frozenset(line for _s, _e, line in obj.co_lines() if line is not None and line > 0)
+            stored = _stored_names(obj)
+            global_stores |= stored["global"]
+            function = bool(obj.co_flags & 0x1)  # CO_OPTIMIZED: a function, not a module or class body
+            count = obj.co_argcount + obj.co_kwonlyargcount
+            count += bool(obj.co_flags & 0x4) + bool(obj.co_flags & 0x8)  # *args, **kwargs
             info = CodeInfo(
                 name,
                 frozenset({0 if obj is module else obj.co_firstlineno}),
                 lines,
                 _line_successors(obj),
                 bool(obj.co_flags & (0x20 | 0x200 | 0x80)),
-                bool(obj.co_flags & 0x1),  # CO_OPTIMIZED: a function, not a module or class body
+                function,
                 _return_lines(obj),
+                obj.co_varnames[:count] if function else (),
+                obj.co_freevars if function else (),
+                frozenset(obj.co_varnames) | frozenset(obj.co_cellvars) | frozenset(obj.co_freevars)
+                | stored["local"],
+                frozenset(obj.co_cellvars),
+                [obj],
             )
             if name in functions:  # two code objects with one name (redefinition): merge what they allow
                 old = functions[name]
@@ -104,6 +126,11 @@ class StaticCode:
                     old.generator or info.generator,
                     old.function and info.function,
                     old.exits | info.exits,
+                    old.params if old.params == info.params else (),
+                    old.free if old.free == info.free else (),
+                    old.names | info.names,
+                    old.cells | info.cells,
+                    old.codes + info.codes,
                 )
             functions[name] = info
         returns: dict[str, list[int]] = {}
@@ -111,7 +138,13 @@ class StaticCode:
         for qualname, node in _function_defs(tree):
             defs.setdefault(qualname, node)
             returns[qualname] = sorted(sub.lineno for sub in _own_nodes(node) if isinstance(sub, ast.Return))
-        return cls(code, functions, returns, defs)
+        top = functions["<module>"]
+        # A module frame shows its globals without dunder names (and without modules, known only at run time).
+        top.names = frozenset(
+            n for n in top.names | global_stores if not (n.startswith("__") and n.endswith("__"))
+        )
+        classes = any(isinstance(node, ast.ClassDef) for node in ast.walk(tree))
+        return cls(code, functions, returns, defs, global_stores, classes, tree)
 
     def function_of_line(self, line: int) -> list[str]:
         """The code objects with instructions on `line`, innermost (latest starting) first."""
@@ -119,11 +152,94 @@ class StaticCode:
         found.sort(key=lambda info: -max(info.calls))
         return [info.qualname for info in found]
 
+    def effects(self, func: str) -> dict[int, LineEffect] | None:
+        """What each line of `func` may change, from the recorder's own analysis (None: cannot tell)."""
+        if func not in self._effects:
+            self._effects[func] = _effects(self.functions[func].codes) if func in self.functions else None
+        return self._effects[func]
+
     def successors(self, func: str, line: int) -> frozenset[int]:
         info = self.functions.get(func)
         if info is None:
             return frozenset()
         return info.successors.get(line, frozenset()) or info.lines
+
+
+@dataclass(frozen=True, slots=True)
+class LineEffect:
+    """What running one line can change in its frame (tracer.plan's analysis, merged over code objects)."""
+
+    stores: frozenset[str]  # names it may bind or delete
+    mutates: bool  # it may change an existing object
+    guards: tuple[tuple[Any, ...], ...] | None  # with mutates: the only objects it can change (tracer.plan)
+    iterates: bool = False  # it advances an iterator (a generator's code may run: step_over skips it)
+
+
+_ANYTHING = LineEffect(frozenset(), True, None, True)  # marks a line on which any name may change
+
+
+def _effects(codes: list[CodeType]) -> dict[int, LineEffect] | None:
+    from tracer.plan import analyse
+
+    out: dict[int, LineEffect] = {}
+    for code in codes:
+        plan = analyse(code, id(code))
+        if plan.default.full:
+            return None
+        instructions = [inst for inst in dis.get_instructions(code) if inst.positions is not None]
+        iterating = {
+            inst.positions.lineno  # type: ignore[union-attr]
+            for inst in instructions
+            if inst.opname in ("FOR_ITER", "SEND", "GET_ANEXT", "END_ASYNC_FOR")
+        }
+        if not code.co_flags & 0x1:
+            # A comprehension inlined in module or class code shows its own variables while it runs (the
+            # frame's locals are not its globals then): on such a line any name may come or go.
+            hidden = {
+                inst.positions.lineno  # type: ignore[union-attr]
+                for inst in instructions
+                if inst.opname == "LOAD_FAST_AND_CLEAR"
+            }
+            if hidden:
+                out.update({line: _ANYTHING for line in hidden if line})
+        for line, lp in plan.lines.items():
+            effect = LineEffect(
+                frozenset(lp.stores), lp.may_mutate, lp.guards if lp.may_mutate else (), line in iterating
+            )
+            old = out.get(line)
+            if old is _ANYTHING:
+                continue
+            if old is not None:  # two code objects on one line (a redefinition): either may run
+                guards = None if old.guards is None or effect.guards is None else old.guards + effect.guards
+                effect = LineEffect(
+                    old.stores | effect.stores,
+                    old.mutates or effect.mutates,
+                    guards,
+                    old.iterates or effect.iterates,
+                )
+            out[line] = effect
+        default = LineEffect(frozenset(plan.default.stores), plan.default.may_mutate, None)
+        out[0] = default if 0 not in out else LineEffect(
+            out[0].stores | default.stores, out[0].mutates or default.mutates, None
+        )
+    return out
+
+
+def _stored_names(code: CodeType) -> dict[str, frozenset[str]]:
+    """The names a code object's own instructions bind or delete: as locals, and as module globals."""
+    local: set[str] = set()
+    global_: set[str] = set()
+    for inst in dis.get_instructions(code):
+        if inst.opname == "SETUP_ANNOTATIONS":
+            local.add("__annotations__")
+        elif inst.opname in ("STORE_GLOBAL", "DELETE_GLOBAL"):
+            global_.add(str(inst.argval))
+        elif inst.opname.startswith(("STORE_", "DELETE_")) and isinstance(inst.argval, str) and \
+                inst.opname not in ("STORE_ATTR", "DELETE_ATTR", "STORE_SUBSCR", "DELETE_SUBSCR"):
+            local.add(inst.argval)
+    if code.co_name == "<module>":
+        global_ |= local
+    return {"local": frozenset(local), "global": frozenset(global_)}
 
 
 def _code_objects(code: CodeType) -> Iterable[CodeType]:
@@ -371,6 +487,126 @@ def allowed_headers(static: StaticCode, previous: State, action: Action) -> Head
         for depth in range(max(0, d - 1), d + 2):
             frame(depth, None, ("line", "call", "return"))
     return HeaderSet(out)
+
+
+# -- what a step can change ---------------------------------------------------------------------------------
+_IMMUTABLE = (str, bytes, int, float, complex, bool, type(None))
+
+
+def literal_value(text: str) -> tuple[bool, Any]:
+    """(True, the value) when a repr reads as a Python literal, else (False, None)."""
+    if len(text) > 10_000 or text.endswith("..."):
+        return False, None
+    try:
+        return True, ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False, None
+
+
+def is_immutable(value: Any) -> bool:
+    """Whether a value (from a literal) holds no object that can change in place."""
+    if isinstance(value, _IMMUTABLE):
+        return True
+    if isinstance(value, tuple | frozenset):
+        return all(is_immutable(item) for item in value)
+    return False
+
+
+def fixed_text(text: str) -> bool:
+    """Whether a repr shows a value that only rebinding can change (an int, a str, a tuple of those...)."""
+    ok, value = literal_value(text)
+    return ok and is_immutable(value)
+
+
+def changeable(static: StaticCode, previous: State, action: str = "step_into") -> frozenset[str] | None:
+    """The names whose value the next state of `previous`'s own frame may show changed (None: any).
+
+    Between a state and the next one of the same frame (no state in between at that depth), only the
+    instructions of the state's line ran there, and callees. A name can change when that line may rebind
+    it (tracer.plan's store analysis, the recorder's own), or when the line may change an object and the
+    name's value is mutable: only the objects the line's effect guards name (and values equal to or
+    containing them: aliases) when all its effects are guarded, every mutable value otherwise. Calls into
+    other code can also rebind a module's globals (`global`) and a function's cells (`nonlocal`).
+
+    After step_into the next state of the frame means no traced code ran in between. After step_over it
+    may have (a callee, a generator advanced by `for`, a class's dunder method behind an operator): such a
+    line is taken to change anything mutable, unless the program defines no class (no dunder to reach).
+    """
+    info = static.functions.get(previous.func)
+    table = static.effects(previous.func)
+    if info is None or table is None:
+        return None
+    if previous.event == "call":  # nothing of the frame has run yet (only lineless set-up, in "0")
+        effect: LineEffect | None = LineEffect(table[0].stores if 0 in table else frozenset(), False, ())
+    else:
+        effect = table.get(previous.line) or table.get(0)
+    if effect is None or effect is _ANYTHING:
+        return None
+    free = set(effect.stores)
+    skipped_code = action != "step_into" and (effect.iterates or static.has_classes)
+    if not effect.mutates and not skipped_code:
+        return frozenset(free)
+    locals_ = previous.locals
+    mutable = [name for name, text in locals_.items() if not fixed_text(text)]
+    touched = None if skipped_code else _touched(static, effect.guards, locals_)
+    if touched is None:  # any object may have changed, and callees may rebind globals and cells
+        free.update(mutable)
+        free |= static.global_stores if not info.function else info.cells
+        return frozenset(free)
+    for name in touched:
+        free.add(name)
+        text = locals_.get(name)
+        for other in mutable:
+            if text is None or text.endswith("...") or locals_[other].endswith("...") or \
+                    text in locals_[other]:
+                free.add(other)  # it may be (or hold) the same object
+    return frozenset(free)
+
+
+def line_stores(static: StaticCode, previous: State) -> frozenset[str]:
+    """The names the code run after `previous` in its frame (its line) may bind or delete."""
+    table = static.effects(previous.func) or {}
+    effect = table.get(0) if previous.event == "call" else table.get(previous.line) or table.get(0)
+    return effect.stores if effect is not None else frozenset()
+
+
+def _touched(
+    static: StaticCode, guards: tuple[tuple[Any, ...], ...] | None, locals_: Mapping[str, str]
+) -> set[str] | None:
+    """The names whose objects a guarded line may change (None: cannot tell), as the recorder decides."""
+    from tracer.plan import G_GLOBAL, G_INPLACE, G_ITEM_METHOD, G_METHOD, G_STORE, G_SUBSCR, K_MUTATES, K_PURE
+
+    if guards is None:
+        return None
+    out: set[str] = set()
+    for kind, name, _stored, attr_kinds, _expected in guards:
+        if kind == G_GLOBAL:
+            if name in static.global_stores:  # the program may hide the builtin
+                return None
+            continue
+        ok, value = literal_value(locals_.get(name, ""))
+        if not ok:
+            return None
+        t = type(value)
+        if kind == G_SUBSCR:
+            effect = K_PURE if t in (list, tuple, str, bytes, dict) else None
+        elif kind == G_ITEM_METHOD:
+            effect = K_PURE if t in (str, bytes) else None
+        elif kind != G_STORE and is_immutable(value):
+            effect = K_PURE
+        elif kind == G_METHOD:
+            effect = attr_kinds[(list, dict, set).index(t)] if t in (list, dict, set) else None
+        elif kind == G_STORE:
+            effect = K_MUTATES if t in (list, dict) else None
+        elif kind == G_INPLACE:
+            effect = K_MUTATES if t in (list, dict, set) else None
+        else:
+            effect = None
+        if effect is None or effect not in (K_PURE, K_MUTATES):
+            return None
+        if effect == K_MUTATES:
+            out.add(name)
+    return out
 
 
 # -- values --------------------------------------------------------------------------------------------------

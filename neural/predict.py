@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from neural.bodies import SAME_CHAR, VALUE_CHAR, BodyGrammar, BodyPlan, body_plan
 from neural.constraints import (
     VALUE_EVENTS,
     CodeError,
@@ -181,6 +182,12 @@ class Predictor:
         self.stop_ids = frozenset({ids[ACTION], ids[END]})
         self.banned_in_body = frozenset({ids[PAD], ids[CODE], ids[STATE], ids[SRC], ids[LOCALS]})
         self.special_ids = frozenset(ids.values()) | frozenset(tokenizer.all_special_ids)
+        self._trie: dict[str, Any] | None = None
+        self.grammar_text = list(self.token_text)  # token texts as the body grammar reads them
+        for other in self.special_ids - set(ids.values()):
+            self.grammar_text[other] = ""  # a foreign tokenizer's own special tokens never fit a body
+        self.grammar_text[ids[SAME]] = SAME_CHAR
+        self.grammar_text[ids[VALUE]] = VALUE_CHAR
         self.code = ""
         self.static: StaticCode | None = None
         self._code_ids: list[int] = []
@@ -290,6 +297,7 @@ class Predictor:
         tokens = 0
         head = ""
         parsed: State | None = None
+        plan: BodyPlan | None = None
         tries = 0
         for attempt in range(self.retries + 1):
             tries = attempt + 1
@@ -298,15 +306,16 @@ class Predictor:
                 self.lm.crop(base)
             head, after_head, used = self._decode_header(logits, allowed, sample=attempt > 0)
             tokens += used
-            body, used = self._decode_body(after_head, sample=attempt > 0)
+            plan = body_plan(self.static, previous, action, _probe(head))
+            body, used = self._decode_body(after_head, BodyGrammar(plan), sample=attempt > 0)
             tokens += used
             parsed, problem = self._read(head, body, previous, action, allowed)
             if problem is None:
                 break
-        assert head
+        assert head and plan is not None
         if parsed is None or problem is not None or self._repaired:
             if parsed is None or problem is not None:
-                parsed = self._patch(head, parsed, previous, action)
+                parsed = self._patch(head, parsed, previous, plan)
             self.lm.crop(base)  # the running text gets the state as training would have written it
             self.lm.feed(self.encode(serialize_state(self.code, parsed, previous, action)[len(STATE) :]))
         self.state = parsed
@@ -323,12 +332,38 @@ class Predictor:
         )
 
     # -- decoding --------------------------------------------------------------------------------------------
-    def _choose(self, logits: Any, ok: Any, sample: bool) -> int | None:
-        """The best token (or a sampled one among the top 20) that `ok` accepts; None when none does."""
+    def _fitting(self, grammar: BodyGrammar, states: frozenset[tuple[Any, ...]]) -> list[int]:
+        """Every token that can continue the body: a walk of the token-text trie pruned by the grammar."""
+        if self._trie is None:
+            self._trie = {}
+            for t, text in enumerate(self.grammar_text):
+                if text and t not in self.stop_ids and t not in self.banned_in_body:
+                    node = self._trie
+                    for ch in text:
+                        node = node.setdefault(ch, {})
+                    node.setdefault("", []).append(t)
+        found: list[int] = []
+        todo: list[tuple[dict[str, Any], frozenset[tuple[Any, ...]]]] = [(self._trie, states)]
+        while todo:
+            node, current = todo.pop()
+            for ch, child in node.items():
+                if ch == "":
+                    found.extend(child)
+                    continue
+                after = grammar.advance(current, ch)
+                if after:
+                    todo.append((child, after))
+        return found
+
+    def _choose(self, logits: Any, ok: Any, sample: bool, limit: int | None = None) -> int | None:
+        """The best token (or a sampled one among the top 20) that `ok` accepts; None when none does
+        (among the `limit` best, when given)."""
         if isinstance(logits, list):
             order = sorted(range(len(logits)), key=logits.__getitem__, reverse=True)
         else:
             order = logits.argsort(descending=True).tolist()
+        if limit is not None:
+            order = order[:limit]
         if sample:
             pool = [t for t in order[:20] if ok(t)]
             if pool:
@@ -378,13 +413,31 @@ class Predictor:
         logits = self.lm.feed(forced)
         return text, logits, used
 
-    def _decode_body(self, logits: Any, sample: bool) -> tuple[str, int]:
-        """Decode the locals and value up to (not including) <|action|> or <|end|>."""
+    def _decode_body(self, logits: Any, grammar: BodyGrammar, sample: bool) -> tuple[str, int]:
+        """Decode the locals and value up to (not including) <|action|> or <|end|>, within `grammar`."""
         out: list[int] = []
+        states = grammar.start()
+        texts = self.grammar_text
         while len(out) < self.max_state_tokens:
-            choice = self._choose(logits, lambda t: t not in self.banned_in_body, sample)
+            current = states
+
+            def ok(t: int, current: frozenset[tuple[Any, ...]] = current) -> bool:
+                if t in self.stop_ids:
+                    return grammar.complete(current)
+                if t in self.banned_in_body:
+                    return False
+                text = texts[t]
+                return bool(text) and bool(grammar.advance(current, text))
+
+            choice = self._choose(logits, ok, sample, limit=48)
+            if choice is None:  # the model's favourites do not fit: the best of the tokens that do
+                fits = self._fitting(grammar, current)
+                if grammar.complete(current):
+                    fits.extend(self.stop_ids)
+                choice = max(fits, key=lambda t: float(logits[t])) if fits else None
             if choice is None or choice in self.stop_ids:
                 break
+            states = grammar.advance(states, texts[choice])
             out.append(choice)
             if self.lm.length + 1 >= self.lm.context:
                 break
@@ -410,20 +463,23 @@ class Predictor:
             self._repaired = True
         return state, check_state(state, allowed)
 
-    def _patch(self, head: str, parsed: State | None, previous: State, action: Action) -> State:
-        """A usable state from a failed decode: its header, the readable locals, a placeholder value."""
-        event, line, depth, func = head.split(" ", 3)
-        probe = State(event, int(line), int(depth), func, {})
-        if parsed is not None:
-            locals_ = fallback_locals(parsed.locals)
-        elif is_diff(previous, action, probe):
-            locals_ = dict(previous.locals)
-        else:
-            locals_ = {}
+    def _patch(self, head: str, parsed: State | None, previous: State, plan: BodyPlan) -> State:
+        """A usable state from a failed decode: its header, the locals the plan allows (computed, kept,
+        readable or copied from the previous state), the computed or readable value or a placeholder."""
+        probe = _probe(head)
+        locals_ = plan.fallback(previous, fallback_locals(parsed.locals) if parsed is not None else None)
         value = None
-        if event in VALUE_EVENTS:
-            value = parsed.value if parsed is not None and parsed.value and is_repr(parsed.value) else "None"
-        return State(event, int(line), int(depth), func, locals_, value)
+        if probe.event in VALUE_EVENTS:
+            value = plan.value_text or (
+                parsed.value if parsed is not None and parsed.value and is_repr(parsed.value) else "None"
+            )
+        return replace(probe, locals=locals_, value=value)
+
+
+def _probe(head: str) -> State:
+    """A state with the header's fields and no locals."""
+    event, line, depth, func = head.split(" ", 3)
+    return State(event, int(line), int(depth), unescape(func), {})
 
 
 def _shortened(state: State, limit: int) -> State:

@@ -8,7 +8,9 @@ over from one step to the next, so a step costs only its own tokens.
 
 Starts: an entry call (`f(1, [2, 3])`: the call state of `f`, its parameters bound like Python binds them,
 literal arguments only) or a whole script (the module's call state). The timeline is complete when the
-starting frame returns or unwinds, or after `max_steps` predictions.
+starting frame returns or unwinds, or after `max_steps` predictions; then `stopped` says so in one
+sentence. The default cap is sized for the code (`default_max_steps`): a few steps per line, more for
+each loop and for recursion, so a model that circles a loop stops in seconds, not after 500 steps.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ def entry_state(code: str, call: str, depth: int = 1) -> State:
         raise CallError(f"{call.strip()}: {exc}") from None
     bound.apply_defaults()
     locals_ = {key: _default_text(value) for key, value in bound.arguments.items()}
+    order = static.functions[name].params  # the frame's order: positional, keyword-only, *args, **kwargs
+    if set(order) == set(locals_):
+        locals_ = {key: locals_[key] for key in order}
     line = min(static.functions[name].calls)
     return State("call", line, depth, name, locals_)
 
@@ -117,16 +122,46 @@ def _signature(definition: ast.FunctionDef | ast.AsyncFunctionDef) -> inspect.Si
     return inspect.Signature(params)
 
 
+def default_max_steps(code: str) -> int:
+    """A step cap sized for the code: its lines, times a factor per loop nesting level (bounded).
+
+    Each line of the program may run once per round of every loop around it; a round is counted as 16
+    iterations, recursion as four times as many. Never below 30 or above 5000.
+    """
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return 500
+    total = 0
+    recursive = any(
+        isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for sub in ast.walk(node)
+    )
+
+    def visit(node: ast.AST, loops: int) -> None:
+        nonlocal total
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt):
+                total += 16 ** min(loops, 2) * (4 if recursive else 1)
+            inner = loops + isinstance(child, ast.For | ast.While | ast.AsyncFor | ast.comprehension)
+            visit(child, inner)
+
+    visit(tree, 0)
+    return max(30, min(5000, 2 * total + 10))
+
+
 class NeuralTimeline:
     """A Timeline predicted by a model (see the module docstring)."""
 
     def __init__(
-        self, predictor: Predictor, code: str, path: str, start: State, max_steps: int = 500
+        self, predictor: Predictor, code: str, path: str, start: State, max_steps: int | None = None
     ) -> None:
         self.predictor = predictor
         self.code = code
         self.file = os.path.abspath(path)
-        self.max_steps = max_steps
+        self.max_steps = max_steps if max_steps is not None else default_max_steps(code)
         self.states: list[State] = []
         self.predictions: list[Prediction | None] = []  # None for the given start state
         self._steps: list[Step] = []
@@ -145,13 +180,15 @@ class NeuralTimeline:
 
     @classmethod
     def for_call(
-        cls, predictor: Predictor, code: str, path: str, call: str, max_steps: int = 500
+        cls, predictor: Predictor, code: str, path: str, call: str, max_steps: int | None = None
     ) -> NeuralTimeline:
         full = driver_code(code, call)
         return cls(predictor, full, path, entry_state(full, call), max_steps)
 
     @classmethod
-    def for_script(cls, predictor: Predictor, code: str, path: str, max_steps: int = 500) -> NeuralTimeline:
+    def for_script(
+        cls, predictor: Predictor, code: str, path: str, max_steps: int | None = None
+    ) -> NeuralTimeline:
         return cls(predictor, code, path, State("call", 0, 0, "<module>", {}), max_steps)
 
     # -- growth ----------------------------------------------------------------------------------------------
@@ -180,8 +217,12 @@ class NeuralTimeline:
         self.predictions.append(prediction)
         if state.event in CLOSE_EVENTS and state.depth <= self._start_depth:
             self._done = True
-        if len(self._steps) > self.max_steps:
+        if len(self._steps) > self.max_steps and not self._done:
             self._done = True
+            self.stopped = (
+                f"it reached its cap of {self.max_steps} steps before {self.states[0].func}() "
+                "returned (the model may be circling a loop); --max-steps N allows more"
+            )
 
     def _new_frame(self) -> int:
         self._next_frame += 1

@@ -1,0 +1,268 @@
+"""What the locals and value of a predicted state may be, and a grammar that decodes only those.
+
+Given the header the model chose, `body_plan` says which names the state may show, in which order, and
+for each name what its value may be written as:
+
+- only names a frame of that code can bind (neural.constraints: parameters, assigned names, cells);
+- a call state: exactly the parameters, in the frame's order, then closure variables once bound;
+- the next state of the same frame after step_into/step_over: the previous names in their order (a name
+  can vanish only where the line may delete it), then new names the line may bind; a name the line cannot
+  change (neural.constraints.changeable, the recorder's own effect analysis) keeps its value ("<|same|>"
+  in a diff, the same repr in full), so on those names the prediction equals copying;
+- a value the code decides (neural.exact: `NAME = EXPR` over literal locals, `return EXPR`) is written
+  as computed.
+
+`BodyGrammar` is the text form of a plan: a small nondeterministic automaton over characters that accepts
+exactly `{"name": "repr", ...}[<|value|>VALUE]` as neural.textformat writes it, so that constrained
+decoding keeps every token a prefix of an acceptable body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from neural.constraints import CodeInfo, StaticCode, changeable, line_stores
+from neural.exact import assigned, returned
+from neural.textformat import escape, is_diff
+from neural.trajectory import CLOSE_EVENTS, OPEN_EVENTS, Action, State
+
+SAME_CHAR = "\ue000"  # the <|same|> token, as the grammar reads it
+VALUE_CHAR = "\ue001"  # the <|value|> token
+_PSEUDO = frozenset({SAME_CHAR, VALUE_CHAR})
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """How one name's value may be written: the <|same|> marker, exactly `text`, and/or any repr."""
+
+    same: bool = False
+    text: str | None = None
+    free: bool = True
+
+
+@dataclass(slots=True)
+class BodyPlan:
+    """The names a state may show (ordered slots, then an unordered pool) and its value."""
+
+    slots: list[tuple[str, bool, Choice]] = field(default_factory=list)  # (name, required, choice)
+    pool: dict[str, Choice] = field(default_factory=dict)  # optional names, any order, after the slots
+    value: str = "optional"  # "required", "forbidden" or "optional"
+    value_text: str | None = None  # the value, when the code decides it
+    base: Mapping[str, str] | None = None  # the previous locals when the state is written as a diff
+
+    def fallback(self, previous: State, parsed: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Locals that fit the plan when decoding failed: computed or kept values, else copied."""
+        out: dict[str, str] = {}
+        parsed = parsed or {}
+        for name, required, choice in self.slots:
+            text = choice.text if choice.text is not None else parsed.get(name, previous.locals.get(name))
+            if choice.same and not choice.free and self.base is not None:
+                text = self.base.get(name, text)
+            if text is None and required:
+                text = "None"
+            if text is not None:
+                out[name] = text
+        for name, choice in self.pool.items():
+            text = choice.text if choice.text is not None else parsed.get(name)
+            if text is not None:
+                out[name] = text
+        return out
+
+
+def body_plan(static: StaticCode, previous: State, action: Action, probe: State) -> BodyPlan:
+    """The plan of the state whose header is `probe`'s, after `action` from `previous`."""
+    event = probe.event
+    plan = BodyPlan()
+    plan.value = "required" if event in ("return", "yield", "exception", "handled") else (
+        "optional" if event == "unwind" else "forbidden"
+    )
+    diff = is_diff(previous, action, probe)
+    plan.base = previous.locals if diff else None
+    info = static.functions.get(probe.func)
+    if info is None:
+        return plan
+    if event == "call" and info.function and info.params:
+        plan.slots = [(name, True, Choice()) for name in info.params]
+        plan.slots += [(name, False, Choice()) for name in info.free]
+        return plan
+    same_frame = (
+        action.name in ("step_into", "step_over")
+        and previous.event not in CLOSE_EVENTS
+        and event not in OPEN_EVENTS
+        and (previous.func, previous.depth) == (probe.func, probe.depth)
+    )
+    free = changeable(static, previous, action.name) if same_frame else None
+    if free is None:
+        plan.pool = {name: Choice(same=diff and name in previous.locals) for name in _ordered(info, previous)}
+        return plan
+    stores = line_stores(static, previous)
+    computed = assigned(static, previous) if event == "line" else {}
+    if event == "return" and previous.line == probe.line:
+        plan.value_text = returned(static, previous)
+    for name, text in previous.locals.items():
+        if name in computed:
+            value = computed[name]
+            same = diff and value == text
+            choice = Choice(same=True, free=False) if same else Choice(text=value, free=False)
+            plan.slots.append((name, True, choice))
+        elif name not in free:
+            kept = Choice(same=True, free=False) if diff else Choice(text=text, free=False)
+            plan.slots.append((name, True, kept))
+        else:
+            plan.slots.append((name, name not in stores, Choice(same=diff)))
+    new = [name for name in sorted(stores) if name not in previous.locals and name in info.names]
+    fresh = [name for name in new if name in computed]
+    if len(new) == 1 and fresh:
+        plan.slots.append((fresh[0], True, Choice(text=computed[fresh[0]], free=False)))
+    else:
+        plan.pool = {
+            name: Choice(text=computed[name], free=False) if name in computed else Choice() for name in new
+        }
+    return plan
+
+
+def _ordered(info: CodeInfo, previous: State) -> list[str]:
+    """The frame's names, those of the previous state first (a likely order for the model to follow)."""
+    first = [name for name in previous.locals if name in info.names]
+    return first + sorted(info.names - set(first))
+
+
+# -- the grammar ---------------------------------------------------------------------------------------------
+def _quoted(text: str) -> str:
+    return json.dumps(escape(text), ensure_ascii=False)
+
+
+class BodyGrammar:
+    """A character automaton accepting exactly the bodies a plan allows (see the module docstring).
+
+    A set of states is advanced over the characters of a token; the token fits when the set stays
+    non-empty. States are tuples: ("lit", alternatives, typed), ("str", ctx), ("esc", ctx),
+    ("hex", ctx, left), ("after",), ("val0",), ("val",), ("fval", typed).
+    """
+
+    def __init__(self, plan: BodyPlan) -> None:
+        self.plan = plan
+        self.keys = {name: _quoted(name) for name, _r, _c in plan.slots} | {n: _quoted(n) for n in plan.pool}
+        self.forced_value = None if plan.value_text is None else escape(plan.value_text)
+
+    def start(self) -> frozenset[tuple[Any, ...]]:
+        ctx = (0, frozenset[str]())
+        alts: list[tuple[str, tuple[Any, ...]]] = [
+            ("{" + self.keys[name] + ": ", ("key", name, nxt)) for name, nxt in self._next_keys(ctx)
+        ]
+        if self._can_close(ctx):
+            alts.append(("{}", ("close",)))
+        return frozenset({("lit", tuple(alts), 0)})
+
+    def _next_keys(self, ctx: tuple[int, frozenset[str]]) -> Iterable[tuple[str, tuple[int, frozenset[str]]]]:
+        index, used = ctx
+        slots = self.plan.slots
+        for j in range(index, len(slots)):
+            name, required, _choice = slots[j]
+            yield name, (j + 1, used)
+            if required:
+                return
+        for name in self.plan.pool:
+            if name not in used:
+                yield name, (len(slots), used | {name})
+
+    def _can_close(self, ctx: tuple[int, frozenset[str]]) -> bool:
+        return not any(required for _n, required, _c in self.plan.slots[ctx[0]:])
+
+    def _choice(self, name: str) -> Choice:
+        for slot, _required, choice in self.plan.slots:
+            if slot == name:
+                return choice
+        return self.plan.pool[name]
+
+    def _expand(self, outcome: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        kind = outcome[0]
+        if kind == "key":
+            _k, name, ctx = outcome
+            choice = self._choice(name)
+            alts: list[tuple[str, tuple[Any, ...]]] = []
+            if choice.same:
+                alts.append(('"' + SAME_CHAR + '"', ("done", ctx)))
+            if choice.text is not None:
+                alts.append((_quoted(choice.text), ("done", ctx)))
+            if choice.free:
+                alts.append(('"', ("open", ctx)))
+            return [("lit", tuple(alts), 0)]
+        if kind == "done":
+            ctx = outcome[1]
+            alts = [(", " + self.keys[name] + ": ", ("key", name, nxt)) for name, nxt in self._next_keys(ctx)]
+            if self._can_close(ctx):
+                alts.append(("}", ("close",)))
+            return [("lit", tuple(alts), 0)]
+        if kind == "open":
+            return [("str", outcome[1])]
+        return [("after",)]  # close
+
+    def _step(self, state: tuple[Any, ...], ch: str) -> list[tuple[Any, ...]]:
+        kind = state[0]
+        if kind == "lit":
+            _k, alts, typed = state
+            out: list[tuple[Any, ...]] = []
+            rest = []
+            for text, outcome in alts:
+                if len(text) > typed and text[typed] == ch:
+                    if len(text) == typed + 1:
+                        out.extend(self._expand(outcome))
+                    else:
+                        rest.append((text, outcome))
+            if rest:
+                out.append(("lit", tuple(rest), typed + 1))
+            return out
+        if kind == "str":
+            if ch == '"':
+                return self._expand(("done", state[1]))
+            if ch == "\\":
+                return [("esc", state[1])]
+            return [] if ch < " " or ch in _PSEUDO else [state]
+        if kind == "esc":
+            if ch in '"\\/bfnrt':
+                return [("str", state[1])]
+            return [("hex", state[1], 4)] if ch == "u" else []
+        if kind == "hex":
+            if ch not in _HEX:
+                return []
+            return [("str", state[1])] if state[2] == 1 else [("hex", state[1], state[2] - 1)]
+        if kind == "after":
+            if ch != VALUE_CHAR or self.plan.value == "forbidden":
+                return []
+            return [("fval", 0)] if self.forced_value is not None else [("val0",)]
+        if kind == "fval":
+            forced = self.forced_value or ""
+            typed = state[1]
+            return [("fval", typed + 1)] if typed < len(forced) and forced[typed] == ch else []
+        return [] if ch in _PSEUDO else [("val",)]  # val0, val
+
+    def advance(self, states: frozenset[tuple[Any, ...]], text: str) -> frozenset[tuple[Any, ...]]:
+        """The states after `text` (empty: `text` cannot continue the body)."""
+        current = states
+        for ch in text:
+            nxt: set[tuple[Any, ...]] = set()
+            for state in current:
+                nxt.update(self._step(state, ch))
+            if not nxt:
+                return frozenset()
+            current = frozenset(nxt)
+        return current
+
+    def complete(self, states: frozenset[tuple[Any, ...]]) -> bool:
+        """Whether the body may end here."""
+        for state in states:
+            if state[0] == "after" and self.plan.value != "required":
+                return True
+            if state[0] == "val":
+                return True
+            if state[0] == "fval" and state[1] == len(self.forced_value or ""):
+                return True
+        return False
+
+
+__all__ = ["SAME_CHAR", "VALUE_CHAR", "BodyGrammar", "BodyPlan", "Choice", "body_plan"]
