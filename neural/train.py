@@ -39,6 +39,7 @@ from tracer.corpus.program import Program
 CHECKPOINT = "checkpoint"
 STATE_FILE = "trainer_state.pt"
 EXAMPLES_FILE = "examples.jsonl"
+MAX_SHARD = "16MB"  # weights files small enough to carry back from an accelerator machine
 
 
 class TrainError(Exception):
@@ -49,6 +50,7 @@ class TrainError(Exception):
 class TrainOptions:
     out: str
     data: str | None = None
+    dataset: str | None = None  # a directory built by `retrograde dataset build` (token shards)
     synth: int = 0  # programs from the corpus generator, instead of (or besides) --data
     synth_seed: int = 0
     steps: int = 1000
@@ -76,7 +78,7 @@ class TrainOptions:
     code_loss: bool = False  # also learn to predict the code context (off: only trajectories are learned)
     quiet: bool = False
     command: str = ""
-    clock_start: float | None = None  # time.monotonic() at the command's start: --max-minutes counts from it
+    clock_start: float | None = None  # time.monotonic() at the command's start (wall_time_s counts from it)
 
 
 @dataclass(slots=True)
@@ -189,7 +191,7 @@ def batch_tensors(rows: Sequence[Sequence[int]], pad_id: int, state_id: int, cod
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
     for i, row in enumerate(rows):
         n = len(row)
-        ids[i, :n] = torch.tensor(row, dtype=torch.long)
+        ids[i, :n] = torch.tensor(list(row), dtype=torch.long)
         mask[i, :n] = 1
         first = 0
         if not code_loss:
@@ -212,7 +214,8 @@ def evaluate(model: Any, rows: Sequence[Sequence[int]], opts: TrainOptions, pad_
             count = int((labels[:, 1:] != -100).sum())
             if count == 0:
                 continue
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            with _autocast(device):
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             total += float(loss) * count
             tokens += count
     model.train()
@@ -274,7 +277,7 @@ def _save_checkpoint(ckpt: str, model: Any, tokenizer: Any, optimizer: Any, stat
     tmp = ckpt + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, max_shard_size=MAX_SHARD)
     tokenizer.save_pretrained(tmp)
     torch.save({**state, "optimizer": optimizer.state_dict()}, os.path.join(tmp, STATE_FILE))
     examples = os.path.join(ckpt, EXAMPLES_FILE)
@@ -287,6 +290,50 @@ def _save_checkpoint(ckpt: str, model: Any, tokenizer: Any, optimizer: Any, stat
         os.replace(ckpt, old)
     os.replace(tmp, ckpt)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _autocast(device: str) -> Any:
+    """bf16 autocast on CUDA (the weights and the optimizer stay fp32); nothing elsewhere."""
+    import contextlib
+
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _dataset_rows(path: str, tokenizer: Any, about: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """(train rows, validation rows) of a built dataset, checked against the tokenizer they need."""
+    import hashlib
+
+    from neural.dataset_build import load_rows
+
+    train_rows, val_rows, manifest = load_rows(path)
+    tokenizer_file = os.path.join(path, "tokenizer", "tokenizer.json")
+    with open(tokenizer_file, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    if digest != manifest.get("tokenizer_sha256"):
+        raise DataError(f"{tokenizer_file} is not the tokenizer the shards of {path} were built with")
+    if len(tokenizer) < int(manifest.get("vocab_size", 0)):
+        raise DataError(f"the tokenizer has fewer tokens than the dataset {path} uses")
+    if load_tokenizer(os.path.join(path, "tokenizer")).get_vocab() != tokenizer.get_vocab():
+        raise DataError(f"{path} was tokenized with another tokenizer than the model's: build it with "
+                        "'retrograde dataset build --tokenizer MODEL_DIR'")
+    about.update({"manifest_tokens": manifest.get("totals"), "tokenizer_sha256": digest,
+                  "corpus": manifest.get("corpus"), "config": manifest.get("config")})
+    return train_rows, val_rows
+
+
+def _new_or_base(opts: TrainOptions, tokenizer: Any, device: str, about: dict[str, Any]) -> Any:
+    if opts.base:
+        model = load_model(opts.base, "cpu")
+        if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
+            model.resize_token_embeddings(len(tokenizer))
+        about["base"] = os.path.abspath(opts.base)
+        return model.to(device)
+    return new_model(opts.size, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id,
+                     seed=opts.seed).to(device)
 
 
 def _read_examples(path: str) -> list[tuple[str, str]]:
@@ -309,15 +356,28 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     device = pick_device(opts.device)
     ckpt = os.path.join(opts.out, CHECKPOINT)
     state: dict[str, Any] = {}
+    shard_rows: tuple[list[Any], list[Any]] | None = None
+    examples: list[tuple[str, str]] = []
     if opts.resume:
         if not os.path.isfile(os.path.join(ckpt, STATE_FILE)):
             raise TrainError(f"nothing to resume: {ckpt} has no {STATE_FILE}")
         state = torch.load(os.path.join(ckpt, STATE_FILE), map_location="cpu", weights_only=False)
         tokenizer = load_tokenizer(ckpt)
-        examples = _read_examples(os.path.join(ckpt, EXAMPLES_FILE))
         about = state["data"]
+        if about.get("dataset"):  # --dataset names it when the run moved to another machine
+            if opts.dataset:
+                about["dataset"] = os.path.abspath(opts.dataset)
+            shard_rows = _dataset_rows(about["dataset"], tokenizer, about)
+        else:
+            examples = _read_examples(os.path.join(ckpt, EXAMPLES_FILE))
         model = load_model(ckpt, device)
         _log(opts, f"resuming from step {state['step']}")
+    elif opts.dataset:
+        tokenizer = load_tokenizer(os.path.join(opts.dataset, "tokenizer"))
+        about = {"dataset": os.path.abspath(opts.dataset)}
+        shard_rows = _dataset_rows(opts.dataset, tokenizer, about)
+        model = _new_or_base(opts, tokenizer, device, about)
+        os.makedirs(ckpt, exist_ok=True)
     else:
         base_tokenizer = None
         if opts.base:
@@ -326,22 +386,20 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             base_tokenizer = load_tokenizer(opts.base)
             ensure_special_tokens(base_tokenizer)
         tokenizer, examples, about = prepare(opts, base_tokenizer)
-        if opts.base:
-            model = load_model(opts.base, "cpu")
-            if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
-                model.resize_token_embeddings(len(tokenizer))
-            model = model.to(device)
-            about["base"] = os.path.abspath(opts.base)
-        else:
-            model = new_model(opts.size, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id,
-                              seed=opts.seed).to(device)
+        model = _new_or_base(opts, tokenizer, device, about)
         os.makedirs(ckpt, exist_ok=True)
         with open(os.path.join(ckpt, EXAMPLES_FILE), "w", encoding="utf-8") as handle:
             for split, text in examples:
                 handle.write(json.dumps({"split": split, "text": text}, ensure_ascii=False) + "\n")
-    train_rows = sorted(encode(tokenizer, [t for s, t in examples if s == "train"], opts.block_size), key=len)
-    val_rows = encode(tokenizer, [t for s, t in examples if s == "val"], opts.block_size)
-    val_rows = sorted(val_rows[:opts.eval_examples], key=len)  # similar lengths batch with little padding
+    if shard_rows is not None:
+        train_rows = sorted((row[:opts.block_size] for row in shard_rows[0]), key=len)
+        spread = shard_rows[1][::max(1, len(shard_rows[1]) // max(1, opts.eval_examples))]
+        val_rows = sorted((row[:opts.block_size] for row in spread[:opts.eval_examples]), key=len)
+    else:
+        train_rows = sorted(encode(tokenizer, [t for s, t in examples if s == "train"], opts.block_size),
+                            key=len)
+        val_rows = encode(tokenizer, [t for s, t in examples if s == "val"], opts.block_size)
+        val_rows = sorted(val_rows[:opts.eval_examples], key=len)  # similar lengths batch with little padding
     about["examples"] = {"train": len(train_rows), "val": len(val_rows)}
     about["train_tokens"] = sum(map(len, train_rows))
     _log(opts, f"{len(train_rows)} training examples ({about['train_tokens']} tokens), {len(val_rows)} for "
@@ -349,8 +407,12 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     pad_id = int(tokenizer.pad_token_id)
     state_id = int(tokenizer.convert_tokens_to_ids(STATE))
 
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    # Fused AdamW (one kernel for all parameters) on CUDA; the default implementation elsewhere.
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, betas=(0.9, 0.95),
-                                  weight_decay=opts.weight_decay)
+                                  weight_decay=opts.weight_decay, **({"fused": True} if cuda else {}))
     if state:
         optimizer.load_state_dict(state["optimizer"])
     step = int(state.get("step", 0))
@@ -361,16 +423,25 @@ def train(opts: TrainOptions) -> dict[str, Any]:
     if "rng" in state:
         rng.setstate(state["rng"])
     budget = opts.max_minutes * 60 if opts.max_minutes else None
+    # --max-minutes counts optimization only (recording, sampling and tokenizing came before this point),
+    # summed over resumed runs, so the learning-rate schedule goes on where the last session left it.
+    loop_start = time.monotonic()
+    optimized_before = float(state.get("optimized_s", 0.0))
+
+    def optimized() -> float:
+        return optimized_before + time.monotonic() - loop_start
 
     def snapshot() -> dict[str, Any]:
         return {"step": step, "history": history, "tokens_seen": tokens_seen, "train_time_s": train_time,
+                "optimized_s": optimized(),
                 "rng": rng.getstate(), "data": about, "options": _options_dict(opts)}
 
     step_s = eval_s = 0.0
+    skipped = 0  # batches left out: no token to predict, or a loss that is not finite
 
     def out_of_time() -> bool:
         # Stop early enough for one more step, the final validation and the saves (about 10 s on a CPU).
-        return budget is not None and time.monotonic() - started + step_s + eval_s + 15 > budget
+        return budget is not None and optimized() + step_s + eval_s + 15 > budget
 
     model.train()
     last_val: float | None = None
@@ -390,11 +461,21 @@ def train(opts: TrainOptions) -> dict[str, Any]:
             ids, mask, labels = batch_tensors(rows, pad_id, state_id, opts.code_loss, device)
             fraction = step / max(1, opts.steps)
             if budget is not None:
-                fraction = max(fraction, (time.monotonic() - started) / budget)
+                fraction = max(fraction, optimized() / budget)
             lr = lr_at(opts, step, fraction)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            if not bool((labels[:, 1:] != -100).any()):  # nothing to predict in this batch (all code)
+                skipped += 1
+                if skipped > 100 + 10 * step:
+                    raise TrainError("almost no example reaches a state within --block-size tokens: raise "
+                                     "--block-size (or train with --code-loss)")
+                continue
+            with _autocast(device):
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            if not torch.isfinite(loss):  # one bad batch must not poison the weights
+                skipped += 1
+                continue
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -422,12 +503,13 @@ def train(opts: TrainOptions) -> dict[str, Any]:
                       file=sys.stderr, flush=True)
             if opts.save_every and step % opts.save_every == 0 and step < opts.steps:
                 _save_checkpoint(ckpt, model, tokenizer, optimizer, snapshot())
+                write_curves(opts.out, history)  # the curve so far, to look at while a long run goes on
     if val_rows and (not history or "val_loss" not in history[-1]):
         last_val = evaluate(model, val_rows, opts, pad_id, state_id, device)
         if history:
             history[-1]["val_loss"] = round(last_val, 5)
     _save_checkpoint(ckpt, model, tokenizer, optimizer, snapshot())
-    model.save_pretrained(opts.out)
+    model.save_pretrained(opts.out, max_shard_size=MAX_SHARD)
     tokenizer.save_pretrained(opts.out)
     recent = [r["train_loss"] for r in history[-20:]]
     info = {
@@ -442,6 +524,9 @@ def train(opts: TrainOptions) -> dict[str, Any]:
         "final_train_loss": round(sum(recent) / len(recent), 4) if recent else None,
         "final_val_loss": round(last_val, 4) if last_val is not None else None,
         "parameters": parameter_count(model),
+        "attention": getattr(model.config, "_attn_implementation", None),
+        "skipped_batches": skipped,
+        "prepare_s": round(loop_start - started, 1),
         "hardware": hardware(device),
         "options": _options_dict(opts),
     }

