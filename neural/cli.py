@@ -370,8 +370,10 @@ def cmd_eval_traces(args: argparse.Namespace) -> int:
             cell = scores[name][kind]
             rows.append((f"{name} {kind}", [str(cell["n"]), *(f"{cell[f]:.3f}" for f in FIELDS)]))
     print(table(rows, ("", "n", *FIELDS)))
-    for line in errors[:5]:
-        print(f"unreadable {line}")
+    if errors:  # damaged or foreign traces were skipped (the scores are of the others): one warning line
+        more = f"; and {len(errors) - 1} more" if len(errors) > 1 else ""
+        print(f"{PROG}: warning: skipped {len(errors)} unreadable trace(s): {errors[0]}{more}",
+              file=sys.stderr)
     print(json.dumps({"scores": scores, "items": result["items"], "traces": result["traces"],
                       "flagged": result["flagged"]}))
     return 0
@@ -454,9 +456,25 @@ def cmd_trajectories(args: argparse.Namespace) -> int:
     try:
         tree = StateTree.from_recorded(args.trace)
     except Exception as exc:  # the trace reader's own errors, or a file that is no trace at all
-        return _fail(f"cannot read {args.trace}: {exc}")
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        name = os.path.basename(args.trace)
+        return _fail(text if text.startswith(name) else f"cannot read {args.trace}: {text}")
     if not len(tree):
         return _fail(f"{args.trace} has no steps")
     for trajectory in sample_trajectories(tree, args.n, args.seed, args.max_actions):
         print(serialize(trajectory))
+    return _damage_status(args.trace)
+
+
+def _damage_status(path: str) -> int:
+    """1, with the damage in one sentence, when the trace's checked parts other than its chunks (header,
+    footer, file records) are damaged; else 0. The chunks were all read already."""
+    from tracer.format import TraceReader, damage_sentence
+
+    with TraceReader(path) as reader:
+        reader.verify_files()
+        damage = reader.damage
+        if damage:
+            sys.stdout.flush()
+            return _fail(damage_sentence(path, damage, len(reader.chunks)))
     return 0

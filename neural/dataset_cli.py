@@ -113,6 +113,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot write {args.output}: {exc.strerror or exc}")
     _print_summary(args.output, manifest)
+    unreadable = manifest.get("totals", {}).get("unreadable", 0)
+    if unreadable:  # damaged traces are left out, not fatal: a corpus is messy (documented in docs/format.md)
+        print(f"{PROG}: warning: {unreadable} trace(s) could not be read (damaged, or not traces) and were "
+              "left out of the dataset; 'retrograde info TRACE' says what is wrong", file=sys.stderr)
     return 0
 
 

@@ -137,7 +137,9 @@ def load_trees(paths: Sequence[str], errors: list[str]) -> list[tuple[str, State
         try:
             tree = StateTree.from_recorded(path)
         except Exception as exc:  # a corrupt trace in a corpus: skip it, say so
-            errors.append(f"{os.path.basename(path)}: {str(exc).splitlines()[0] if str(exc) else exc}")
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            name = os.path.basename(path)
+            errors.append(text if text.startswith(name) else f"{name}: {text}")
             continue
         if len(tree) >= 2 and tree.code:
             trees.append((path, tree))

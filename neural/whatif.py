@@ -1,10 +1,13 @@
 """"What if" from a recorded state: a predicted timeline that starts from a recorded frame with names changed.
 
 `whatif(predictor, timeline, index, {"n": "n + 1"})` takes step `index` of any Timeline (a recording),
-its frame's locals as recorded, and rebinds each NAME to EXPR evaluated over those locals (a literal, or
-an expression neural.exact can evaluate exactly: `n + 1`, `xs[1:]`, `len(s)`). The model then predicts
-what follows from that state, as a NeuralTimeline that ends when the recorded frame returns (or at the
-cap). Only names the frame can bind may be changed.
+its frame's locals as recorded, and rebinds each NAME to EXPR, in order, each evaluated over the locals
+with the changes before it made (a literal, or an expression neural.exact can evaluate exactly: `n + 1`,
+`xs[1:]`, `len(s)`). The model then predicts what follows from that state, as a NeuralTimeline that ends
+when the recorded frame returns (or at the cap). Only names the frame can bind may be changed.
+
+`forker_for(predictor)` and `load_forker(model)` make the replay layer's Forker (what `whatif` in the
+REPL, the TUI and DAP calls): the same function, with its errors as replay's ForkError.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from neural.exact import NotExact, evaluate
 from neural.predict import Predictor
 from neural.timeline import NeuralTimeline
 from neural.trajectory import State, normalize_repr
-from replay.timeline import Timeline
+from replay.session import Forker, ForkError
+from replay.timeline import Timeline, TimelineError
 
 
 class WhatIfError(ValueError):
@@ -46,7 +50,7 @@ def start_state(timeline: Timeline, index: int, changes: Mapping[str, str]) -> t
             raise WhatIfError(f"{step.func}() has no variable {name!r}")
         try:
             tree = ast.parse(expression.strip(), mode="eval")
-            new[name] = evaluate(tree.body, locals_, static.global_stores)
+            new[name] = evaluate(tree.body, new, static.global_stores)  # sees the changes before it
         except SyntaxError:
             raise WhatIfError(f"{expression!r} is not a Python expression") from None
         except NotExact:
@@ -72,4 +76,29 @@ def whatif(
     return NeuralTimeline(predictor, code, file, state, max_steps)
 
 
-__all__ = ["WhatIfError", "start_state", "whatif"]
+def forker_for(predictor: Predictor, max_steps: int | None = None) -> Forker:
+    """replay's Forker over `predictor`: whatif(), its one-sentence errors raised as ForkError."""
+
+    def fork(timeline: Timeline, index: int, changes: Mapping[str, str]) -> Timeline:
+        try:
+            return whatif(predictor, timeline, index, changes, max_steps)
+        except WhatIfError as exc:
+            raise ForkError(str(exc)) from None
+        except TimelineError as exc:
+            raise ForkError(f"the model cannot predict from this step: {exc}") from None
+
+    return fork
+
+
+def load_forker(model: str | None = None, max_steps: int | None = None) -> Forker:
+    """A Forker over the model directory (default: the bundled model), loaded now; ForkError if it cannot."""
+    from neural.cli import NeuralCliError, load_predictor
+
+    try:
+        predictor = load_predictor(model)
+    except NeuralCliError as exc:
+        raise ForkError(f"whatif needs a model: {exc}") from None
+    return forker_for(predictor, max_steps)
+
+
+__all__ = ["WhatIfError", "forker_for", "load_forker", "start_state", "whatif"]

@@ -1081,6 +1081,7 @@ class Engine:
         """goto N: step N exactly."""
         if not 0 <= index < len(self.timeline):
             raise BadArgument(f"step {index} is outside 0..{self.end}")
+        self.timeline.step(index)  # a step that cannot be read (a damaged chunk) raises before the move
         self._move(index)
         return Stop(self.current, _kind_reason(self.current))
 

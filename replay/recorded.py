@@ -17,8 +17,11 @@ from tracer.format import (
     EV_UNWIND,
     EVENT_NAMES,
     ChunkData,
+    CorruptChunkError,
+    Damage,
     TraceFormatError,
     TraceReader,
+    damage_sentence,
 )
 from tracer.values import decode_text
 
@@ -157,6 +160,7 @@ class RecordedTimeline:
         self.path = os.fspath(path)
         self.reader = TraceReader(self.path)
         reader = self.reader
+        reader.verify_files()  # the source text shown must be what was recorded (a few records, cheap)
         self.header = reader.header
         self.footer = reader.footer
         self._code_file: dict[int, str] = {}
@@ -184,6 +188,15 @@ class RecordedTimeline:
         return True
 
     @property
+    def damage(self) -> list[Damage]:
+        """The damaged parts of the file found so far (header, footer, chunks met while navigating)."""
+        return self.reader.damage
+
+    def damage_text(self, damage: list[Damage] | None = None) -> str:
+        """One sentence naming the file and its damaged parts (default: all found so far)."""
+        return damage_sentence(self.path, self.damage if damage is None else damage, len(self._starts))
+
+    @property
     def truncated_at(self) -> int | None:
         return self.reader.truncated_at
 
@@ -197,13 +210,20 @@ class RecordedTimeline:
         if chunk is not None:
             self._cache.move_to_end(number)
             return chunk
+        error = self.reader.damaged_chunks.get(number)
+        if error is not None:  # known to be damaged: do not read it again
+            raise TimelineError(str(error))
         try:
             chunk = _Chunk(number, self.reader.read_chunk(number))
-        except TraceFormatError as exc:
+        except CorruptChunkError as exc:
             raise TimelineError(str(exc)) from None
-        except (ValueError, TypeError, KeyError, IndexError) as exc:
-            name = os.path.basename(self.path)
-            raise TimelineError(f"{name} has a corrupt chunk {number} ({exc})") from None
+        except (TraceFormatError, ValueError, TypeError, KeyError, IndexError) as exc:
+            # Checksummed but inconsistent (a writer bug, or a crafted file): damaged all the same.
+            entry = self.reader.chunks[number]
+            reason = f"its contents are malformed ({type(exc).__name__})"
+            error = CorruptChunkError(self.path, number, len(self._starts), entry.start, entry.count, reason)
+            self.reader.damaged_chunks[number] = error
+            raise TimelineError(str(error)) from None
         self._cache[number] = chunk
         if len(self._cache) > _CACHE_CHUNKS:
             self._cache.popitem(last=False)
@@ -307,9 +327,16 @@ class RecordedTimeline:
         return sorted(self._file_ids)
 
     def _chunk_outputs(self, number: int) -> list[list[Any]]:
+        """The writes placed in a chunk; none for a damaged chunk (its output is lost with it, and the
+        damage is in self.damage): the output of the chunks that read is still shown."""
         outs = self._outputs.get(number)
         if outs is None:
-            outs = list(self._chunk(number).data.outputs)
+            try:
+                outs = list(self._chunk(number).data.outputs)
+            except TimelineError:
+                if number not in self.reader.damaged_chunks:
+                    raise
+                outs = []
             self._outputs[number] = outs
         return outs
 

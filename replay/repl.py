@@ -12,13 +12,23 @@ from types import ModuleType
 from typing import TextIO
 
 from replay.breakpoints import Breakpoint, Catchpoint, Watchpoint
-from replay.engine import BadArgument, Engine, EngineError, Stop
+from replay.engine import BadArgument, Engine, EngineError, Stop, StopReason
 from replay.expressions import Opaque
-from replay.session import Session, exception_text, short_repr, value_repr
+from replay.session import (
+    NO_FORKER,
+    Forker,
+    ForkError,
+    Session,
+    exception_text,
+    parse_changes,
+    short_repr,
+    value_repr,
+)
 from replay.source import co_name
 from replay.timeline import Step, Timeline, TimelineError
 
 PROMPT = "(retro) "
+WHATIF_PROMPT = "(retro whatif) "  # the prompt while a what-if (a predicted timeline) is being debugged
 HISTORY_FILE = "~/.retrograde_history"  # command history kept between interactive sessions
 
 # gdb-style long names of the reverse commands (cmd.Cmd cannot dispatch on a hyphen).
@@ -35,7 +45,7 @@ class ReplayShell(cmd.Cmd):
     doc_header = "Documented commands (type help <topic>):"
 
     def __init__(self, timeline: Timeline, stdin: TextIO, stdout: TextIO, interactive: bool,
-                 session: Session | None = None) -> None:
+                 session: Session | None = None, forker: Forker | None = None) -> None:
         super().__init__(stdin=stdin, stdout=stdout)
         self.use_rawinput = interactive
         # A front end that owns a session (the TUI) passes it: its command line then shares every state.
@@ -44,6 +54,23 @@ class ReplayShell(cmd.Cmd):
         self.displays = self.session.displays
         self.list_next: int | None = None  # where a bare `list` continues
         self.lastcmd = ""
+        # `whatif`: the front end's forker (None: no model part), how a fork's session is made (the TUI
+        # wraps its timeline), and the recording's session while a what-if is debugged (None otherwise).
+        self.forker = forker
+        self.session_for: Callable[[Timeline], Session] | None = None
+        self.recording: Session | None = None
+
+    @property
+    def forked(self) -> bool:
+        """Whether the commands are stepping a what-if (a predicted timeline), not the recording."""
+        return self.recording is not None
+
+    def _use(self, session: Session) -> None:
+        self.session = session
+        self.engine = session.engine
+        self.displays = session.displays
+        self.list_next = None
+        self.prompt = WHATIF_PROMPT if self.forked else PROMPT
 
     # -- output -------------------------------------------------------------------------------------------
     def message(self, text: str) -> None:
@@ -66,6 +93,15 @@ class ReplayShell(cmd.Cmd):
         self.list_next = None
         for line in self.session.stop_lines(stop):
             self.message(line)
+        if self.forked and stop.reason == StopReason.END:
+            self.message(self.fork_end_text())
+
+    def fork_end_text(self) -> str:
+        """What the end of a what-if means: the frame returned, or why the prediction stopped early."""
+        stopped = getattr(self.engine.timeline, "stopped", None)
+        why = f"the prediction stopped: {stopped}" if isinstance(stopped, str) and stopped else \
+            "the forked frame returns here"
+        return f"End of the what-if ({why}); `back` returns to the recording."
 
     def show_displays(self, frame: Step) -> None:
         for line in self.session.display_changes(frame):
@@ -572,6 +608,41 @@ class ReplayShell(cmd.Cmd):
             return
         self.stdout.write(text if text.endswith("\n") else text + "\n")
 
+    # -- what if ------------------------------------------------------------------------------------------
+    def do_whatif(self, arg: str) -> None:
+        """whatif NAME = EXPR [; NAME = EXPR ...]
+        Fork a timeline the model predicts from the selected frame at this step, with each NAME rebound to
+        EXPR (a literal or an expression over the frame's values, in order; `n += 1` works too). The same
+        commands step it (s, n, r, c, b, p, w, rs...); the prompt says (retro whatif). `back` returns to
+        the recording where you left it. Breakpoints come along; what you change in the what-if stays
+        there. A whatif inside a what-if forks again from there (back still returns to the recording)."""
+        if not arg.strip():
+            raise BadArgument("whatif needs a change, like: whatif n = 5; items = [3, 1]")
+        changes = parse_changes(arg)
+        if self.forker is None:
+            raise ForkError(NO_FORKER)
+        frame = self.engine.selected()
+        fork = self.session.fork(self.forker, changes, self.session_for)
+        if self.recording is None:
+            self.recording = self.session
+        self._use(fork)
+        said = "; ".join(f"{name} = {expression}" for name, expression in changes.items())
+        self.message(f"What if {said}: predicted by the model from step {frame.index} in "
+                     f"{co_name(frame.func)}(); `back` returns here.")
+        self.show_stop(Stop(self.engine.current, StopReason.STEP))
+
+    def do_back(self, arg: str) -> None:
+        """back
+        Leave the what-if: return to the recording at the step, frame and breakpoints you left it with."""
+        if arg.strip():
+            raise BadArgument(f"Invalid argument: {arg.strip()}")
+        if self.recording is None:
+            raise BadArgument("not in a what-if: `back` returns from one (see help whatif)")
+        recording, self.recording = self.recording, None
+        self._use(recording)
+        self.message(f"Back to the recording at step {self.engine.position}.")
+        self.print_location()
+
     def do_quit(self, arg: str) -> bool:
         """q(uit)
         Leave the replay."""
@@ -588,10 +659,12 @@ class ReplayShell(cmd.Cmd):
     do_h = do_help
 
 
-def run_replay(timeline: Timeline, stdin: TextIO, stdout: TextIO, *, interactive: bool) -> int:
-    """Run the replay command line until quit or end of input; returns the exit status."""
+def run_replay(timeline: Timeline, stdin: TextIO, stdout: TextIO, *, interactive: bool,
+               forker: Forker | None = None) -> int:
+    """Run the replay command line until quit or end of input (`forker` makes `whatif` work); returns the
+    exit status."""
     try:
-        shell = ReplayShell(timeline, stdin, stdout, interactive)
+        shell = ReplayShell(timeline, stdin, stdout, interactive, forker=forker)
     except (EngineError, TimelineError) as exc:
         print(f"retrograde: {exc}", file=stdout)
         return 1
@@ -617,4 +690,4 @@ def run_replay(timeline: Timeline, stdin: TextIO, stdout: TextIO, *, interactive
     return 0
 
 
-__all__ = ["PROMPT", "ReplayShell", "exception_text", "run_replay", "short_repr"]
+__all__ = ["PROMPT", "WHATIF_PROMPT", "ReplayShell", "exception_text", "run_replay", "short_repr"]

@@ -4,16 +4,21 @@ The REPL (replay/repl.py), the TUI and `predict` format stops through it, so eve
 the way pdb does: `> file(line)func()`, `--Call--`, `--Return--`, `-> source`, exception lines and display
 changes. With `restart=True` (the REPL) it also takes pdb's end-of-program behaviour: moving forward past
 the end (or from the post-mortem stop) restarts at the first line, keeping breakpoints.
+
+`Session.fork` is the "what if" extension point: a front end's Forker (the model, which this layer cannot
+import) makes a timeline from the selected frame with names rebound, and the fork gets a session of its own.
 """
 
 from __future__ import annotations
 
 import ast
 import reprlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from replay.engine import RETURNS, Engine, EngineError, Stop, StopReason
+from replay.breakpoints import Breakpoint, Catchpoint
+from replay.engine import RETURNS, BadArgument, Engine, EngineError, Stop, StopReason
 from replay.expressions import Opaque
 from replay.source import co_name
 from replay.timeline import Step, Timeline, Value
@@ -22,6 +27,7 @@ from tracer.format import Event
 RESTARTED = "The program finished and will be restarted"
 POST_MORTEM = ("Uncaught exception. Entering post mortem debugging",
                "Running 'cont' or 'step' will restart the program")
+NO_FORKER = "whatif needs the neural part and its model (pip install 'retrograde[neural]')"
 _END_TEXTS = frozenset({
     "Reached the end of the trace.", "At the end of the trace: nothing further to replay.",
     "The program crashed here: nothing further to run forward.",
@@ -99,6 +105,67 @@ def value_repr(value: object) -> str:
     return value.text if isinstance(value, Opaque) else repr(value)
 
 
+# "What if": (timeline, step index, NAME -> EXPR in order) -> a new timeline that starts from that step's
+# frame with the names rebound. The replay layer knows no model: a front end passes one in (neural.whatif
+# through retrograde.cli, tui.cli, retrograde.dap); it raises ForkError with one sentence when it cannot.
+Forker = Callable[[Timeline, int, Mapping[str, str]], Timeline]
+
+
+class ForkError(EngineError):
+    """A what-if that cannot be made (a name the frame cannot bind, a bad expression, no model)."""
+
+
+class LazyForker:
+    """A Forker made on first use, so that the model loads when the first `whatif` asks for it.
+
+    A `make` that fails (ForkError: no model) is tried again at the next `whatif`."""
+
+    def __init__(self, make: Callable[[], Forker]) -> None:
+        self._make = make
+        self._forker: Forker | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, timeline: Timeline, index: int, changes: Mapping[str, str]) -> Timeline:
+        with self._lock:
+            if self._forker is None:
+                self._forker = self._make()
+            forker = self._forker
+        return forker(timeline, index, changes)
+
+
+_WHATIF_USAGE = "whatif wants NAME = EXPR, several separated by ;, like: whatif n = 5; items = [3, 1]"
+
+
+def parse_changes(text: str) -> dict[str, str]:
+    """`n = 5; items = [3, 1]` (also `n += 1`, `a = b = 0`) as {NAME: EXPR} in order; BadArgument if not."""
+    try:
+        tree = ast.parse(text.strip())
+    except SyntaxError:
+        raise BadArgument(_WHATIF_USAGE) from None
+    if not tree.body:
+        raise BadArgument(_WHATIF_USAGE)
+    changes: dict[str, str] = {}
+    source = text.strip()
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and all(isinstance(t, ast.Name) for t in statement.targets):
+            expression = ast.get_source_segment(source, statement.value) or ast.unparse(statement.value)
+            names = [t.id for t in statement.targets if isinstance(t, ast.Name)]
+        elif isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
+            name = statement.target.id
+            expression = ast.unparse(ast.BinOp(ast.Name(name), statement.op, statement.value))
+            names = [name]
+        elif isinstance(statement, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            raise BadArgument("whatif rebinds plain names, one per assignment (a = 1; b = 2), "
+                              f"not {ast.unparse(statement)!r}")
+        else:
+            raise BadArgument(_WHATIF_USAGE)
+        for name in names:
+            if name in changes:
+                raise BadArgument(f"whatif sets {name} twice: give it one expression")
+            changes[name] = expression.strip()
+    return changes
+
+
 class Session:
     """One replay: an engine over a timeline plus the state pdb keeps between stops; it never prints."""
 
@@ -109,6 +176,30 @@ class Session:
         # pdb leaves `__return__` in a frame's locals after a return stop, so later stops in the same
         # generator frame still show `->value`; kept so the output matches pdb's.
         self.returned: dict[int, tuple[int, str]] = {}
+
+    # -- what if --------------------------------------------------------------------------------------------
+    def fork(self, forker: Forker, changes: Mapping[str, str],
+             session_for: Callable[[Timeline], Session] | None = None) -> Session:
+        """A new session over `forker`'s timeline from the selected frame at this step with `changes`.
+
+        Breakpoints and catchpoints come along as copies with the same numbers (hits, ignore counts and
+        conditions too); watchpoints belong to the recording's frames and stay behind. This session is
+        left untouched."""
+        engine = self.engine
+        frame = engine.selected()
+        if frame.event in RETURNS:
+            leaves = "unwinds" if frame.event == Event.UNWIND else "returns"
+            raise ForkError(f"{co_name(frame.func)}() {leaves} at this step: go back to one of its "
+                            "lines (rs) to change what it does")
+        timeline = forker(engine.timeline, frame.index, changes)
+        fork = session_for(timeline) if session_for is not None else Session(timeline, restart=False)
+        points = fork.engine.points
+        for number, point in engine.points.items():
+            if isinstance(point, Breakpoint | Catchpoint):
+                points[number] = replace(point, reported=set())
+        # Numbering goes on from the recording's, so a number names the same point in both.
+        fork.engine._next_number = max(fork.engine._next_number, engine._next_number)
+        return fork
 
     # -- moving ---------------------------------------------------------------------------------------------
     def forward(self, action: Callable[[], Stop]) -> Stop:
@@ -234,5 +325,6 @@ class Session:
         return f"display {expression.strip()}: {shown[expression.strip()]}"
 
 
-__all__ = ["POST_MORTEM", "RESTARTED", "Session", "exception_text", "exit_status", "location_text",
-           "marker_line", "short_repr", "value_repr"]
+__all__ = ["NO_FORKER", "POST_MORTEM", "RESTARTED", "ForkError", "Forker", "LazyForker", "Session",
+           "exception_text", "exit_status", "location_text", "marker_line", "parse_changes", "short_repr",
+           "value_repr"]

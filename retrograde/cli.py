@@ -2,7 +2,7 @@
 
 Each package registers its own commands (`register(subparsers)` in its `cli.py`); this module only
 lists them, in help order, and wires what crosses layers: `replay --neural` gets the model's timeline
-from the neural package, which the replay package cannot import.
+from the neural package, which the replay package cannot import, and `whatif` its forker.
 """
 
 from __future__ import annotations
@@ -45,7 +45,21 @@ def _replay_registrar() -> Registrar | None:
         from replay import cli
     except ImportError:
         return None
-    return functools.partial(cli.register, predicted=predicted_timeline)
+    return functools.partial(cli.register, predicted=predicted_timeline, forker=whatif_forker)
+
+
+def whatif_forker(model: str | None = None) -> Any:
+    """`whatif`'s replay.session.Forker: neural's what-if, imported and its model loaded on first use."""
+    from replay.session import NO_FORKER, ForkError, LazyForker
+
+    def make() -> Any:
+        try:
+            from neural.whatif import load_forker
+        except ImportError:
+            raise ForkError(NO_FORKER) from None
+        return load_forker(model)
+
+    return LazyForker(make)
 
 
 def predicted_timeline(path: str, call: str | None, model: str | None, max_steps: int) -> Any:

@@ -15,7 +15,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from tracer.format import TraceFormatError, TraceReader, describe_bytes, export_records
+from tracer.format import (
+    TraceFormatError,
+    TraceReader,
+    damage_sentence,
+    describe_bytes,
+    export_records,
+)
 
 PROG = "retrograde"
 
@@ -248,8 +254,11 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def trace_info(path: str) -> dict[str, Any]:
-    """A trace's summary: program, python, steps, size, files, functions, how the recording ended."""
+    """A trace's summary: program, python, steps, size, files, functions, how the recording ended, and
+    the damage found by reading every chunk (`damage`: [] for a whole file)."""
     with TraceReader(path) as reader:
+        damage = reader.verify()
+        unreadable = sum((d.stop or 0) - (d.start or 0) for d in damage if d.part == "chunk")
         footer = reader.footer or {}
         header = reader.header
         line_steps = sum(entry.summary.line_steps for entry in reader.chunks)
@@ -276,16 +285,23 @@ def trace_info(path: str) -> dict[str, Any]:
             "truncated_at": reader.truncated_at,
             "max_steps_reached": bool(footer.get("max_steps_reached")),
             "recorder_error": footer.get("error"),
+            "damaged": bool(damage),
+            "damage": [d.as_json() for d in damage],
+            "readable_steps": reader.step_count - unreadable,
+            "damage_text": damage_sentence(path, damage, len(reader.chunks)) if damage else None,
         }
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """Print the summary of a trace (as one JSON object with --json)."""
+    """Print the summary of a trace (as one JSON object with --json); exit status 1 if it is damaged."""
     info = trace_info(args.trace)
+    status = _info_status(info)
     if args.json:
-        print(json.dumps(info))
-        return 0
-    if info["truncated_at"] is not None:
+        print(json.dumps(dict(info, status=status)))
+        return _damage_exit(info)
+    if info["damaged"]:
+        status = "damaged: " + "; ".join(info["damage_text"].split(" is damaged: ", 1)[1:])
+    elif info["truncated_at"] is not None:
         status = f"truncated at step {info['truncated_at']} (the recording did not finish)"
     elif info["max_steps_reached"]:
         status = f"stopped at --max-steps after {info['steps']} steps"
@@ -312,7 +328,26 @@ def cmd_info(args: argparse.Namespace) -> int:
     if info["recorder_error"]:
         lines.append(f"warning:      {info['recorder_error']}")
     print("\n".join(lines))
-    return 0
+    return _damage_exit(info)
+
+
+def _info_status(info: dict[str, Any]) -> str:
+    """One word for --json: damaged, truncated, max_steps or complete."""
+    if info["damaged"]:
+        return "damaged"
+    if info["truncated_at"] is not None:
+        return "truncated"
+    return "max_steps" if info["max_steps_reached"] else "complete"
+
+
+def _damage_exit(info: dict[str, Any]) -> int:
+    """0 for an undamaged trace; else the damage sentence on stderr and 1."""
+    if not info["damaged"]:
+        return 0
+    return fail(
+        f"{info['damage_text']}; {info['readable_steps']} of {info['steps']} steps still read "
+        "(retrograde export writes them)"
+    )
 
 
 def _describe_exit(exit_info: dict[str, Any]) -> str:
@@ -329,11 +364,23 @@ def _describe_exit(exit_info: dict[str, Any]) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     """Print every step of the trace as one JSON object per line (tracer.format.EXPORT_FIELDS)."""
     with TraceReader(args.trace) as reader:
-        if reader.truncated_at is not None:
+        if reader.truncated_at is not None and not reader.damage:
             print(f"{PROG}: note: {args.trace} is truncated at step {reader.truncated_at}", file=sys.stderr)
         write = sys.stdout.write
         dumps = json.JSONEncoder(ensure_ascii=False).encode
-        for record in export_records(reader):
+        exported = 0
+        # A damaged chunk's steps are left out and the export goes on: nothing that reads is lost.
+        for record in export_records(reader, skip_damaged=True):
             write(dumps(record))
             write("\n")
+            exported += 1
+        reader.verify_files()  # a few records: the paths and sources the steps refer to
+        damage = reader.damage
+        if damage:
+            sys.stdout.flush()
+            return fail(
+                f"{damage_sentence(args.trace, damage, len(reader.chunks))}; exported the "
+                f"{exported} of {reader.step_count} steps that still read, so the output has gaps "
+                "(record the program again for a whole trace)"
+            )
     return 0

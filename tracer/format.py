@@ -12,10 +12,20 @@ Records are msgpack arrays whose first element is a tag:
         steps start..start+count-1; payload is a zstd frame (zlib before version 3) of the msgpack of
         [keyframe, events, fids, lines, changes, values, frames, outputs]  (see ChunkData)
     [TAG_FOOTER, footer map]                            index of chunks, totals, exit status
+    [TAG_CHECKSUMS, CHECKSUMS.pack(footer, header, files, codes crc)]    20 bytes (since 2026-12)
 
 The trailer is 16 bytes: the footer's offset (uint64 little endian) and TRAILER_MAGIC. A process killed
 mid-run leaves no footer: readers then scan the records and stop at the first incomplete one, reporting
 the trace as truncated at that step.
+
+What is checked: every chunk payload carries zstd's XXH64 checksum of its content, and its record head
+must agree with the footer's index; the checksums record between the footer and the trailer holds the
+CRC-32 of the footer record's bytes, of the magic and header, of the file records (paths and source
+text) one after the other, and of the code records likewise. A damaged chunk raises CorruptChunkError
+(naming the chunk and its steps); the other chunks still read, each from its own keyframe. A footer that
+fails its checksum is ignored (the records are scanned instead, as for a killed recording);
+TraceReader.damage lists what was found, TraceReader.verify() looks at everything. Files written before
+the checksums record read as before, unchecked beyond the chunk payloads.
 """
 
 from __future__ import annotations
@@ -73,6 +83,12 @@ TAG_FILE = 1
 TAG_CODE = 2
 TAG_CHUNK = 3
 TAG_FOOTER = 9
+TAG_CHECKSUMS = 10  # follows the footer; older readers never look past the footer, so it is additive
+# CRC-32 of the footer record, of magic + header, of the file records, of the code records.
+CHECKSUMS = struct.Struct("<IIII")
+# The checksums record is always these 4 bytes (fixarray of 2, TAG_CHECKSUMS, bin8 of 16) and the 16.
+CHECKSUMS_HEAD = bytes([0x92, TAG_CHECKSUMS, 0xC4, CHECKSUMS.size])
+CHECKSUMS_RECORD_SIZE = len(CHECKSUMS_HEAD) + CHECKSUMS.size
 
 
 
@@ -110,6 +126,73 @@ _UNPACK_LIMITS: dict[str, Any] = {
 
 class TraceFormatError(Exception):
     """The trace file is missing, empty, foreign, corrupt or of an unsupported version."""
+
+
+class CorruptChunkError(TraceFormatError):
+    """One chunk of a trace cannot be read (its checksum fails or its contents are malformed); the steps of
+    the other chunks still read."""
+
+    def __init__(self, path: str, number: int, chunks: int, start: int, count: int, reason: str) -> None:
+        self.path = path
+        self.number = number
+        self.chunks = chunks
+        self.start = start
+        self.stop = start + count  # exclusive
+        self.reason = reason
+        # What is wrong, then what to do.
+        name = os.path.basename(path)
+        self.what = f"{name}: chunk {number} of {chunks} (steps {self.steps}) is corrupt ({reason})"
+        super().__init__(f"{self.what}; the other steps still read (retrograde export writes them)")
+
+    @property
+    def steps(self) -> str:
+        """The unreadable steps as text, like `0-8191`."""
+        return f"{self.start}-{self.stop - 1}" if self.stop - self.start > 1 else str(self.start)
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """A damaged part of a trace file found by the reader: what it is, its chunk and steps if any, why."""
+
+    part: str  # "chunk", "footer", "header" or "file record"
+    reason: str
+    chunk: int | None = None
+    start: int | None = None
+    stop: int | None = None  # exclusive
+
+    def describe(self, chunks: int) -> str:
+        """One clause, like `chunk 3 of 8 (steps 150-199) is corrupt (its checksum does not match)`."""
+        if self.part in ("chunk", "chunk head") and self.start is not None and self.stop is not None:
+            steps = f"{self.start}-{self.stop - 1}" if self.stop - self.start > 1 else str(self.start)
+            head = "the record head of " if self.part == "chunk head" else ""
+            return f"{head}chunk {self.chunk} of {chunks} (steps {steps}) is corrupt ({self.reason})"
+        verb = "are" if self.part.endswith("s") else "is"
+        return f"the {self.part} {verb} corrupt ({self.reason})"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"part": self.part, "chunk": self.chunk, "start": self.start, "stop": self.stop,
+                "reason": self.reason}
+
+
+def damage_sentence(path: str, damage: list[Damage], chunks: int) -> str:
+    """One sentence naming the file and every damaged part, and what to do."""
+    listed = "; ".join(d.describe(chunks) for d in damage[:4])
+    if len(damage) > 4:
+        listed += f"; and {len(damage) - 4} more"
+    return f"{os.path.basename(path)} is damaged: {listed}"
+
+
+def _chunk_reason(exc: BaseException) -> str:
+    """Why a chunk failed to read, in words."""
+    if isinstance(exc, zstandard.ZstdError):
+        if "checksum" in str(exc).lower():
+            return "its checksum does not match"
+        return "its compressed data does not decode"
+    if isinstance(exc, zlib.error):
+        return "its compressed data does not decode"
+    if isinstance(exc, TraceFormatError):
+        return f"its contents are malformed: {exc}"
+    return f"its contents are malformed ({type(exc).__name__})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,11 +458,14 @@ class TraceWriter:
         self._chunks: list[list[Any]] = []
         self._files: list[list[Any]] = []
         self._codes: list[list[Any]] = []
+        self._files_crc = 0  # CRC-32 of the file records, one after the other
+        self._codes_crc = 0  # and of the code records
         self._offset = 0
         # Used by one thread at a time: the writer thread, or the caller when there is none.
         self._compressor = payload_compressor(level)
-        self._write(MAGIC)
-        self._write(self._packer.pack(dict(header, format_version=FORMAT_VERSION)))
+        head = MAGIC + self._packer.pack(dict(header, format_version=FORMAT_VERSION))
+        self._header_crc = zlib.crc32(head)
+        self._write(head)
         self._file.flush()
         self.closed = False
         self.error: BaseException | None = None
@@ -450,9 +536,11 @@ class TraceWriter:
             elif kind == "file":
                 record = pack([TAG_FILE, *job[1:]])
                 self._files.append([job[1], job[2], offset])
+                self._files_crc = zlib.crc32(record, self._files_crc)
             else:
                 record = pack([TAG_CODE, *job[1:]])
                 self._codes.append(list(job[1:]))
+                self._codes_crc = zlib.crc32(record, self._codes_crc)
             parts.append(record)
             offset += len(record)
         self._write(b"".join(parts))
@@ -503,7 +591,10 @@ class TraceWriter:
         if self.error is not None:
             footer = dict(footer, error=footer.get("error") or f"writing a chunk failed: {self.error}")
         body = dict(footer, chunks=self._chunks, files=self._files, codes=self._codes)
-        offset = self._write(self._packer.pack([TAG_FOOTER, body]))
+        record = self._packer.pack([TAG_FOOTER, body])
+        offset = self._write(record)
+        crcs = CHECKSUMS.pack(zlib.crc32(record), self._header_crc, self._files_crc, self._codes_crc)
+        self._write(CHECKSUMS_HEAD + crcs)
         self._write(TRAILER.pack(offset, TRAILER_MAGIC))
         self._file.flush()
         self._file.close()
@@ -544,6 +635,14 @@ class TraceReader:
         self.chunks: list[ChunkEntry] = []
         self.footer: dict[str, Any] | None = None
         self.truncated_at: int | None = None
+        # What the checksums record says (None: a file written before it, or no footer), and the damage
+        # found so far: on opening (header, footer), then by every chunk read (read_chunk) and by verify().
+        self.checksums: tuple[int, ...] | None = None  # CRC-32 of footer, header, file and code records
+        self._damage: list[Damage] = []
+        self.damaged_chunks: dict[int, CorruptChunkError] = {}
+        self._head_damage: dict[int, Damage] = {}
+        self._packed_summaries: list[Any] = []  # the footer's copy of each chunk's summary, as stored
+        self._files_checked = self._codes_checked = False
         self._sources: dict[int, str | None] = {}
         try:
             self._open(name)
@@ -577,14 +676,65 @@ class TraceReader:
         if not self._read_footer(name):
             self._scan(name)
 
+    def _crc(self, start: int, stop: int, value: int = 0) -> int:
+        """CRC-32 of the file's bytes start..stop-1, read a megabyte at a time."""
+        self._file.seek(start)
+        while start < stop:
+            block = self._file.read(min(stop - start, 1 << 20))
+            if not block:
+                break
+            value = zlib.crc32(block, value)
+            start += len(block)
+        return value
+
+    def _read_checksums(self) -> tuple[int, ...] | None:
+        """The checksums record before the trailer, or None (an older file, or no footer)."""
+        at = self.size - TRAILER.size - CHECKSUMS_RECORD_SIZE
+        if at < self._body_start:
+            return None
+        self._file.seek(at)
+        data = self._file.read(CHECKSUMS_RECORD_SIZE)
+        if not data.startswith(CHECKSUMS_HEAD):
+            return None
+        return CHECKSUMS.unpack(data[len(CHECKSUMS_HEAD) :])
+
     def _read_footer(self, name: str) -> bool:
         if self.size < self._body_start + TRAILER.size:
             return False
         self._file.seek(self.size - TRAILER.size)
         offset, magic = TRAILER.unpack(self._file.read(TRAILER.size))
-        if magic != TRAILER_MAGIC or not (self._body_start <= offset < self.size - TRAILER.size):
+        if magic != TRAILER_MAGIC:
+            if self._read_checksums() is not None:  # a finished recording whose trailer is damaged
+                why = "its magic bytes are wrong; the chunks were re-indexed"
+                self._damage.append(Damage("trailer", why))
             return False
-        record = self._record_at(offset)
+        checksums = self._read_checksums()
+        footer_end = self.size - TRAILER.size - (CHECKSUMS_RECORD_SIZE if checksums else 0)
+        if checksums is not None:
+            self.checksums = checksums
+            if self._crc(0, self._body_start) != checksums[1]:
+                why = "its checksum does not match: argv, cwd or python may be wrong"
+                self._damage.append(Damage("header", why))
+            if not (self._body_start <= offset < footer_end):
+                why = "it points outside the file; the chunks were re-indexed"
+                self._damage.append(Damage("trailer", why))
+                return False
+            if self._crc(offset, footer_end) != checksums[0]:
+                why = "its checksum does not match; the chunks were re-indexed, the exit status is lost"
+                self._damage.append(Damage("footer", why))
+                return False
+        if not (self._body_start <= offset < footer_end):
+            return False
+        self._file.seek(offset)
+        unpacker = msgpack.Unpacker(self._file, **_UNPACK_LIMITS)
+        try:
+            record = unpacker.unpack()
+        except msgpack.OutOfData:
+            raise TraceFormatError(f"{name} is truncated at byte {self.size}") from None
+        if checksums is None and offset + unpacker.tell() == footer_end - CHECKSUMS_RECORD_SIZE:
+            # The footer leaves exactly a checksums record's room before the trailer: it is there, damaged.
+            why = "it does not parse, so the footer, header, file and code records go unchecked"
+            self._damage.append(Damage("checksums record", why))
         _check(
             isinstance(record, list) and len(record) == 2 and record[0] == TAG_FOOTER,
             f"{name} has a corrupt footer",
@@ -602,6 +752,7 @@ class TraceReader:
             self.chunks.append(
                 ChunkEntry(number, int(start), int(count), int(chunk_offset), ChunkSummary.unpack(summary))
             )
+            self._packed_summaries.append(summary)
             expected = start + count
         _check(expected == footer.get("steps", expected), f"{name}: the index and the step count disagree")
         self.footer = footer
@@ -618,7 +769,7 @@ class TraceReader:
                 record = unpacker.unpack()
             except msgpack.OutOfData:
                 break
-            except (ValueError, msgpack.UnpackException):
+            except _DECODE_ERRORS:
                 break  # garbage after the last good record: treat like a cut
             if not isinstance(record, list) or not record:
                 break
@@ -663,20 +814,112 @@ class TraceReader:
         return self.truncated_at is not None or bool(self.footer and self.footer.get("max_steps_reached"))
 
     def read_chunk(self, number: int) -> ChunkData:
+        """Chunk `number` decoded; CorruptChunkError (also kept in damaged_chunks) if it cannot be read.
+
+        The payload is what counts: a record head (number, steps, summary) that disagrees with the index
+        is noted as damage (the footer's index is checksummed, so it is the head that is wrong) while the
+        steps, checked by the payload's own checksum, still read."""
         entry = self.chunks[number]
         try:
-            record = self._record_at(entry.offset)
+            self._file.seek(entry.offset)
+            record = msgpack.Unpacker(self._file, **_UNPACK_LIMITS).unpack()
             _check(
-                isinstance(record, list) and len(record) == 6 and record[0] == TAG_CHUNK,
-                f"{os.path.basename(self.path)} has a corrupt chunk {number}",
+                isinstance(record, list) and len(record) == 6 and isinstance(record[5], bytes),
+                "its record is not a chunk record",
             )
-            return ChunkData.unpack_payload(entry.start, entry.count, record[5], version=self.version)
-        except TraceFormatError:
-            raise
+            data = ChunkData.unpack_payload(entry.start, entry.count, record[5], version=self.version)
+        except msgpack.OutOfData:
+            reason = "its record runs past the end of the file"
         except _DECODE_ERRORS as exc:
-            raise TraceFormatError(
-                f"{os.path.basename(self.path)} has a corrupt chunk {number} ({type(exc).__name__})"
-            ) from None
+            reason = _chunk_reason(exc)
+        except TraceFormatError as exc:
+            reason = str(exc)
+        else:
+            packed = self._packed_summaries[number] if number < len(self._packed_summaries) else record[4]
+            if record[:4] != [TAG_CHUNK, number, entry.start, entry.count] or record[4] != packed:
+                self._head_damage[number] = Damage(
+                    "chunk head", "it disagrees with the index; the steps still read", number, entry.start,
+                    entry.start + entry.count,
+                )
+            return data
+        error = CorruptChunkError(self.path, number, len(self.chunks), entry.start, entry.count, reason)
+        self.damaged_chunks[number] = error
+        raise error
+
+    @property
+    def damage(self) -> list[Damage]:
+        """Every damaged part found so far (call verify() to look at every chunk and file record)."""
+        chunks = [
+            Damage("chunk", error.reason, number, error.start, error.stop)
+            for number, error in sorted(self.damaged_chunks.items())
+        ]
+        heads = [self._head_damage[n] for n in sorted(self._head_damage) if n not in self.damaged_chunks]
+        return [*self._damage, *chunks, *heads]
+
+    def verify_files(self) -> None:
+        """Check the file records (paths and source text) against their checksum, when the file has one."""
+        if self.checksums is None or self._files_checked:
+            return
+        self._files_checked = True
+        value = 0
+        for _path, offset in sorted(self.files.values(), key=lambda item: item[1]):
+            try:
+                self._file.seek(offset)
+                unpacker = msgpack.Unpacker(self._file, **_UNPACK_LIMITS)
+                unpacker.skip()
+                value = self._crc(offset, offset + unpacker.tell(), value)
+            except _DECODE_ERRORS:
+                value = -1
+                break
+        if value != self.checksums[2]:
+            why = "their checksum does not match: a path or source text may be wrong"
+            self._damage.append(Damage("file records", why))
+
+    def _verify_codes(self) -> None:
+        """Check the code records (function names) against their checksum: one pass over the records. A
+        chunk record that does not parse is skipped (read_chunk reports it); if that skip may have passed
+        over code records, they go unchecked."""
+        assert self.checksums is not None
+        chunk_offsets = {entry.offset for entry in self.chunks}
+        known = sorted(chunk_offsets | {offset for _path, offset in self.files.values()})
+        value, offset, skipped = 0, self._body_start, False
+        while offset < self.size:
+            self._file.seek(offset)
+            unpacker = msgpack.Unpacker(self._file, **_UNPACK_LIMITS)
+            try:
+                record = unpacker.unpack()
+                _check(isinstance(record, list) and bool(record), "not a record")
+            except (TraceFormatError, *_DECODE_ERRORS):
+                later = [k for k in known if k > offset]
+                if offset not in chunk_offsets or not later:
+                    why = f"the record at byte {offset} does not parse"
+                    self._damage.append(Damage("records", why))
+                    return
+                offset, skipped = later[0], True
+                continue
+            end = offset + unpacker.tell()
+            if record[0] == TAG_FOOTER:
+                break
+            if record[0] == TAG_CODE:
+                value = self._crc(offset, end, value)
+            offset = end
+        if value != self.checksums[3] and not skipped:
+            self._damage.append(Damage("code records", "their checksum does not match: a name may be wrong"))
+
+    def verify(self) -> list[Damage]:
+        """Read every chunk (checking its zstd checksum, contents and record head) and, when the file has a
+        checksums record, its file and code records; returns the damage found (empty: the file is whole)."""
+        for number in range(len(self.chunks)):
+            if number not in self.damaged_chunks:
+                try:
+                    self.read_chunk(number)
+                except CorruptChunkError:
+                    pass
+        if self.checksums is not None and not self._codes_checked:
+            self._codes_checked = True
+            self.verify_files()
+            self._verify_codes()
+        return self.damage
 
     def source(self, file_id: int) -> str | None:
         if file_id not in self._sources:
@@ -759,16 +1002,18 @@ EXPORT_FIELDS = ("step", "event", "file", "line", "func", "depth", "thread", "lo
 
 
 def export_records(
-    reader: TraceReader, *, strip_root: str = "", locals_as_pairs: bool = False
+    reader: TraceReader, *, strip_root: str = "", locals_as_pairs: bool = False, skip_damaged: bool = False
 ) -> Iterator[dict[str, Any]]:
     """Every step of a trace as an EXPORT_FIELDS record, in one sequential pass over the chunks.
 
     locals are the stepping frame's locals after the step (repr text); value is the return, yield or
     exception value (None for an unwinding frame); strip_root makes files under that directory relative.
-    Malformed chunk contents raise TraceFormatError.
+    Malformed chunk contents raise TraceFormatError (CorruptChunkError); with skip_damaged, the steps of a
+    damaged chunk are left out (reader.damaged_chunks lists them) and the next chunk starts afresh from
+    its keyframe, so every readable step is exported.
     """
     try:
-        yield from _export_records(reader, strip_root, locals_as_pairs)
+        yield from _export_records(reader, strip_root, locals_as_pairs, skip_damaged)
     except TraceFormatError:
         raise
     except _DECODE_ERRORS as exc:
@@ -778,7 +1023,24 @@ def export_records(
         ) from None
 
 
-def _export_records(reader: TraceReader, strip_root: str, pairs: bool) -> Iterator[dict[str, Any]]:
+def _readable_chunks(reader: TraceReader, skip_damaged: bool) -> Iterator[tuple[ChunkData, bool]]:
+    """(chunk, whether the chunk before it was skipped as damaged) for every chunk that reads."""
+    skipped = False
+    for number in range(len(reader.chunks)):
+        try:
+            chunk = reader.read_chunk(number)
+        except CorruptChunkError:
+            if not skip_damaged:
+                raise
+            skipped = True
+            continue
+        yield chunk, skipped
+        skipped = False
+
+
+def _export_records(
+    reader: TraceReader, strip_root: str, pairs: bool, skip_damaged: bool
+) -> Iterator[dict[str, Any]]:
     from tracer.values import decode_text
 
     prefix = strip_root + os.sep if strip_root else ""
@@ -789,7 +1051,9 @@ def _export_records(reader: TraceReader, strip_root: str, pairs: bool) -> Iterat
         code_file[code_id] = path[len(prefix) :] if prefix and path.startswith(prefix) else path
         code_name[code_id] = info.qualname
     states: dict[int, dict[str, Any]] = {}  # fid -> encoded locals of every live frame
-    for chunk in reader.iter_chunks():
+    for chunk, after_gap in _readable_chunks(reader, skip_damaged):
+        if after_gap:
+            states.clear()  # changes were lost with the damaged chunk: the keyframe has every live frame
         # (code_id, thread, depth) per frame at the chunk's start; a generator resumed under another
         # caller takes the new thread and depth at its move's offset (chunk.moves is in step order).
         meta: dict[int, tuple[int, int, int]] = {}

@@ -23,9 +23,9 @@ from textual.worker import WorkerCancelled, get_current_worker
 from replay.breakpoints import Breakpoint
 from replay.engine import Engine, EngineError, Stop, StopReason
 from replay.repl import ReplayShell
-from replay.session import Session, exception_text
+from replay.session import Forker, Session, exception_text
 from replay.source import co_name
-from replay.timeline import Step, Timeline, Value
+from replay.timeline import Step, Timeline, TimelineError, Value
 from tui.guarded import GuardedTimeline, SearchCancelled
 from tui.panes import HelpScreen, KeyBar, LocalsTree, StackList, ValueScreen
 from tui.search import Marks, find_line, matching_lines, scan_cost, scan_marks
@@ -55,6 +55,18 @@ _PLACEHOLDERS = {
     "search": "text; stops at the next step whose line contains it",
     "watch": "an expression in the selected frame, e.g. total or items[0]",
 }
+
+
+@dataclass(slots=True)
+class _View:
+    """What the panes show one timeline through; the recording's is kept while a what-if is shown."""
+
+    guarded: GuardedTimeline
+    session: Session
+    open_second: Callable[[], Timeline] | None
+    second: Timeline | None
+    marks: Marks
+    frame_locals: OrderedDict[int, tuple[int, dict[str, str], frozenset[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +131,7 @@ class RetroApp(App[int]):
 
     def __init__(self, timeline: Timeline, *, title: str | None = None,
                  open_reader: Callable[[], Timeline] | None = None, note: str = "",
-                 predictor: Any = None) -> None:
+                 predictor: Any = None, forker: Forker | None = None) -> None:
         super().__init__()
         self.predictor = predictor  # neural.predict.Predictor: the model's next step beside the recorded one
         self._predictor_lock = threading.Lock()
@@ -131,7 +143,11 @@ class RetroApp(App[int]):
         self.session = Session(self.guarded, restart=False)
         self.engine: Engine = self.session.engine
         self.shell = ReplayShell(self.guarded, io.StringIO(), self.console_buffer, interactive=False,
-                                 session=self.session)
+                                 session=self.session, forker=forker)
+        # `:whatif` forks a predicted timeline: its session reads through a guard of its own, and the
+        # recording's view waits in _recording until `:back`.
+        self.shell.session_for = lambda timeline: Session(GuardedTimeline(timeline), restart=False)
+        self._recording: _View | None = None
         self.trace_title = title or "trace"
         self._open_second = open_reader
         self._second: Timeline | None = None
@@ -209,7 +225,10 @@ class RetroApp(App[int]):
         source.border_title = self.display_path(selected.file)
         source.border_subtitle = f"line {selected.line}"
         self.query_one("#locals", LocalsTree).show(*self._locals_for(selected))
-        stack = engine.stack() if current.depth > 0 or engine.frame_index else [current]
+        try:
+            stack = engine.stack() if current.depth > 0 or engine.frame_index else [current]
+        except TimelineError:  # a caller's steps lie in a damaged chunk of the recording: this frame alone
+            stack = [current]
         self.query_one("#stack", StackList).show(stack, engine.frame_index, self.display_path)
         self._refresh_output()
         self._refresh_prediction()
@@ -281,6 +300,10 @@ class RetroApp(App[int]):
         pane = self.query_one("#prediction", Static)
         if not pane.display:
             return
+        if self.shell.forked:
+            self._predicted_at = self.engine.position
+            pane.update(Text("a what-if: every step here is the model's", style="dim"))
+            return
         self._predicted_at = self.engine.position
         pane.update(Text("predicting...", style="dim"))
         self._predict(self.engine.position)
@@ -336,6 +359,8 @@ class RetroApp(App[int]):
         belongs to the worker thread."""
         step, end, frame_index = self._status
         status = Text(no_wrap=True, overflow="ellipsis")
+        if self.shell.forked:
+            status.append(" WHAT IF · predicted by the model · :back returns ", "bold black on #d7af5f")
         status.append(f" {self.trace_title} ", "bold black on #87afd7")
         status.append(f" step {step.index}/{end} ", "bold")
         status.append(f"{step.event} ", "bold yellow" if step.event == "exception" else "grey62")
@@ -382,7 +407,7 @@ class RetroApp(App[int]):
             # One event away: always quick, so no worker round trip.
             try:
                 self.finish(motion())
-            except EngineError as exc:
+            except (EngineError, TimelineError) as exc:  # a damaged chunk: say so, stay open
                 self.finish(_Failed(str(exc)))
             return
         self.run_in_background(name, motion)
@@ -421,7 +446,7 @@ class RetroApp(App[int]):
             outcome = job()
         except SearchCancelled:
             outcome = _Cancelled(label)
-        except EngineError as exc:
+        except (EngineError, TimelineError) as exc:
             outcome = _Failed(str(exc))
         except Exception as exc:  # a bug must show as a message, not end the session
             outcome = _Failed(f"internal error: {type(exc).__name__}: {exc}")
@@ -450,6 +475,7 @@ class RetroApp(App[int]):
             if outcome.quit:
                 self.exit(0)
                 return
+            self._follow_shell()
         elif isinstance(outcome, _Failed):
             self.note = outcome.message
             self.write_console("*** " + outcome.message)
@@ -465,13 +491,48 @@ class RetroApp(App[int]):
         self.console_buffer.truncate()
         return text
 
+    # -- what if ------------------------------------------------------------------------------------------
+    def _view(self) -> _View:
+        return _View(self.guarded, self.session, self._open_second, self._second, self.marks,
+                     self._frame_locals)
+
+    def _show_view(self, view: _View) -> None:
+        self.guarded, self.session, self.engine = view.guarded, view.session, view.session.engine
+        self._open_second, self._second = view.open_second, view.second
+        self.marks, self._frame_locals = view.marks, view.frame_locals
+        self._output_at = -1  # the output pane and the model's pane follow the new timeline
+        self._predicted_at = -1
+
+    def _follow_shell(self) -> None:
+        """After `:whatif` or `:back`, show the timeline the command line now steps."""
+        session = self.shell.session
+        if session is self.session:
+            return
+        if self.shell.forked:
+            if self._recording is None:
+                self._recording = self._view()
+            guarded = session.engine.timeline
+            assert isinstance(guarded, GuardedTimeline)  # made by shell.session_for
+            inner = guarded.inner
+            self._show_view(_View(guarded, session, lambda: inner, None, Marks(), OrderedDict()))
+            self.note = "a what-if: the model predicts every step from here; :back returns to the recording"
+        else:
+            assert self._recording is not None
+            self._show_view(self._recording)
+            self._recording = None
+            self.note = "back to the recording"
+        self.query_one("#prompt", Static).update(self._prompt_text("command"))
+
+    def _prompt_text(self, mode: str) -> str:
+        return "(retro whatif)" if mode == "command" and self.shell.forked else _PROMPTS[mode]
+
     # -- frames, breakpoints --------------------------------------------------------------------------------
     def action_frame(self, delta: int) -> None:
         if self._refuse_while_busy():
             return
         try:
             self.engine.up(delta) if delta > 0 else self.engine.down(-delta)
-        except EngineError as exc:
+        except (EngineError, TimelineError) as exc:
             self.set_note(str(exc))
             return
         self.note = ""
@@ -506,7 +567,7 @@ class RetroApp(App[int]):
             else:
                 point = engine.add_breakpoint(f"{file}:{line}")
                 self.set_note(f"breakpoint {point.number} at {self.display_path(file)}:{line}")
-        except EngineError as exc:
+        except (EngineError, TimelineError) as exc:
             self.set_note(f"no breakpoint at line {line}: {exc}")
             return
         self.update_marks()
@@ -518,7 +579,7 @@ class RetroApp(App[int]):
             return
         try:
             self.finish(self.engine.goto(message.index))
-        except EngineError as exc:
+        except (EngineError, TimelineError) as exc:
             self.finish(_Failed(str(exc)))
 
     def update_marks(self) -> None:
@@ -546,7 +607,7 @@ class RetroApp(App[int]):
     # -- prompts and the command line ---------------------------------------------------------------------
     def action_prompt(self, mode: str) -> None:
         self.mode = mode
-        self.query_one("#prompt", Static).update(_PROMPTS[mode])
+        self.query_one("#prompt", Static).update(self._prompt_text(mode))
         field = self.query_one("#command", Input)
         field.placeholder = _PLACEHOLDERS[mode]
         field.value = self._last_search if mode == "search" else ""
@@ -554,7 +615,7 @@ class RetroApp(App[int]):
 
     def _leave_prompt(self) -> None:
         self.mode = "command"
-        self.query_one("#prompt", Static).update(_PROMPTS["command"])
+        self.query_one("#prompt", Static).update(self._prompt_text("command"))
         field = self.query_one("#command", Input)
         field.placeholder = _PLACEHOLDERS["command"]
         field.value = ""
@@ -594,7 +655,7 @@ class RetroApp(App[int]):
     def goto(self, text: str) -> None:
         try:
             stop = self.engine.goto_text(text)
-        except EngineError as exc:
+        except (EngineError, TimelineError) as exc:
             self.finish(_Failed(str(exc)))
             return
         self.finish(stop)
@@ -618,7 +679,7 @@ class RetroApp(App[int]):
     def add_watch(self, text: str) -> None:
         try:
             point = self.engine.add_watchpoint(text)
-        except EngineError as exc:
+        except (EngineError, TimelineError) as exc:
             self.finish(_Failed(str(exc)))
             return
         value = self.shell.value_text(text)
@@ -684,8 +745,9 @@ def _command_summary(shell: ReplayShell) -> str:
 
 
 def make_app(timeline: Timeline, *, title: str | None = None,
-             open_reader: Callable[[], Timeline] | None = None, predictor: Any = None) -> RetroApp:
-    """The TUI over a timeline (shared by `retrograde tui` and the tests).
+             open_reader: Callable[[], Timeline] | None = None, predictor: Any = None,
+             forker: Forker | None = None) -> RetroApp:
+    """The TUI over a timeline (shared by `retrograde tui` and the tests); `forker` makes `:whatif` work.
 
     `open_reader` opens a second, independent reader of the same trace for worker threads (the output pane
     and timeline marks of long traces); for a RecordedTimeline it defaults to reopening its file. Raises
@@ -698,6 +760,9 @@ def make_app(timeline: Timeline, *, title: str | None = None,
         if isinstance(timeline, RecordedTimeline):
             path = timeline.path
             open_reader = lambda: RecordedTimeline(path)  # noqa: E731
-            if timeline.truncated_at is not None:
+            if timeline.damage:
+                note = timeline.damage_text()
+            elif timeline.truncated_at is not None:
                 note = f"the trace is truncated at step {timeline.truncated_at}: the recording did not finish"
-    return RetroApp(timeline, title=title, open_reader=open_reader, note=note, predictor=predictor)
+    return RetroApp(timeline, title=title, open_reader=open_reader, note=note, predictor=predictor,
+                    forker=forker)

@@ -29,7 +29,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--call", metavar="EXPR", help='with --neural: the entry call, like "f(1, [2, 3])"')
     parser.add_argument("--predict", action="store_true",
                         help="beside a recording, show the model's prediction of each next step (p toggles)")
-    parser.add_argument("--model", metavar="PATH", help="model for --neural/--predict (default: bundled)")
+    parser.add_argument("--model", metavar="PATH",
+                        help="model for --neural, --predict and :whatif (default: bundled)")
     parser.add_argument("--max-steps", type=int, default=500, metavar="N",
                         help="with --neural: predict at most N steps (500)")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the script's arguments")
@@ -83,6 +84,12 @@ def open_timeline(path: str) -> Any:
         raise TuiError(f"cannot read {path}: {exc.strerror}") from None
     if len(timeline) == 0:
         raise TuiError(f"{path} holds no steps (nothing of the program's own code ran)")
+    from replay.cli import opening_refusal
+
+    refusal = opening_refusal(timeline, "the TUI")  # a damaged first or last chunk: a clean refusal
+    if refusal is not None:
+        timeline.close()
+        raise TuiError(refusal)
     return timeline
 
 
@@ -116,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
                     predictor = load_predictor(args.model)
                 except NeuralCliError as exc:
                     raise TuiError(str(exc)) from None
-                return launch(timeline, title, predictor=predictor)
-            return launch(open_timeline(trace), title)
+                return launch(timeline, title, predictor=predictor, model=args.model)
+            return launch(open_timeline(trace), title, model=args.model)
     except TuiError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
@@ -153,11 +160,27 @@ def launch_neural(args: argparse.Namespace) -> int:
         timeline = neural_timeline(args.target, args.call, args.model, args.max_steps)
     except NeuralCliError as exc:
         raise TuiError(str(exc)) from None
-    return launch(timeline, f"{os.path.basename(args.target)} (predicted)", open_reader=lambda: timeline)
+    return launch(timeline, f"{os.path.basename(args.target)} (predicted)", open_reader=lambda: timeline,
+                  model=args.model)
 
 
-def launch(timeline: Any, title: str, open_reader: Any = None, predictor: Any = None) -> int:
-    """Run the app on a terminal; refuses politely without one."""
+def whatif_forker(model: str | None = None) -> Any:
+    """`:whatif`'s replay.session.Forker: neural's what-if, imported and its model loaded on first use."""
+    from replay.session import NO_FORKER, ForkError, LazyForker
+
+    def make() -> Any:
+        try:
+            from neural.whatif import load_forker
+        except ImportError:
+            raise ForkError(NO_FORKER) from None
+        return load_forker(model)
+
+    return LazyForker(make)
+
+
+def launch(timeline: Any, title: str, open_reader: Any = None, predictor: Any = None,
+           model: str | None = None) -> int:
+    """Run the app on a terminal; refuses politely without one. `model` is what `:whatif` loads."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise TuiError("the TUI needs a terminal (try `retrograde replay TRACE` for a line-based session)")
     try:
@@ -167,8 +190,13 @@ def launch(timeline: Any, title: str, open_reader: Any = None, predictor: Any = 
     from replay.engine import EngineError
 
     try:
-        app = make_app(timeline, title=title, open_reader=open_reader, predictor=predictor)
+        app = make_app(timeline, title=title, open_reader=open_reader, predictor=predictor,
+                       forker=whatif_forker(model))
     except EngineError as exc:
         raise TuiError(str(exc)) from None
     result = app.run()
+    damage = getattr(timeline, "damage", None)
+    if damage:  # a damaged part of a recording was met (the app showed it): say so once more, and fail
+        print(f"{PROG}: {timeline.damage_text()}; those steps could not be shown", file=sys.stderr)
+        return 1
     return int(result or 0)

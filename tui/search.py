@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
-from replay.timeline import ChunkSummary, Step, Timeline
+from replay.timeline import ChunkSummary, Step, Timeline, TimelineError
 
 # Marks kept per kind: the bar has at most a few hundred cells, so more indexes add nothing visible.
 MAX_MARKS = 50_000
@@ -85,10 +85,13 @@ def scan_marks(timeline: Timeline, breakpoints: Collection[tuple[str, int]],
     for chunk in _mark_chunks(timeline, breakpoints):
         if cancelled():
             return None
-        for step in timeline.steps(chunk.start, chunk.stop):
-            if step.event == "line":
-                if (step.file, step.line) in breakpoints and len(hits) < MAX_MARKS:
-                    hits.append(step.index)
-            elif step.event == "exception" and len(raised) < MAX_MARKS:
-                raised.append(step.index)
+        try:
+            for step in timeline.steps(chunk.start, chunk.stop):
+                if step.event == "line":
+                    if (step.file, step.line) in breakpoints and len(hits) < MAX_MARKS:
+                        hits.append(step.index)
+                elif step.event == "exception" and len(raised) < MAX_MARKS:
+                    raised.append(step.index)
+        except TimelineError:
+            continue  # a damaged chunk of a recording: it shows no marks (navigating there says why)
     return Marks(tuple(hits), tuple(raised))

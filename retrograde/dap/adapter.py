@@ -74,11 +74,23 @@ class Adapter(BreakpointRequests, InspectionRequests):
         try:
             handler(message, arguments)
         except (RequestError, EngineError, LaunchError) as exc:
-            self.conn.respond(message, error=str(exc))
+            self._refuse(message, str(exc))
         except TimelineError as exc:
-            self.conn.respond(message, error=f"the trace cannot be read here: {exc}")
+            self._refuse(message, f"the trace cannot be read here: {exc}")
         except Exception as exc:  # a bug must not end the session: the client gets one sentence
-            self.conn.respond(message, error=f"internal error: {type(exc).__name__}: {exc}")
+            self._refuse(message, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _refuse(self, message: dict[str, Any], error: str) -> None:
+        """An error response; for a request already answered (a step that failed after its response), an
+        output event and a stop where the engine still is, so the client is not left running."""
+        if self.conn.last_answered != message.get("seq", 0):
+            self.conn.respond(message, error=error)
+            return
+        self.conn.event("output", {"category": "stderr", "output": f"retrograde: {error}\n"})
+        try:
+            self._stopped("step")
+        except Exception:  # nothing more to say than the output above
+            pass
 
     def close(self) -> None:
         if self.launched is not None:
@@ -223,6 +235,12 @@ class Adapter(BreakpointRequests, InspectionRequests):
                 return
             engine.goto(index)
             self._stopped(extra_reason, extra_ids)
+            return
+        if self._forked() and stop.reason in ("end", "crash"):
+            shell = self._shell
+            assert shell is not None
+            self.conn.event("output", {"category": "console", "output": shell.fork_end_text() + "\n"})
+            self._stopped("step")  # a what-if's end is not the program's: the session goes on
             return
         if stop.reason == "crash" and "uncaught" not in self.filters:
             self._terminate()  # the program ended by an exception nobody asked to stop at

@@ -151,6 +151,8 @@ class BreakpointRequests(SessionState):
     def _extra_stop(self, before: int, after: int, forward: bool) -> tuple[int, str, list[int]] | None:
         """The nearest hit of a hit-conditioned breakpoint (which the engine does not hold) inside the
         motion from `before` (excluded) to `after` (included)."""
+        if self._forked():
+            return None  # hit counts are counted over the recording, not over a what-if
         low, high = (before, after) if forward else (after, before)
         candidates: list[tuple[int, str, list[int]]] = []
         points = [p for ps in self.breakpoints.values() for p in ps] + self.function_breakpoints

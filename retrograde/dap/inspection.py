@@ -199,7 +199,10 @@ class InspectionRequests(SessionState):
         """A replay command (`history x`, `rc`, `b 12`...) through the REPL's own command layer."""
         engine = self._engine()
         if self._shell is None:
-            self._shell = ReplayShell(engine.timeline, io.StringIO(), io.StringIO(), interactive=False)
+            from retrograde.cli import whatif_forker
+
+            self._shell = ReplayShell(engine.timeline, io.StringIO(), io.StringIO(), interactive=False,
+                                      forker=whatif_forker())
             self._shell.session.engine = self._shell.engine = engine  # one engine: the client's
         shell = self._shell
         buffer = io.StringIO()
@@ -211,7 +214,10 @@ class InspectionRequests(SessionState):
             raise RequestError("use the client's stop button to end the session")
         shell.onecmd(shell.precmd(line))
         self.conn.respond(request, {"result": buffer.getvalue().rstrip("\n"), "variablesReference": 0})
-        if engine.position != before:
+        if shell.engine is not engine:  # whatif or back: the client now sees the other timeline
+            self._switch_engine(engine, shell.engine)
+            self._stopped("goto")
+        elif engine.position != before:
             self._stopped("goto" if line.strip().split()[0] in ("goto", "first", "last") else "step")
 
     def on_exceptionInfo(self, request: dict[str, Any], args: dict[str, Any]) -> None:

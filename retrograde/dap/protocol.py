@@ -23,6 +23,7 @@ class Connection:
         self._writer = writer
         self._lock = threading.Lock()
         self._seq = 0
+        self.last_answered = -1  # seq of the latest request responded to (an error after it goes as output)
 
     def read(self) -> dict[str, Any] | None:
         """The next message, or None at a clean end of input (between messages)."""
@@ -94,6 +95,7 @@ class Connection:
             message["message"] = error  # no body.error: its format would read {braces} as variables
         elif body is not None:
             message["body"] = body
+        self.last_answered = message["request_seq"]
         self.send(message)
 
     def event(self, name: str, body: dict[str, Any] | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from replay.engine import Engine
@@ -70,6 +70,7 @@ class SessionState:
         self.output_sent = 0
         self._threads: list[int] | None = None
         self._shell: ReplayShell | None = None
+        self._client_points: set[int] = set()  # the engine numbers the client's breakpoints had at a switch
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _engine(self) -> Engine:
@@ -117,6 +118,26 @@ class SessionState:
             source["origin"] = "recorded in the trace"
         return source
 
+    # -- what if ---------------------------------------------------------------------------------------------
+    def _forked(self) -> bool:
+        """Whether the Debug Console's `whatif` has the session on a predicted timeline."""
+        return self._shell is not None and self._shell.forked
+
+    def _switch_engine(self, old: Engine, new: Engine) -> None:
+        """Show `new` (a what-if, or the recording again): the client's breakpoints, as they are now, follow
+        into it with the same numbers; the rest of each engine's points stay its own."""
+        client = set(self.by_number) | ({self.catchpoint} if self.catchpoint is not None else set())
+        for number in self._client_points - client:
+            new.points.pop(number, None)  # the client removed it while the other timeline was shown
+        for number in client:
+            point = old.points.get(number)
+            if point is not None and number not in new.points:  # set while the other timeline was shown
+                new.points[number] = replace(point, reported=set())
+        new._next_number = max(new._next_number, old._next_number)  # one numbering for both
+        self._client_points = client
+        self.engine = new
+        self._threads = None
+
     # -- stops -----------------------------------------------------------------------------------------------
     def _stopped(self, reason: str, breakpoint_ids: list[int] | None = None) -> None:
         engine = self._engine()
@@ -133,6 +154,9 @@ class SessionState:
             if reason == "exception":
                 body["description"] = ("Paused on uncaught exception: " if exception[1] else
                                        "Paused on exception: ") + body["text"]
+        elif self._forked():
+            body["description"] = ("Paused in a what-if: every step is the model's prediction (`back` in "
+                                   "the Debug Console returns to the recording)")
         elif engine.position == engine.end and engine.timeline.complete:
             body["description"] = "Paused at the end of the recording"
         elif engine.position == engine.start and reason == "step":

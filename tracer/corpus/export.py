@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterator
 from typing import Any, TextIO
 
 from tracer.corpus.batch import read_manifest
-from tracer.format import TraceReader, export_records
+from tracer.format import CorruptChunkError, TraceFormatError, TraceReader, export_records
 
 LOCALS_MODES = ("map", "pairs")
 
@@ -19,8 +19,12 @@ def records(
     statuses: Collection[str] = (),
     splits: Collection[str] = (),
     locals_mode: str = "map",
+    skipped: list[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every kept trace of the corpus as one record (same keys and types in every record)."""
+    """Every kept trace of the corpus as one record (same keys and types in every record).
+
+    A trace that cannot be read whole (a damaged chunk) is left out, not exported with gaps: with
+    `skipped`, its reason goes there and the export goes on; without, TraceFormatError."""
     for entry in read_manifest(outdir).values():
         if not entry.get("trace"):
             continue
@@ -32,6 +36,13 @@ def records(
         if not os.path.exists(path):
             continue
         program = entry.get("program") or {}
+        try:
+            steps = trace_steps(path, locals_mode)
+        except TraceFormatError as exc:
+            if skipped is None:
+                raise
+            skipped.append(exc.what if isinstance(exc, CorruptChunkError) else str(exc))
+            continue
         yield {
             "id": str(entry["id"]),
             "source": str(entry.get("source", "")),
@@ -46,7 +57,7 @@ def records(
             "expected": str(program.get("expected") or ""),
             "stdout": str(entry.get("stdout") or ""),
             "cut": entry.get("status") == "step_cap",
-            "steps": trace_steps(path, locals_mode),
+            "steps": steps,
         }
 
 
@@ -66,9 +77,20 @@ def write_jsonl(
     splits: Collection[str] = (),
     locals_mode: str = "map",
 ) -> int:
+    """Write the corpus's records; the number written. Damaged traces are left out, and then, after every
+    readable trace is written, TraceFormatError says which."""
     count = 0
-    for record in records(outdir, statuses=statuses, splits=splits, locals_mode=locals_mode):
+    skipped: list[str] = []
+    for record in records(outdir, statuses=statuses, splits=splits, locals_mode=locals_mode, skipped=skipped):
         out.write(json.dumps(record, ensure_ascii=False))
         out.write("\n")
         count += 1
+    if skipped:
+        out.flush()
+        noun = "trace" if len(skipped) == 1 else "traces"
+        raise TraceFormatError(
+            f"left out {len(skipped)} damaged {noun} ({skipped[0]}"
+            + (f"; and {len(skipped) - 1} more" if len(skipped) > 1 else "")
+            + f") and exported the other {count}"
+        )
     return count
