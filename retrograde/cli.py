@@ -15,7 +15,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from neural.forking import whatif_forker
 from tracer import cli as tracer_cli
 from tracer.cli import PROG, Registrar, RegistrarLoader, fail
 
@@ -47,6 +46,20 @@ def _replay_registrar() -> Registrar | None:
     except ImportError:
         return None
     return functools.partial(cli.register, predicted=predicted_timeline, forker=whatif_forker)
+
+
+def whatif_forker(model: str | None = None) -> Any:
+    """`whatif`'s replay.session.Forker: neural's what-if, imported and its model loaded on first use."""
+    from replay.session import NO_FORKER, ForkError, LazyForker
+
+    def make() -> Any:
+        try:
+            from neural.whatif import load_forker
+        except ImportError:
+            raise ForkError(NO_FORKER) from None
+        return load_forker(model)
+
+    return LazyForker(make)
 
 
 def predicted_timeline(path: str, call: str | None, model: str | None, max_steps: int) -> Any:

@@ -9,8 +9,6 @@ import sys
 import tempfile
 from typing import Any
 
-from neural.forking import whatif_forker
-
 PROG = "retrograde"
 TRACE_MAGIC = b"RTGTRACE"
 
@@ -164,6 +162,20 @@ def launch_neural(args: argparse.Namespace) -> int:
         raise TuiError(str(exc)) from None
     return launch(timeline, f"{os.path.basename(args.target)} (predicted)", open_reader=lambda: timeline,
                   model=args.model)
+
+
+def whatif_forker(model: str | None = None) -> Any:
+    """`:whatif`'s replay.session.Forker: neural's what-if, imported and its model loaded on first use."""
+    from replay.session import NO_FORKER, ForkError, LazyForker
+
+    def make() -> Any:
+        try:
+            from neural.whatif import load_forker
+        except ImportError:
+            raise ForkError(NO_FORKER) from None
+        return load_forker(model)
+
+    return LazyForker(make)
 
 
 def launch(timeline: Any, title: str, open_reader: Any = None, predictor: Any = None,
