@@ -21,6 +21,7 @@ from tracer.format import (
     Damage,
     TraceFormatError,
     TraceReader,
+    apply_change,
     damage_sentence,
 )
 from tracer.values import decode_text
@@ -143,12 +144,7 @@ class _Chunk:
             base = self.data.keyframe.get(fid)
             applied, state = 0, (dict(base[5]) if base is not None else {})
         for change in self.frame_changes.get(fid, [])[applied:wanted]:
-            for i in range(1, len(change) - 1, 2):
-                name, enc = change[i], change[i + 1]
-                if enc is None:
-                    state.pop(name, None)
-                else:
-                    state[name] = enc
+            apply_change(state, change)
         self.cursors[fid] = (wanted, state)
         return state
 
@@ -413,11 +409,7 @@ class RecordedTimeline:
                     state = states[fid] = {}
                 change = changes.get(off)
                 if change is not None:
-                    for i in range(1, len(change) - 1, 2):
-                        if change[i + 1] is None:
-                            state.pop(change[i], None)
-                        else:
-                            state[change[i]] = change[i + 1]
+                    apply_change(state, change)
                 step = self._make_step(chunk, off)
                 yield step, state
                 if data.events[off] in (EV_RETURN, EV_UNWIND):

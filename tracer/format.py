@@ -36,7 +36,7 @@ import os
 import struct
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, BinaryIO
@@ -1001,6 +1001,16 @@ def read_header_only(data: bytes) -> dict[str, Any]:
 EXPORT_FIELDS = ("step", "event", "file", "line", "func", "depth", "thread", "locals", "value")
 
 
+def apply_change(state: dict[str, Any], change: Sequence[Any]) -> None:
+    """Apply one step's change record (offset, name, encoding, name, encoding, ...) to a frame's encoded
+    locals: an encoding of None deletes the name."""
+    for i in range(1, len(change) - 1, 2):
+        if change[i + 1] is None:
+            state.pop(change[i], None)
+        else:
+            state[change[i]] = change[i + 1]
+
+
 def export_records(
     reader: TraceReader, *, strip_root: str = "", locals_as_pairs: bool = False, skip_damaged: bool = False
 ) -> Iterator[dict[str, Any]]:
@@ -1081,11 +1091,7 @@ def _export_records(
                 state = states[fid] = {}
             change = changes.get(off)
             if change is not None:
-                for i in range(1, len(change) - 1, 2):
-                    if change[i + 1] is None:
-                        state.pop(change[i], None)
-                    else:
-                        state[change[i]] = change[i + 1]
+                apply_change(state, change)
             event = chunk.events[off]
             enc = values.get(off)
             local_text = {name: decode_text(value)[0] for name, value in state.items()}
