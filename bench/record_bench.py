@@ -56,6 +56,9 @@ WORKLOADS = [
     Workload("recursion", WORKLOAD_DIR / "recursion.py", 9, 6, "n-queens backtracking + recursive tree"),
     Workload("nbody", WORKLOAD_DIR / "nbody.py", 15000, 300, "floats in 5 lists of 7, via aliases"),
     Workload("graph", WORKLOAD_DIR / "graph.py", 20000, 500, "BFS on a 20k adjacency dict + merge sort"),
+    # Issue 16's 200,000-element program: recorded whole (format 5), so appends and dict stores must cost
+    # what they change, not the size of the container.
+    Workload("bigstate", WORKLOAD_DIR / "bigstate.py", 200000, 20000, "200k list and dict built, changed"),
 ]
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from replay.timeline import Value
+from replay.timeline import TimelineError, Value
+from tracer.objects import OpaqueValue
 
 
 class EvalError(Exception):
@@ -134,10 +135,15 @@ class _Evaluator:
             raise EvalError(f"name {node.id!r} is not defined")
         if value.literal:
             return value.python()
+        if value.full is not None:  # a container too long for its text, recorded whole: rebuilt
+            try:
+                return value.full()
+            except TimelineError as exc:
+                raise EvalError(str(exc)) from None
         return Opaque(value.text)
 
     def _plain(self, value: Any, node: ast.AST) -> Any:
-        if isinstance(value, Opaque):
+        if isinstance(value, Opaque | OpaqueValue):
             raise EvalError(f"{ast.unparse(node)} is {value.text}, which was recorded only as text")
         return value
 

@@ -24,7 +24,8 @@ from tracer.format import (
     apply_change,
     damage_sentence,
 )
-from tracer.values import decode_text
+from tracer.objects import ObjectResolver
+from tracer.values import decode_text, object_id
 
 _CACHE_CHUNKS = 6
 # What malformed contents of a (checksum-less) trace can raise while we decode them.
@@ -64,8 +65,13 @@ def _guarded_iter[T](method: Callable[..., Iterator[T]]) -> Callable[..., Iterat
     return wrapper
 
 
-def to_value(encoded: Any) -> Value:
+def to_value(encoded: Any, full: Callable[[int], Callable[[], object]] | None = None) -> Value:
+    """The Value of an encoding; full(oid) gives the rebuilder of a value recorded whole by structure."""
     text, literal, truncated = decode_text(encoded)
+    if full is not None:
+        oid = object_id(encoded)
+        if oid is not None:
+            return Value(text, literal, truncated, full(oid))
     return Value(text, literal, truncated)
 
 
@@ -169,6 +175,7 @@ class RecordedTimeline:
         self._cache: OrderedDict[int, _Chunk] = OrderedDict()
         self._summaries: list[ChunkSummary] | None = None
         self._outputs: dict[int, list[list[Any]]] = {}
+        self._objects = ObjectResolver(self._objects_of)
 
     def _corrupt(self, exc: BaseException) -> TimelineError:
         return TimelineError(
@@ -234,7 +241,7 @@ class RecordedTimeline:
         code_id, _parent, thread, depth = chunk.meta_at(fid, off)
         event = data.events[off]
         enc = chunk.values.get(off)
-        value = to_value(enc) if enc is not None else None
+        value = to_value(enc, self._rebuilder(chunk.number, off)) if enc is not None else None
         if event == EV_UNWIND:
             value = None
         return Step(
@@ -270,7 +277,30 @@ class RecordedTimeline:
         chunk = self._chunk_for(index)
         off = index - chunk.start
         state = chunk.frame_state(chunk.data.fids[off], off)
-        return {name: to_value(enc) for name, enc in state.items()}
+        full = self._rebuilder(chunk.number, off)
+        return {name: to_value(enc, full) for name, enc in state.items()}
+
+    def _rebuilder(self, number: int, off: int) -> Callable[[int], Callable[[], object]]:
+        """oid -> a function that rebuilds that object as it was at step `off` of chunk `number`."""
+
+        def full(oid: int) -> Callable[[], object]:
+            def build() -> object:
+                try:
+                    return self._objects.value(oid, number, off)
+                except CorruptChunkError as exc:
+                    raise TimelineError(str(exc)) from None
+                except (TraceFormatError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+                    raise TimelineError(
+                        f"{os.path.basename(self.path)} cannot rebuild that value: its objects column is "
+                        f"malformed ({type(exc).__name__})"
+                    ) from None
+
+            return build
+
+        return full
+
+    def _objects_of(self, number: int) -> Any:
+        return self._chunk(number).data.objects
 
     def _last_step_of(self, fid: int, before: int) -> int | None:
         """Index of frame fid's latest step at or before `before`, searching back through chunks."""

@@ -21,7 +21,7 @@ from replay.breakpoints import Breakpoint, Catchpoint
 from replay.engine import RETURNS, BadArgument, Engine, EngineError, Stop, StopReason
 from replay.expressions import Opaque
 from replay.source import co_name
-from replay.timeline import Step, Timeline, Value
+from replay.timeline import Step, Timeline, TimelineError, Value
 from tracer.format import Event
 
 RESTARTED = "The program finished and will be restarted"
@@ -36,10 +36,10 @@ _END_TEXTS = frozenset({
 
 def short_repr(value: Value) -> str:
     """pdb shows return values through reprlib.repr: the same for literals, and a like cut for the rest."""
-    if value.literal:
+    if value.rebuildable:
         try:
             return reprlib.repr(value.python())
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TimelineError):
             pass
     text = value.text
     if len(text) > 30:  # reprlib's maxother: keep both ends

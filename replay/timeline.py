@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from tracer.format import Event
@@ -28,9 +28,20 @@ class Value:
     text: str
     literal: bool = False  # ast.literal_eval(text) rebuilds the value (builtins only, never truncated)
     truncated: bool = False  # text was cut at the recorder's limit and ends with "..."
+    # A builtin container whose text was cut but which the trace holds whole (format 5): builds it. Its
+    # elements are the recorded values; one that was not a builtin value is a tracer.objects.OpaqueValue.
+    full: Callable[[], object] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def rebuildable(self) -> bool:
+        """True when python() gives the value (a literal, or a container recorded whole)."""
+        return self.literal or self.full is not None
 
     def python(self) -> object:
-        """The value itself for builtins (via ast.literal_eval); raises ValueError for opaque values."""
+        """The value itself for builtins (via ast.literal_eval, or rebuilt from the trace's objects);
+        raises ValueError for opaque values."""
+        if self.full is not None:
+            return self.full()
         if not self.literal:
             raise ValueError(f"{self.text} is not a recorded literal")
         return ast.literal_eval(self.text)

@@ -67,7 +67,7 @@ def test_guards_name_what_each_line_touches() -> None:
     lines = guards_by_line(sample)
     assert lines[1] == (True, ((G_GLOBAL, "len", False, None, len),))
     assert kinds(lines[2][1]) == [(G_METHOD, "stack")]
-    assert lines[2][1][0][3] == (K_MUTATES, K_UNKNOWN, K_UNKNOWN)  # list.append; no dict/set append
+    assert lines[2][1][0][3] == (K_MUTATES, K_UNKNOWN, K_UNKNOWN, K_MUTATES)  # list and deque append
     assert kinds(lines[3][1]) == [(G_SUBSCR, "src")]  # a subscript load is guarded (defaultdict)
     assert kinds(lines[4][1]) == [(G_SUBSCR, "src"), (G_ITEM_METHOD, "src")]
     assert kinds(lines[5][1]) == [(G_METHOD, "d"), (G_STORE, "d")]
@@ -110,10 +110,31 @@ def test_module_code_is_guarded_by_name() -> None:
 
 
 def test_method_kinds() -> None:
-    assert method_kinds("append") == (K_MUTATES, K_UNKNOWN, K_UNKNOWN)
-    assert method_kinds("get") == (K_UNKNOWN, K_PURE, K_UNKNOWN)
-    assert method_kinds("pop") == (K_MUTATES, K_MUTATES, K_MUTATES)
-    assert method_kinds("frobnicate") == (K_UNKNOWN, K_UNKNOWN, K_UNKNOWN)
+    # (list, dict, set, collections.deque)
+    assert method_kinds("append") == (K_MUTATES, K_UNKNOWN, K_UNKNOWN, K_MUTATES)
+    assert method_kinds("get") == (K_UNKNOWN, K_PURE, K_UNKNOWN, K_UNKNOWN)
+    assert method_kinds("pop") == (K_MUTATES, K_MUTATES, K_MUTATES, K_MUTATES)
+    assert method_kinds("popleft") == (K_UNKNOWN, K_UNKNOWN, K_UNKNOWN, K_MUTATES)
+    assert method_kinds("frobnicate") == (K_UNKNOWN, K_UNKNOWN, K_UNKNOWN, K_UNKNOWN)
+
+
+def test_appends_are_names_a_line_only_appends_to() -> None:
+    def f(big: list[int], x: int, d: dict[int, Any]) -> None:
+        big.append(x)
+        big.extend([x]); y = big[0]  # noqa: E702, F841
+        big[0] = 1
+        big.append(big.pop())
+        d[x] = big.append(2)  # type: ignore[func-returns-value]
+        big = big + [1]  # noqa: RUF005 (a rebinding, on purpose)
+        big.append(len(big))
+
+    first = f.__code__.co_firstlineno
+    plan = analyse(f.__code__, 0)
+    appends = {line - first: plan.lines[line].appends for line in plan.lines}
+    assert appends[1] == appends[2] == appends[5] == {"big"}
+    assert appends[3] == appends[4] == frozenset()  # a store into it; a pop
+    assert appends[6] == frozenset()  # rebinds the name
+    assert appends[7] == {"big"}  # len() is a pure builtin
 
 
 def touched(guards: list[tuple[Any, ...]], now: dict[str, Any], before: dict[str, Any] | None = None,

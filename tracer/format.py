@@ -70,8 +70,13 @@ def pack_columns(fids: Any, lines: Any, changes: Any, values: Any, frames: Any) 
 #                previous text for that name (from the chunk's keyframe or an earlier change). A chunk
 #                body has a 10th element, its number of deltas; the reader resolves them as it decodes
 #                the chunk (resolve_deltas), so nothing after it sees one.
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+#   5 (2026-12): full-fidelity builtin containers. An encoding may be [text, flags, oid] (flags bit
+#                1, tracer.values.FLAG_OBJECT): a list, tuple, dict, set or frozenset whose text was cut,
+#                recorded whole by structure as object oid. A chunk body then has an 11th element (and
+#                the 10th, the delta count, even when 0): its objects column [bases, snaps, ops]
+#                (tracer/objects.py says what each holds). Versions 1-4 still read (they have no objects).
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 ZSTD_LEVEL = 3
 ZLIB_VERSIONS = (1, 2)  # formats whose chunk payloads are zlib streams
 
@@ -271,6 +276,8 @@ class ChunkData:
     # Written by the recorder instead of fids/lines/changes/values/frames (left empty): those five
     # columns already in msgpack (StepBuffer.pack_columns), spliced into the body as they are.
     packed_columns: bytes | None = None
+    # Format 5: [bases, snaps, ops] of the objects recorded by structure (tracer/objects.py), or None.
+    objects: list[Any] | tuple[Any, ...] | None = None
 
     def __len__(self) -> int:
         """The number of steps."""
@@ -281,8 +288,12 @@ class ChunkData:
         columns = self.packed_columns
         if columns is None:
             columns = pack_columns(self.fids, self.lines, self.changes, self.values, self.frames)
-        tail: list[Any] = [self.outputs, self.moves] + ([self.deltas] if self.deltas else [])
-        head = bytes([0x90 | (7 + len(tail))])  # a fixarray of 9 or 10 elements
+        tail: list[Any] = [self.outputs, self.moves]
+        if self.deltas or self.objects is not None:
+            tail.append(self.deltas)
+        if self.objects is not None:
+            tail.append(self.objects)
+        head = bytes([0x90 | (7 + len(tail))])  # a fixarray of 9 to 11 elements
         return head + _packb(self.keyframe) + _packb(self.events) + columns + b"".join(map(_packb, tail))
 
     @classmethod
@@ -295,8 +306,18 @@ class ChunkData:
         # gotos on a 10M-step trace spike to 40 ms).
         limits = {k: v for k, v in _UNPACK_LIMITS.items() if k != "max_buffer_size"}
         parts = msgpack.unpackb(body, use_list=False, **limits)
-        if not isinstance(parts, tuple) or len(parts) not in (8, 9, 10):
+        if not isinstance(parts, tuple) or len(parts) not in (8, 9, 10, 11):
             raise TraceFormatError("a chunk payload has the wrong shape")
+        objects = parts[10] if len(parts) > 10 else None
+        if objects is not None and not (
+            isinstance(objects, tuple)
+            and len(objects) == 3
+            and isinstance(objects[0], dict | type(None))
+            and isinstance(objects[1], dict)
+            and isinstance(objects[2], tuple)
+            and all(isinstance(op, tuple) and len(op) >= 3 for op in objects[2])
+        ):
+            raise TraceFormatError("a chunk has a malformed objects column")
         keyframe, events, fids, lines, changes, values, frames, outputs = parts[:8]
         moves = parts[8] if len(parts) > 8 else ()
         deltas = parts[9] if len(parts) > 9 else 0
@@ -332,7 +353,8 @@ class ChunkData:
                 raise TraceFormatError("a chunk has a malformed output record")
         if deltas:
             changes = resolve_deltas(keyframe, fids, changes)
-        return cls(start, keyframe, events, fids, lines, changes, values, frames, outputs, moves)  # type: ignore[arg-type]
+        return cls(start, keyframe, events, fids, lines, changes, values, frames, outputs, moves,  # type: ignore[arg-type]
+                   objects=objects)
 
 
 def resolve_deltas(
@@ -356,7 +378,7 @@ def resolve_deltas(
         resolved: list[Any] | None = None
         for i in range(1, len(change) - 1, 2):
             name, enc = change[i], change[i + 1]
-            if isinstance(enc, tuple) and len(enc) == 3:
+            if isinstance(enc, tuple) and len(enc) == 3 and type(enc[0]) is int:  # not [text, flags, oid]
                 base, (prefix, suffix, middle) = state.get(name), enc
                 if not (
                     type(base) is str

@@ -51,6 +51,7 @@ from tracer.format import (
     summarize_chunk,
 )
 from tracer.native import core as _built_core
+from tracer.objects import ObjectTracker
 from tracer.plan import G_GLOBAL, CodePlan, analyse, touched_objects
 from tracer.records import FrameRecord, StepBuffer, ThreadState
 from tracer.tee import OutputTee
@@ -58,6 +59,7 @@ from tracer.values import (
     _NON_LITERAL_FLOATS,
     DEFAULT_LIMIT,
     ValueEncoder,
+    decode_text,
     is_immutable,
     native,
     same_encoding,
@@ -184,6 +186,14 @@ class PythonRecorder(ForkHooks, Flusher):
         self.max_steps = max_steps
         self.encoder = ValueEncoder(value_limit)
         self.encode = self.encoder.encode
+        # Builtin containers too long to show whole are also recorded by structure (tracer/objects.py);
+        # their elements' texts (anything but scalars and builtin containers) come from a second encoder.
+        element_text = ValueEncoder(value_limit).encode
+        self.objects = ObjectTracker(text=lambda v: decode_text(element_text(v))[0], step=lambda: self._count)
+        self.encoder.tracker = self.objects
+        self._object_bases: dict[int, list[int]] = {}  # where each object's state is, at the chunk's start
+        self._guarded = False  # rechecking after a line whose effect guards held (see _recheck)
+        self._touched: tuple[Any, ...] | None = None  # then: the objects that line can have changed
         self.chunk_steps = chunk_steps
         self.flush_interval = flush_interval
         self.compression = compression
@@ -341,6 +351,7 @@ class PythonRecorder(ForkHooks, Flusher):
                     self._flush_locked()
             except Exception as exc:  # pragma: no cover - defensive
                 self.error = self.error or f"flush failed: {exc!r}"
+            self.objects.release()
             if self.exit_status.get("kind") == "running":
                 self.exit_status = {"kind": "stopped"}
             footer = {
@@ -562,6 +573,7 @@ class PythonRecorder(ForkHooks, Flusher):
                 return self._full_check(rec)
         names = line_plan.stores
         mutate = line_plan.may_mutate
+        guarded = False
         if not names and not (mutate and rec.mutables):
             return None
         frame = rec.frame
@@ -577,6 +589,7 @@ class PythonRecorder(ForkHooks, Flusher):
             # narrows them to the names that can show what it changed).
             touched = touched_objects(line_plan.guards, f_locals, objs, frame.f_globals, frame.f_builtins)
             mutate = touched is None or bool(touched)
+            guarded = touched is not None
         for name in names:
             obj = f_locals.get(name, _MISSING)
             if obj is _MISSING:
@@ -621,13 +634,19 @@ class PythonRecorder(ForkHooks, Flusher):
             changes = self._set(rec, name, obj, changes)
         if mutate and rec.mutables:
             recheck = self._recheck
-            for name in rec.mutables:
-                enc = recheck(rec, name, objs[name])
-                if enc is not None:
-                    if changes is None:
-                        changes = [name, enc]
-                    else:
-                        changes += (name, enc)
+            self._guarded = guarded
+            self._touched = tuple(touched) if guarded and touched is not None else None
+            try:
+                for name in rec.mutables:
+                    enc = recheck(rec, name, objs[name])
+                    if enc is not None:
+                        if changes is None:
+                            changes = [name, enc]
+                        else:
+                            changes += (name, enc)
+            finally:
+                self._guarded = False
+                self._touched = None
         return changes
 
     def _recheck(self, rec: FrameRecord, name: str, obj: object) -> Any:
@@ -635,7 +654,25 @@ class PythonRecorder(ForkHooks, Flusher):
         head = rec.heads.get(name)
         if head is not None and self.encoder.head_unchanged(obj, head):
             return None
-        enc = self.encode(obj)
+        if self._guarded and type(obj) is list:
+            # Only the line's own instructions ran, all of known effect: if they only appended to this
+            # list, or stored items at indices that locals hold, the object tracker looks at just those,
+            # and a text already cut stays the same.
+            line_plan = rec.plan.lines.get(rec.last_line)
+            if line_plan is not None:
+                if name in line_plan.appends and self.objects.grow(obj):
+                    return None
+                keys = line_plan.item_stores.get(name)
+                objs = rec.objs
+                if keys is not None and objs is not None and self.objects.store_items(
+                    obj, [objs.get(k) for k in keys]
+                ):
+                    return None
+        self.objects.touched = self._touched if self._guarded else None
+        try:
+            enc = self.encode(obj)
+        finally:
+            self.objects.touched = None
         new_head = self.encoder.last_head
         if new_head is not None:
             rec.heads[name] = new_head
@@ -711,6 +748,10 @@ class PythonRecorder(ForkHooks, Flusher):
         if not steps:
             return  # outputs wait for the next chunk (or go in the footer at the end)
         self._steps = self._new_steps()
+        objects = self.objects.take_chunk(self._count, self._chunk_start)
+        if objects is not None:
+            objects[0] = self._object_bases
+            self._object_bases = self.objects.bases()
         chunk = ChunkData(
             start=self._chunk_start,
             keyframe=self._keyframe,
@@ -724,6 +765,7 @@ class PythonRecorder(ForkHooks, Flusher):
             moves=self._moves,
             deltas=steps.deltas,
             packed_columns=steps.pack_columns(),  # the columns go to the file packed, never as objects
+            objects=objects,
         )
         summary = summarize_chunk(chunk, steps.pairs(), steps.names, (steps.min_depth, steps.max_depth))
         self._line_steps_written += summary.line_steps

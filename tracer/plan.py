@@ -12,6 +12,7 @@ simple kinds, it also gets effect guards (below) that say at run time which obje
 from __future__ import annotations
 
 import builtins
+import collections
 import sys
 import types
 from dataclasses import dataclass, field
@@ -71,9 +72,9 @@ _INPLACE_MIN = 13  # BinaryOp.INPLACE_ADD; every in-place operator has a value a
 #   G_GLOBAL: a call of the builtin `name`; no effect while the frame's globals do not hide it and
 #             builtins[name] is still `expected`.
 #   G_METHOD: a call of method `attr` of local `name`; G_ITEM_METHOD: of an item of local `name` (no effect
-#             when that local is a str or bytes: its items are too). attr_kinds: (list, dict, set) ->
-#             K_PURE / K_MUTATES / K_UNKNOWN for that method of an exact list, dict or set; a method of an
-#             immutable builtin (str, int, tuple, ...) changes nothing.
+#             when that local is a str or bytes: its items are too). attr_kinds: (list, dict, set, deque)
+#             -> K_PURE / K_MUTATES / K_UNKNOWN for that method of an exact list, dict, set or
+#             collections.deque; a method of an immutable builtin (str, int, tuple, ...) changes nothing.
 #   G_SUBSCR: a subscript load from local `name`: no effect on an exact list, tuple, str, bytes, dict or
 #             range (a dict subclass such as defaultdict may insert the key: then "cannot tell").
 #   G_STORE:  a subscript store or delete into local `name`: changes only that object when it is an exact
@@ -102,7 +103,12 @@ _METHODS: dict[type, tuple[frozenset[str], frozenset[str]]] = {  # (changes noth
                      "issuperset", "isdisjoint"}),
           frozenset({"add", "discard", "remove", "pop", "clear", "update", "intersection_update",
                      "difference_update", "symmetric_difference_update"})),
+    collections.deque: (frozenset({"index", "count", "copy"}),
+                        frozenset({"append", "appendleft", "pop", "popleft", "extend", "extendleft", "clear",
+                                   "rotate", "remove", "reverse", "insert"})),
 }
+_METHOD_TYPES = (list, dict, set, collections.deque)  # the order of attr_kinds
+_GROW_METHODS = frozenset({"append", "extend"})  # of a list: add items at its end, change nothing else
 IMMUTABLE_TYPES = (str, bytes, int, float, bool, complex, tuple, frozenset, type(None), range)
 SUBSCR_PURE_TYPES = (list, tuple, str, bytes, dict, range)
 # The guards read the instructions of CPython 3.12 and 3.13 (call and stack layout); other versions keep
@@ -117,13 +123,13 @@ _NO_STACK = frozenset(
 )
 
 
-def method_kinds(attr: str) -> tuple[int, int, int]:
-    """What method `attr` of an exact list, dict and set does (K_*)."""
+def method_kinds(attr: str) -> tuple[int, int, int, int]:
+    """What method `attr` of an exact list, dict, set and deque does (K_*)."""
     kinds = []
-    for t in (list, dict, set):
+    for t in _METHOD_TYPES:
         pure, mutating = _METHODS[t]
         kinds.append(K_PURE if attr in pure else K_MUTATES if attr in mutating else K_UNKNOWN)
-    return kinds[0], kinds[1], kinds[2]
+    return kinds[0], kinds[1], kinds[2], kinds[3]
 
 
 @dataclass(slots=True)
@@ -132,6 +138,14 @@ class LinePlan:
     may_mutate: bool
     full: bool = False  # no analysis possible: check every local
     guards: tuple[tuple[Any, ...], ...] | None = None  # with may_mutate: what it may change (see above)
+    # Names whose only effects on this line are calls of their append/extend methods (and subscript
+    # loads), without a store of the name: when the guards hold at run time and the value is an exact
+    # list, the line can only have added items at its end (tracer/objects.py then diffs just the tail).
+    appends: frozenset[str] = frozenset()
+    # Names whose only effect on this line is item stores `name[key] = ...` with keys that are locals the
+    # line does not rebind: name -> those key names. With the guards holding, an exact list changed at
+    # most at those indices (the object tracker then compares just them).
+    item_stores: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -181,7 +195,7 @@ def _effect(kind: int, obj: object, attr_kinds: Any) -> int:
     if kind != G_STORE and t in IMMUTABLE_TYPES:
         return K_PURE
     if kind == G_METHOD:
-        return attr_kinds[(list, dict, set).index(t)] if t in (list, dict, set) else K_UNKNOWN
+        return attr_kinds[_METHOD_TYPES.index(t)] if t in _METHOD_TYPES else K_UNKNOWN
     if kind == G_STORE:
         return K_MUTATES if t is list or t is dict else K_UNKNOWN
     return K_MUTATES if t in (list, dict, set) else K_UNKNOWN  # G_INPLACE
@@ -229,9 +243,12 @@ class _Effects:
         # the run-time check finds missing from the globals: "cannot tell").
         self.local_loads = _LOCAL_LOADS | {"LOAD_NAME"} if module else _LOCAL_LOADS
         self.guards: dict[int, list[tuple[Any, ...]]] = {}
+        self.uses: dict[int, dict[str, set[tuple[int, str]]]] = {}  # line -> name -> {(guard kind, attr)}
+        self.item_keys: dict[int, dict[str, list[str | None]]] = {}  # line -> name -> STORE_SUBSCR keys
         self.unknown: set[int] = set()
         self.stack: list[Any] = []
         self.run = 0
+        self.attr = ""  # the method name of the G_METHOD guard being added
 
     def _pop(self, n: int) -> list[Any]:
         """The top n tags, top first (None where the stack is unknown)."""
@@ -253,6 +270,8 @@ class _Effects:
             self.unknown.add(line)
             return
         guard = (kind, name, stores == 1, attr_kinds, expected)
+        attr = self.attr if kind == G_METHOD else ""
+        self.uses.setdefault(line, {}).setdefault(name, set()).add((kind, attr))
         line_guards = self.guards.setdefault(line, [])
         if guard not in line_guards:
             line_guards.append(guard)
@@ -335,13 +354,18 @@ class _Effects:
                 receiver = tag[1]
                 kinds = method_kinds(tag[2])
                 if self._local(receiver) is not None:
+                    self.attr = tag[2]
                     self._guard(line, G_METHOD, receiver[1], kinds)
                     return
                 if receiver is not None and receiver[0] == "item" and receiver[2] == self.run:
                     self._guard(line, G_ITEM_METHOD, self._local(receiver[1]), kinds)
                     return
         elif name in ("STORE_SUBSCR", "DELETE_SUBSCR") and len(popped) >= 2:
-            self._guard(line, G_STORE, self._local(popped[1]))
+            target = self._local(popped[1])
+            self._guard(line, G_STORE, target)
+            if target is not None:  # a delete shifts the items after it: no key can say where it acted
+                key = self._local(popped[0]) if name == "STORE_SUBSCR" else None
+                self.item_keys.setdefault(line, {}).setdefault(target, []).append(key)
             return
         elif name == "BINARY_OP" and len(popped) == 2:
             self._guard(line, G_INPLACE, self._local(popped[1]), inplace=True)
@@ -417,6 +441,25 @@ def analyse(code: types.CodeType, code_id: int) -> CodePlan:
         guards = None
         if guarded and may_mutate and not lineless_mutation and line not in effects.unknown:
             guards = tuple(effects.guards.get(line, ()))
-        plan.lines[line] = LinePlan(tuple(sorted(line_names | always)), may_mutate, guards=guards)
+        appends: frozenset[str] = frozenset()
+        if guards is not None:
+            appends = frozenset(
+                name for name, uses in effects.uses.get(line, {}).items()
+                if name not in line_names and all(
+                    (kind == G_METHOD and attr in _GROW_METHODS) or kind == G_SUBSCR for kind, attr in uses
+                ) and any(kind == G_METHOD for kind, _attr in uses)
+            )
+        item_stores: dict[str, tuple[str, ...]] = {}
+        if guards is not None:
+            for name, keys in effects.item_keys.get(line, {}).items():
+                uses = effects.uses.get(line, {}).get(name, set())
+                if (
+                    name not in line_names
+                    and all(kind in (G_STORE, G_SUBSCR) for kind, _attr in uses)
+                    and all(key is not None and key not in line_names for key in keys)
+                ):
+                    item_stores[name] = tuple(sorted({key for key in keys if key is not None}))
+        plan.lines[line] = LinePlan(tuple(sorted(line_names | always)), may_mutate, guards=guards,
+                                    appends=appends, item_stores=item_stores)
     plan.default = LinePlan(tuple(sorted(always)), lineless_mutation)
     return plan

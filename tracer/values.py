@@ -4,8 +4,12 @@ An encoded value is what goes in the trace: an ``int`` (64-bit), ``bool`` or fin
 (its repr is its text: cheaper to record and smaller than the text); a ``str`` when the text is a Python
 literal that ``ast.literal_eval`` turns back into an equal value; else a list ``[text, flags]`` (opaque;
 bit 0 of flags set when the text was cut at the limit). Compare encodings with ``same_encoding``: ``==``
-takes ``1`` for ``True`` and ``0.0`` for ``-0.0``. Cost is bounded by the limit, not by the size of the
-value: a container with a million elements costs as much as one with a hundred.
+takes ``1`` for ``True`` and ``0.0`` for ``-0.0``. The text's cost is bounded by the limit, not by the
+size of the value.
+
+A builtin container whose text was cut is also recorded whole, by structure, when the encoder has an
+object tracker (trace format 5, ``tracer/objects.py``): ``[text, flags, oid]`` with bit 1 of flags set
+(FLAG_OBJECT); replay rebuilds the value from the trace's objects column. That costs what changed in it.
 """
 
 from __future__ import annotations
@@ -17,9 +21,34 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+
+def _load_same_head(value: Any, head: Any) -> Any:
+    """The compiled core's head comparison, looked up on first use (tracer.native imports this module to
+    check the constants it shares, so this module must not import it at its top)."""
+    global _same_head
+    from tracer.native import core
+
+    _same_head = getattr(core, "same_head", None)
+    if _same_head is None:
+        return _python_same_head(value, head)
+    return _same_head(value, head)
+
+
+def _python_same_head(value: Any, head: Any) -> bool:
+    elements, length = head
+    if length >= 0 and len(value) != length:
+        return False
+    items = itertools.chain.from_iterable(value.items()) if type(value) is dict else value
+    current = list(itertools.islice(items, len(elements)))
+    return len(current) == len(elements) and all(map(operator.is_, current, elements))
+
+
+_same_head: Callable[[Any, Any], Any] | None = _load_same_head
+
 DEFAULT_LIMIT = 1000
 ELLIPSIS = "..."
 FLAG_TRUNCATED = 1
+FLAG_OBJECT = 2  # [text, flags, oid]: the whole value is object oid of the trace's objects column
 
 # Values of these exact types can only change by rebinding the name: an identity check is enough.
 IMMUTABLE_TYPES: frozenset[type] = frozenset(
@@ -95,26 +124,29 @@ class _Budget(Exception):
 class ValueEncoder:
     """Turns values into bounded reprs; never raises, never lets the program see an exception."""
 
-    __slots__ = ("last_head", "limit")
+    __slots__ = ("last_head", "limit", "tracker", "walk_head")
 
-    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, limit: int = DEFAULT_LIMIT, tracker: Any = None) -> None:
         self.limit = max(limit, 16)
+        # An ObjectTracker (tracer/objects.py): cut builtin containers are recorded by structure too.
+        self.tracker = tracker
+        self.walk_head: tuple[list[Any], int] | None = None  # with a tracker: the head of a walked text
         # After encoding a container of immutable elements: (elements, length). The elements are those
         # the text depends on (keys and values alternating for a dict): all of them with the container's
         # length, or just the head of a big container whose text was cut (length -1). Same elements by
         # identity (and same length) => same text, without rendering it again.
         self.last_head: tuple[list[Any], int] | None = None
 
-    def head_unchanged(self, value: Any, head: tuple[list[Any], int]) -> bool:
+    def head_unchanged(self, value: Any, head: tuple[list[Any], int] | None) -> bool:
         """True when value still holds exactly the objects of `head` (so its text is unchanged)."""
+        if head is None:
+            return False
         elements, length = head
         if length < -1:  # a fingerprint of the compiled recorder (tracer/_core/): it checks those itself
             return False
-        if length >= 0 and len(value) != length:
-            return False
-        items = itertools.chain.from_iterable(value.items()) if type(value) is dict else value
-        current = list(itertools.islice(items, len(elements)))
-        return len(current) == len(elements) and all(map(operator.is_, current, elements))
+        if _same_head is not None and type(elements) is list:
+            return bool(_same_head(value, head))
+        return _python_same_head(value, head)
 
     def encode(self, value: object) -> Encoded:
         self.last_head = None
@@ -140,7 +172,35 @@ class ValueEncoder:
                         return [text, 0]
                 return text if len(text) <= self.limit else self._cut(text)
             if t in _CONTAINERS:
-                return self._encode_container(value)
+                tracker = self.tracker
+                if tracker is None:
+                    return self._encode_container(value)
+                # A tracked container (its text was cut) is compared by the tracker first: when nothing in
+                # it changed, or only what lies past the head its text shows, the text is the same.
+                shown = tracker.text_of(value)
+                oid = None
+                if shown is not None:
+                    ops = len(tracker.ops)
+                    oid = tracker.observe(value, shown)
+                    if len(tracker.ops) == ops or (
+                        not tracker.nested_changed and self.head_unchanged(value, shown[1])
+                    ):
+                        self.last_head = None
+                        enc = shown[0]
+                        return [enc[0], enc[1] | FLAG_OBJECT, oid]
+                self.walk_head = None
+                enc = self._encode_container(value)
+                if type(enc) is not list or not enc[1] & FLAG_TRUNCATED:
+                    return enc  # short enough to show whole: its text is all of it
+                # Its text is cut: record the whole value by structure (what changed since it was last
+                # seen). No head for the recorder: only the tracker can tell whether the rest changed.
+                shown = (enc, self.last_head or self.walk_head)
+                self.last_head = self.walk_head = None
+                if oid is None:
+                    oid = tracker.observe(value, shown)
+                else:
+                    tracker.show(value, shown)
+                return [enc[0], enc[1] | FLAG_OBJECT, oid]
             text = repr(value)
             if type(text) is not str:
                 text = str.__str__(text)  # a str subclass: its own __str__ may do anything
@@ -182,10 +242,16 @@ class ValueEncoder:
             return fast
         # Slow path: build the repr piece by piece, stopping at the limit.
         parts: list[str] = []
-        state = {"size": 0, "literal": True}
+        state = {"size": 0, "literal": True, "top": 0}
         try:
             self._walk(value, parts, state, set())
         except _Budget:
+            if self.tracker is not None and type(value) in (list, tuple, dict):
+                # The cut text shows the first `top` elements: while they are the same objects and none
+                # of them changed in place (the tracker says which did), it is the same text.
+                top = int(state["top"])
+                items = itertools.chain.from_iterable(value.items()) if type(value) is dict else value
+                self.walk_head = (list(itertools.islice(items, 2 * top if type(value) is dict else top)), -1)
             return self._cut("".join(parts))
         text = "".join(parts)
         if len(text) > self.limit:
@@ -288,6 +354,8 @@ class ValueEncoder:
         if t is dict:
             emit("{")
             for i, (k, v) in enumerate(value.items()):
+                if len(active) == 1:
+                    state["top"] = i + 1
                 if i:
                     emit(", ")
                 self._walk(k, parts, state, active)
@@ -297,6 +365,8 @@ class ValueEncoder:
         elif t is list or t is tuple:
             emit("[" if t is list else "(")
             for i, item in enumerate(value):
+                if len(active) == 1:
+                    state["top"] = i + 1
                 if i:
                     emit(", ")
                 self._walk(item, parts, state, active)
@@ -415,7 +485,7 @@ def _type_name(t: type) -> str:
 
 
 def decode_text(encoded: Encoded) -> tuple[str, bool, bool]:
-    """(text, literal, truncated) of an encoded value."""
+    """(text, literal, truncated) of an encoded value (an object's text: its head, cut at the limit)."""
     t = type(encoded)
     if t is str:
         return encoded, True, False  # type: ignore[return-value]
@@ -423,3 +493,13 @@ def decode_text(encoded: Encoded) -> tuple[str, bool, bool]:
         return repr(encoded), True, False
     text, flags = encoded[0], encoded[1]  # type: ignore[index]
     return str(text), False, bool(int(flags) & FLAG_TRUNCATED)
+
+
+def object_id(encoded: Encoded) -> int | None:
+    """The object id of an encoding that stands for a value recorded by structure, else None."""
+    if type(encoded) is not list and type(encoded) is not tuple:
+        return None
+    if len(encoded) < 3 or not int(encoded[1]) & FLAG_OBJECT:
+        return None
+    oid = encoded[2]
+    return oid if type(oid) is int else None

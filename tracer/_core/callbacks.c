@@ -30,6 +30,7 @@ static int Core_traverse(Core *self, visitproc visit, void *arg) {
     Py_VISIT(self->lock);
     Py_VISIT(self->ts_dict);
     Py_VISIT(self->ts_cached);
+    Py_VISIT(self->touched_tuple);
     for (int i = 0; i < CODE_CACHE; i++) {
         Py_VISIT(self->code_cache[i].entry);
         Py_VISIT(self->code_cache[i].dict);
@@ -53,6 +54,7 @@ static int Core_clear(Core *self) {
     Py_CLEAR(self->tid_obj);
     Py_CLEAR(self->ts_dict);
     Py_CLEAR(self->ts_cached);
+    Py_CLEAR(self->touched_tuple);
     for (int i = 0; i < CODE_CACHE; i++) {
         Py_CLEAR(self->code_cache[i].code);
         Py_CLEAR(self->code_cache[i].entry);
@@ -613,11 +615,27 @@ static PyMemberDef Core_members[] = {
     {"_next_fid", Py_T_PYSSIZET, CORE_OFF(next_fid), 0, NULL},
     {"_value_limit", Py_T_PYSSIZET, CORE_OFF(limit), 0, NULL},
     {"_active", Py_T_BOOL, CORE_OFF(active), 0, NULL},
+    {"_guarded", Py_T_BOOL, CORE_OFF(guarded), 0, NULL},
     {NULL},
 };
 
+/* _touched: what the line being checked may have changed (a tuple), or None (see core.h). */
+static PyObject *Core_get_touched(Core *self, void *closure) {
+    return Py_NewRef(self->touched_tuple != NULL ? self->touched_tuple : Py_None);
+}
+
+static int Core_set_touched(Core *self, PyObject *value, void *closure) {
+    if (value != NULL && value != Py_None && !PyTuple_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "_touched is a tuple or None");
+        return -1;
+    }
+    Py_XSETREF(self->touched_tuple, value == NULL || value == Py_None ? NULL : Py_NewRef(value));
+    return 0;
+}
+
 static PyGetSetDef Core_getset[] = {
     {"_owner", (getter)Core_get_owner, (setter)Core_set_owner, NULL, NULL},
+    {"_touched", (getter)Core_get_touched, (setter)Core_set_touched, NULL, NULL},
     {NULL},
 };
 

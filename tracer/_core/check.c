@@ -207,6 +207,14 @@ static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, Py
         return result;
     }
     if (PyErr_Occurred()) return NULL;
+    if (self->guarded && self->touched_tuple == NULL && self->touched_arr != NULL) {
+        /* the Python side (the object tracker) may use them: what the line can have changed */
+        self->touched_tuple = PyTuple_New(self->touched_n);
+        if (self->touched_tuple == NULL) return NULL;
+        for (int i = 0; i < self->touched_n; i++) {
+            PyTuple_SET_ITEM(self->touched_tuple, i, Py_NewRef(self->touched_arr[i]));
+        }
+    }
     enc = PyObject_CallMethodObjArgs((PyObject *)self, S_recheck, rec, name, obj, NULL);
     if (enc != NULL && fp_remember(rec, name, obj) < 0) Py_CLEAR(enc);
     return enc;
@@ -477,6 +485,9 @@ int check(Core *self, FrameRecord *rec, PyObject **out) {
         Py_ssize_t used = so->used, fill = so->fill, pos = 0;
         PyObject *name;
         int rc = 0, moved = 0;
+        self->guarded = n_touched >= 0;
+        self->touched_arr = touched;
+        self->touched_n = n_touched;
         while (rc == 0 && set_next(mut, &pos, &name)) {
             Py_INCREF(name);
             rc = recheck_one(self, rec, objs, name, &changes, touched, n_touched);
@@ -495,6 +506,10 @@ int check(Core *self, FrameRecord *rec, PyObject **out) {
             }
             Py_DECREF(names_now);
         }
+        self->guarded = 0;
+        self->touched_arr = NULL;
+        self->touched_n = 0;
+        Py_CLEAR(self->touched_tuple);
         if (rc < 0) goto error;
     }
     Py_DECREF(objs);

@@ -97,6 +97,7 @@ extern PyObject *DISABLE;
 extern PyObject *S_check, *S_full_check, *S_set, *S_recheck, *S_top, *S_thread, *S_thread_entering;
 extern PyObject *S_checkpoint, *S_fail, *S_encode, *S_on_start, *S_fast, *S_on_line, *S_on_jump, *S_on_return;
 extern PyObject *S_inf, *S_nan, *S_ellipsis;
+extern PyTypeObject *deque_type; /* collections.deque (its methods have known effects: plan._METHODS) */
 
 /* The types (records.c, stepbuffer.c, callbacks.c). */
 extern PyTypeObject LockType, FrameRecordType, ThreadStateType, StepBufferType, CoreType;
@@ -173,6 +174,12 @@ struct Core {
     Py_ssize_t count, next_check, next_fid, limit;
     unsigned long owner_tid;
     char has_owner, active;
+    char guarded; /* rechecking after a line whose guards held: plan.LinePlan.appends may be trusted */
+    /* While guarded: the objects the line may have changed (borrowed, check()'s array), and the tuple of
+     * them handed to the Python side (monitor.PythonRecorder._recheck reads self._touched), made on demand. */
+    PyObject **touched_arr;
+    int touched_n;
+    PyObject *touched_tuple;
     unsigned long tid_cached; /* the last thread id seen, and its int object */
     PyObject *tid_obj;
     /* Lookup caches, valid while the dict they came from has the same version tag (CPython gives a dict a

@@ -21,8 +21,12 @@ static int guard_effect(long kind, PyObject *obj, PyObject *attr_kinds) {
     if (kind == G_ITEM_METHOD) return t == &PyUnicode_Type || t == &PyBytes_Type ? K_PURE : K_UNKNOWN;
     if (kind != G_STORE && immutable_type(t)) return K_PURE;
     if (kind == G_METHOD) {
-        int i = t == &PyList_Type ? 0 : t == &PyDict_Type ? 1 : t == &PySet_Type ? 2 : -1;
-        if (i < 0 || !PyTuple_CheckExact(attr_kinds) || PyTuple_GET_SIZE(attr_kinds) != 3) return K_UNKNOWN;
+        int i = t == &PyList_Type    ? 0
+                : t == &PyDict_Type  ? 1
+                : t == &PySet_Type   ? 2
+                : t == deque_type && t != NULL ? 3
+                                     : -1;
+        if (i < 0 || !PyTuple_CheckExact(attr_kinds) || PyTuple_GET_SIZE(attr_kinds) != 4) return K_UNKNOWN;
         long k = PyLong_AsLong(PyTuple_GET_ITEM(attr_kinds, i));
         if (k == -1) PyErr_Clear();
         return k == K_PURE || k == K_MUTATES ? (int)k : K_UNKNOWN;

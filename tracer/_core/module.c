@@ -5,6 +5,7 @@ PyObject *DISABLE;
 PyObject *S_check, *S_full_check, *S_set, *S_recheck, *S_top, *S_thread, *S_thread_entering;
 PyObject *S_checkpoint, *S_fail, *S_encode, *S_on_start, *S_fast, *S_on_line, *S_on_jump, *S_on_return;
 PyObject *S_inf, *S_nan, *S_ellipsis;
+PyTypeObject *deque_type;
 
 /* simple_locals(code): True when code runs with fast locals (a function, not a class body or module)
  * and each is plain (no cell, free or hidden variable), so the C callbacks may read them from the frame's fast-locals array. */
@@ -102,13 +103,107 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
 
 static PyObject *repr_of(PyObject *module, PyObject *value) { return container_repr(value, 0); }
 
+/* common_affixes(old, new): (prefix, suffix), how many leading and trailing elements of two lists or
+ * tuples are the same objects (tracer/objects.py: a tracked list's change is the splice between them).
+ * Pointer comparisons only: no element's code runs. */
+static PyObject *common_affixes(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !(PyList_CheckExact(args[0]) || PyTuple_CheckExact(args[0])) ||
+        !(PyList_CheckExact(args[1]) || PyTuple_CheckExact(args[1]))) {
+        PyErr_SetString(PyExc_TypeError, "common_affixes(old, new) takes two lists or tuples");
+        return NULL;
+    }
+    PyObject **a = PySequence_Fast_ITEMS(args[0]), **b = PySequence_Fast_ITEMS(args[1]);
+    Py_ssize_t n = Py_SIZE(args[0]), m = Py_SIZE(args[1]);
+    Py_ssize_t limit = n < m ? n : m, prefix = 0, suffix = 0;
+    while (prefix < limit && a[prefix] == b[prefix]) prefix++;
+    while (suffix < limit - prefix && a[n - 1 - suffix] == b[m - 1 - suffix]) suffix++;
+    return Py_BuildValue("(nn)", prefix, suffix);
+}
+
+/* -- dict watchers (tracer/objects.py): the changes of tracked dicts, as they happen ------------------------
+ * One watcher for the process. Each event on a watched dict is logged as (id(dict), event, key, value);
+ * the object tracker drains the log (dict_events) when it next looks at a dict, so a dict's change costs
+ * one log entry instead of a comparison of the whole dict. If the log cannot grow (no memory), `lost` is
+ * set and the tracker compares every watched dict in full once. */
+static int dict_watcher = -1;
+static PyObject *dict_log = NULL;
+static int dict_log_lost = 0;
+
+static int on_dict_event(PyDict_WatchEvent event, PyObject *dict, PyObject *key, PyObject *new_value) {
+    if (dict_log == NULL) return 0;
+    PyObject *exc = PyErr_GetRaisedException(); /* a watcher must leave the program's error state alone */
+    PyObject *entry = Py_BuildValue("(NiOO)", PyLong_FromVoidPtr(dict), (int)event, key ? key : Py_None,
+                                    new_value ? new_value : Py_None);
+    if (entry == NULL || PyList_Append(dict_log, entry) < 0) {
+        PyErr_Clear();
+        dict_log_lost = 1;
+    }
+    Py_XDECREF(entry);
+    PyErr_SetRaisedException(exc);
+    return 0;
+}
+
+static int ensure_watcher(void) {
+    if (dict_watcher >= 0) return 0;
+    if (dict_log == NULL && (dict_log = PyList_New(0)) == NULL) return -1;
+    dict_watcher = PyDict_AddWatcher(on_dict_event);
+    return dict_watcher < 0 ? -1 : 0;
+}
+
+static PyObject *dict_watch(PyObject *module, PyObject *d) {
+    if (!PyDict_CheckExact(d)) {
+        PyErr_SetString(PyExc_TypeError, "dict_watch(d) takes a dict");
+        return NULL;
+    }
+    if (ensure_watcher() < 0 || PyDict_Watch(dict_watcher, d) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *dict_unwatch(PyObject *module, PyObject *d) {
+    if (!PyDict_CheckExact(d)) {
+        PyErr_SetString(PyExc_TypeError, "dict_unwatch(d) takes a dict");
+        return NULL;
+    }
+    if (dict_watcher >= 0 && PyDict_Unwatch(dict_watcher, d) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* dict_events() -> (events since the last call, lost): the log is handed over and a new one started. */
+static PyObject *dict_events(PyObject *module, PyObject *unused) {
+    PyObject *fresh = PyList_New(0);
+    if (fresh == NULL) return NULL;
+    PyObject *old = dict_log != NULL ? dict_log : PyList_New(0);
+    dict_log = fresh;
+    int lost = dict_log_lost;
+    dict_log_lost = 0;
+    return old == NULL ? NULL : Py_BuildValue("(NO)", old, lost ? Py_True : Py_False);
+}
+
+/* same_head(value, head): ValueEncoder.head_unchanged for a (elements, length) head, in C. */
+static PyObject *same_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "same_head(value, head)");
+        return NULL;
+    }
+    int rc = head_unchanged(args[0], args[1]);
+    if (rc == -1) return NULL;
+    return PyBool_FromLong(rc == 1);
+}
+
 static PyMethodDef module_methods[] = {
+    {"same_head", (PyCFunction)(void (*)(void))same_head, METH_FASTCALL,
+     "True when value still holds the objects of an encoder head (elements, length)."},
+    {"dict_watch", dict_watch, METH_O, "Log the changes of dict d (dict_events gives them)."},
+    {"dict_unwatch", dict_unwatch, METH_O, "Stop logging the changes of dict d."},
+    {"dict_events", dict_events, METH_NOARGS, "(events logged since the last call, lost)."},
     {"repr", repr_of, METH_O, "repr(value) as the encoder writes it (non-recursive builtin values only)."},
     {"packb", packb, METH_O, "msgpack.packb(obj, use_bin_type=True) for a chunk's types, else None."},
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL, "The C encoding of a value, or None."},
     {"fingerprint", fingerprint, METH_O, "The fingerprint kept for a value, or None."},
     {"fingerprint_matches", (PyCFunction)(void (*)(void))fingerprint_matches, METH_FASTCALL,
      "True when value still has the fingerprint."},
+    {"common_affixes", (PyCFunction)(void (*)(void))common_affixes, METH_FASTCALL,
+     "(prefix, suffix): leading and trailing elements two lists share by identity."},
     {"simple_locals", simple_locals, METH_O, "True when code has only plain fast locals."},
     {"frame_locals", frame_locals, METH_O, "A function frame's bound variables as a dict (f_locals safely)."},
     {NULL},
@@ -176,6 +271,11 @@ PyMODINIT_FUNC PyInit__core(void) {
     }
     DISABLE = PyObject_GetAttrString(mon, "DISABLE");
     if (DISABLE == NULL) return NULL;
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections == NULL) return NULL;
+    deque_type = (PyTypeObject *)PyObject_GetAttrString(collections, "deque"); /* kept for the process */
+    Py_DECREF(collections);
+    if (deque_type == NULL) return NULL;
     if (PyType_Ready(&LockType) < 0 || PyType_Ready(&FrameRecordType) < 0 ||
         PyType_Ready(&ThreadStateType) < 0 || PyType_Ready(&StepBufferType) < 0 ||
         PyType_Ready(&CoreType) < 0) {

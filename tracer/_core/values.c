@@ -228,6 +228,7 @@ static int fp_build(PyObject *v, FpBuf *f, Py_ssize_t *budget, int depth) {
     Py_ssize_t n = t == &PyDict_Type ? PyDict_GET_SIZE(v)
                    : t == &PyList_Type || t == &PyTuple_Type ? Py_SIZE(v)
                                                               : PySet_GET_SIZE(v);
+    if (n > *budget) return 0; /* its elements alone exceed what is left: no fingerprint, found at once */
     if (fp_push(f, Py_NewRef(v)) < 0 || fp_push(f, PyLong_FromSsize_t(n)) < 0) return -1;
     f->containers++;
     int rc = 1;
@@ -774,13 +775,10 @@ static PyObject *encode_builtin(Py_ssize_t limit, PyObject *v, int *immutable) {
     if (text == NULL) return NULL;
     *immutable = (t == &PyTuple_Type || t == &PyFrozenSet_Type) && (!(mask & K_CONT) || frozen_tree(v, 0));
     if (PyUnicode_GET_LENGTH(text) > limit) {
-        PyObject *head = PyUnicode_Substring(text, 0, limit);
+        /* Too long to show whole: the Python encoder records it by structure as well (trace format 5,
+         * tracer/objects.py), so that nothing beyond the cut is lost. */
         Py_DECREF(text);
-        if (head == NULL) return NULL;
-        PyObject *cut = PyUnicode_Concat(head, S_ellipsis);
-        Py_DECREF(head);
-        if (cut == NULL) return NULL;
-        return Py_BuildValue("[Ni]", cut, 1);
+        return NULL;
     }
     if (path != WALK) {
         /* the fast and nested paths look at the whole text */

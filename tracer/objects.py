@@ -1,0 +1,724 @@
+"""Full-fidelity builtin containers (trace format 5): objects recorded by structure, changed by deltas.
+
+A local's encoding (tracer/values.py) is bounded by the value limit: a list of 200,000 ints shows as
+its first thousand characters. So that nothing recorded is lost, a builtin container (list, tuple, dict,
+set, frozenset) whose text is cut at the limit is also recorded here, by structure, as an **object**:
+its encoding becomes ``[cut text, FLAG_TRUNCATED | FLAG_OBJECT, oid]`` and the object's content goes in
+the chunk's objects column, where replay rebuilds it exactly at any step.
+
+Recording (``ObjectTracker``, one per recorder; both cores reach it through the Python encoder, which
+handles every container whose text is cut):
+
+- The first time a container is seen it gets an ``oid`` (the same object under two names, in two
+  frames, or after a return is one oid: aliasing is kept) and a ``NEW`` op with its whole content.
+- Each time the recorder looks at it again (only where the bytecode plan says a line may have changed
+  it, and the compiled core's fingerprint did not prove it unchanged), its content is compared with a
+  shadow (the element references seen last time) and only what changed is written: for a list one
+  ``SPLICE`` (the common prefix and suffix by identity are kept, so an append, a pop, an insert or one
+  item assigned costs that item), for a dict ``SET``/``DEL`` per key, for a set ``ADD``/``DISCARD``.
+  Elements that are themselves mutable builtin containers are compared by their encoded bytes.
+- Numbers, strings, bytes, None and bools are stored as msgpack values (never through repr); a nested
+  builtin container is a node ``[type, items]``; an int beyond 64 bits ``[BIGINT, digits]``; anything
+  else is its repr, ``[TEXT, text]``, bounded
+  by the value limit (that is where ``--value-limit`` still applies).
+- Chunk objects column: ``[bases, snaps, ops]``. ``ops`` are ``[offset, oid, op, *args]`` in step order
+  (an op at step k is part of the state *at* step k). ``snaps`` {oid: node} is the state at the chunk's
+  end of objects that changed, written when an object's deltas since its last snapshot outweigh its size
+  or are spread over ``SNAP_EVERY`` chunks. ``bases`` {oid: [chunk, chunk...]} (state at the chunk's start)
+  says where each live object's state is found: the first chunk holds its snapshot (or its NEW op), the
+  others hold later ops. So a value at any step needs at most ``SNAP_EVERY`` + 1 chunks.
+- Memory: the shadow holds one reference per element of each tracked container (8 bytes each, plus the
+  encoded bytes of nested mutable containers); an object the program dropped is released at the next
+  chunk.
+
+Reading (``ObjectResolver``): ``value(oid, chunk, offset)`` rebuilds the Python value (lists, tuples,
+dicts, sets, frozensets of the recorded scalars; ``OpaqueValue`` for a repr) at that step.
+"""
+
+from __future__ import annotations
+
+import operator
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgpack
+
+# Node type codes.
+T_LIST, T_TUPLE, T_DICT, T_SET, T_FROZENSET, T_TEXT, T_BIGINT = range(7)
+_TYPE_CODES: dict[type, int] = {
+    list: T_LIST, tuple: T_TUPLE, dict: T_DICT, set: T_SET, frozenset: T_FROZENSET,
+}
+CONTAINER_TYPES = frozenset(_TYPE_CODES)
+# Op codes.
+OP_NEW, OP_SPLICE, OP_SET, OP_DEL, OP_ADD, OP_DISCARD = range(6)
+
+SNAP_EVERY = 8  # an object's state is never more than this many chunks of ops away from a snapshot
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+_NATIVE = frozenset({int, float, bool, type(None), str, bytes})
+_MUTABLE = frozenset({list, dict, set})
+_MAX_DEPTH = 64
+
+
+_STABLE = _NATIVE | {complex, range, type(Ellipsis), type(NotImplemented)}
+
+
+def _is_nested_mutable(x: object, depth: int = 0) -> bool:
+    """True for an element whose recorded form can change without its identity changing (so it is
+    compared by its encoding, not by identity): a list, dict or set, a tuple/frozenset holding one, or an
+    object that is not a builtin value (its repr, all that is recorded of it, may change)."""
+    t = type(x)
+    if t in _STABLE:
+        return False
+    if t is tuple or t is frozenset:
+        if depth >= 8:
+            return True
+        return any(type(y) not in _STABLE and _is_nested_mutable(y, depth + 1) for y in x)  # type: ignore[attr-defined]
+    return True
+
+
+class NodeEncoder:
+    """Values into nodes: msgpack-native scalars as themselves, builtin containers as [type, items],
+    anything else as [T_TEXT, repr] through the bounded text encoder."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: Callable[[object], str]) -> None:
+        self.text = text
+
+    def node(self, v: object, depth: int = 0, active: set[int] | None = None) -> Any:
+        t = type(v)
+        if t in _NATIVE:
+            if t is int and not _INT_MIN <= v <= _INT_MAX:  # type: ignore[operator]
+                text = self.text(v)  # beyond msgpack's ints: its decimal digits, unless cut
+                digits = text[1:] if text[:1] == "-" else text
+                return [T_BIGINT if digits.isdigit() and digits.isascii() else T_TEXT, text]
+            return v
+        code = _TYPE_CODES.get(t)
+        if code is None:
+            return [T_TEXT, self.text(v)]
+        if depth >= _MAX_DEPTH:
+            return [T_TEXT, "..."]
+        if active is None:
+            active = set()
+        if id(v) in active:  # a container inside itself: repr shows [...] / {...}
+            return [T_TEXT, "{...}" if t is dict else "[...]" if t is list else "(...)"]
+        active.add(id(v))
+        try:
+            if code == T_DICT:
+                return [code, self.flat_items(v.items(), depth, active)]  # type: ignore[attr-defined]
+            return [code, self.items(v, depth, active)]  # type: ignore[arg-type]
+        finally:
+            active.discard(id(v))
+
+    def items(self, values: Iterable[Any], depth: int = 0, active: set[int] | None = None) -> list[Any]:
+        seq = values if type(values) is list else list(values)
+        kinds = set(map(type, seq))
+        if kinds <= _NATIVE and (int not in kinds or not seq or _ints_fit(seq, kinds)):
+            return list(seq)  # a copy: the program may change its list before the chunk is packed
+        node = self.node
+        return [node(x, depth + 1, active) for x in seq]
+
+    def flat_items(
+        self, pairs: Iterable[tuple[Any, Any]], depth: int = 0, active: set[int] | None = None
+    ) -> list[Any]:
+        node = self.node
+        out: list[Any] = []
+        for k, v in pairs:
+            out.append(node(k, depth + 1, active))
+            out.append(node(v, depth + 1, active))
+        return out
+
+
+def _ints_fit(seq: list[Any], kinds: set[type]) -> bool:
+    if kinds == {int}:
+        return min(seq) >= _INT_MIN and max(seq) <= _INT_MAX
+    return all(_INT_MIN <= x <= _INT_MAX for x in seq if type(x) is int)
+
+
+def _packed(node: Any) -> bytes:
+    return msgpack.packb(node, use_bin_type=True)
+
+
+def common_affixes(old: list[Any], new: list[Any] | tuple[Any, ...]) -> tuple[int, int]:
+    """(prefix, suffix): how many leading and trailing elements are the same objects in both."""
+    if _core_affixes is not None:
+        prefix, suffix = _core_affixes(old, new)
+        return prefix, suffix
+    n, m = len(old), len(new)
+    limit = min(n, m)
+    prefix = 0
+    is_ = operator.is_
+    for same in map(is_, old, new):
+        if not same:
+            break
+        prefix += 1
+    suffix = 0
+    while suffix < limit - prefix and old[n - 1 - suffix] is new[m - 1 - suffix]:
+        suffix += 1
+    return prefix, suffix
+
+
+try:
+    from tracer.native import core as _native_core
+except ImportError:  # pragma: no cover - tracer.native always imports
+    _native_core = None
+_core_affixes = getattr(_native_core, "common_affixes", None)
+# Dict watchers (the compiled core, CPython 3.12+): a tracked dict's changes arrive as they happen.
+_dict_watch = getattr(_native_core, "dict_watch", None)
+_dict_unwatch = getattr(_native_core, "dict_unwatch", None)
+_dict_events = getattr(_native_core, "dict_events", None)
+_EV_ADDED, _EV_MODIFIED, _EV_DELETED = 0, 1, 2  # PyDict_WatchEvent; CLONED, CLEARED: compare it whole
+
+
+class _Entry:
+    """One tracked container: the object, its shadow, and where its recorded state lives."""
+
+    __slots__ = ("base", "code", "dirty", "keys", "nested", "nested_ids", "obj", "oid", "rescan", "shadow",
+                 "shown", "since_snap", "touched", "watched")
+
+    def __init__(self, obj: Any, oid: int, code: int) -> None:
+        self.obj = obj
+        self.oid = oid
+        self.code = code
+        self.shadow: Any = None  # list of element refs (list/tuple), dict copy, or frozenset copy (set)
+        self.keys: list[Any] | None = None  # dict: its keys in order
+        self.nested: dict[Any, bytes] = {}  # position or key -> packed node, for nested mutable elements
+        self.nested_ids: set[int] | None = set()  # ids of those elements (None: to be worked out again)
+        self.base = -1  # chunk whose snapshot (or NEW op) starts its state
+        self.dirty: list[int] = []  # later chunks with ops on it
+        self.since_snap = 0  # elements written in ops since its base
+        self.touched = False  # ops in the current chunk
+        self.shown: Any = None  # (its cut text encoding, the head it was made from) for the value encoder
+        self.watched = False  # a dict whose changes the dict watcher logs (then keys is not kept)
+        self.rescan = False  # watched, but the log cannot say what changed (cleared, cloned, lost)
+
+
+class ObjectTracker:
+    """The recording side: see the module docstring."""
+
+    def __init__(self, text: Callable[[object], str], step: Callable[[], int]) -> None:
+        self.nodes = NodeEncoder(text)
+        self.step = step  # the index of the step being recorded
+        self.entries: dict[int, _Entry] = {}
+        self.ops: list[list[Any]] = []  # [step, oid, op, *args] not yet flushed
+        self.next_oid = 0
+        self.chunk = 0  # number of the chunk being filled
+        # Set by the recorder while it rechecks after a line whose effect guards held: the only objects
+        # the line can have changed. A nested element that is none of them needs no comparison.
+        self.touched: tuple[Any, ...] | None = None
+        self.nested_changed = False  # the last observe() found a nested element changed in place
+
+    # -- observing ------------------------------------------------------------------------------------
+    def text_of(self, obj: Any) -> Any:
+        """What observe() was last given as obj's text (encoding, head), or None."""
+        entry = self.entries.get(id(obj))
+        return entry.shown if entry is not None and entry.obj is obj else None
+
+    def show(self, obj: Any, shown: Any) -> None:
+        """Keep shown (text encoding, head) as obj's text, for text_of."""
+        entry = self.entries.get(id(obj))
+        if entry is not None and entry.obj is obj:
+            entry.shown = shown
+
+    def observe(self, obj: Any, shown: Any = None) -> int:
+        """obj's oid, recording what changed in it since it was last observed (or all of it). shown: the
+        value encoder's (text encoding, head) of obj, kept for text_of."""
+        entry = self.entries.get(id(obj))
+        if entry is None or entry.obj is not obj:
+            oid = self._new(obj)
+            self.entries[id(obj)].shown = shown
+            return oid
+        entry.shown = shown
+        self.nested_changed = False
+        code = entry.code
+        if code == T_LIST:
+            self._diff_list(entry, obj)
+        elif code == T_DICT:
+            if entry.watched:
+                self._drain()
+                if entry.rescan:
+                    entry.rescan = False
+                    self._op(entry, OP_NEW, self._take_shadow(entry, obj), size=0)
+                    entry.since_snap += len(obj)
+                elif self._nested_may_change(entry):
+                    self._diff_dict_nested(entry, obj)
+            else:
+                self._diff_dict(entry, obj)
+        elif code == T_SET:
+            self._diff_set(entry, obj)
+        elif self._nested_may_change(entry):  # a tuple or frozenset: only nested elements can change
+            self._diff_frozen(entry, obj)
+        return entry.oid
+
+    def _nested_may_change(self, entry: _Entry) -> bool:
+        """Can a nested mutable element of entry have changed in place since it was last observed?"""
+        if not entry.nested:
+            return False
+        touched = self.touched
+        if touched is None:
+            return True
+        ids = entry.nested_ids
+        if ids is None:
+            items = entry.shadow if entry.code != T_FROZENSET else list(entry.obj)  # the order of its keys
+            ids = entry.nested_ids = {id(items[key]) for key in entry.nested}
+        return any(id(t) in ids for t in touched)
+
+    def _op(self, entry: _Entry, *args: Any, size: int = 1) -> None:
+        self.ops.append([self.step(), entry.oid, *args])
+        entry.since_snap += size
+        entry.touched = True
+
+    def _drain(self) -> None:
+        """Apply the dict watcher's log: each change of a watched dict is an op at the current step (it
+        happened before this step, whichever dict the recorder looks at now)."""
+        events, lost = _dict_events()  # type: ignore[misc]
+        entries = self.entries
+        for address, event, key, value in events:
+            entry = entries.get(address)
+            if entry is None or not entry.watched or entry.rescan:
+                continue
+            if event in (_EV_ADDED, _EV_MODIFIED):
+                self._set_key(entry, key, value)
+            elif event == _EV_DELETED:
+                if key in entry.shadow:
+                    del entry.shadow[key]
+                    if entry.nested.pop(key, None) is not None:
+                        entry.nested_ids = None
+                    self._op(entry, OP_DEL, self.nodes.node(key))
+            else:
+                entry.rescan = True
+        if lost:
+            for entry in entries.values():
+                entry.rescan = entry.watched
+
+    def _new(self, obj: Any) -> int:
+        oid = self.next_oid
+        self.next_oid += 1
+        entry = _Entry(obj, oid, _TYPE_CODES[type(obj)])
+        self.entries[id(obj)] = entry
+        if entry.code == T_DICT and _dict_watch is not None:
+            self._drain()  # events of a dict observed before under this address are not this one's
+            try:
+                _dict_watch(obj)
+                entry.watched = True
+            except Exception:  # no watcher left (another tool took them all): compare it whole
+                entry.watched = False
+        node = self._take_shadow(entry, obj)
+        entry.base = self.chunk
+        entry.dirty = []
+        self.ops.append([self.step(), oid, OP_NEW, node])
+        entry.since_snap = 0
+        entry.touched = True
+        return oid
+
+    def _take_shadow(self, entry: _Entry, obj: Any) -> Any:
+        """Remember obj's current content; returns its node."""
+        nodes = self.nodes
+        code = entry.code
+        entry.nested = {}
+        entry.nested_ids = None
+        if code == T_DICT:
+            entry.shadow = dict(obj)
+            entry.keys = list(entry.shadow)
+            items = nodes.flat_items(entry.shadow.items())
+            for i, (k, v) in enumerate(entry.shadow.items()):
+                if _is_nested_mutable(v):
+                    entry.nested[k] = _packed(items[2 * i + 1])
+            return [code, items]
+        if code in (T_SET, T_FROZENSET):
+            entry.shadow = frozenset(obj)
+            items = nodes.items(list(obj))
+            if code == T_FROZENSET:
+                for i, x in enumerate(obj):
+                    if _is_nested_mutable(x):
+                        entry.nested[i] = _packed(items[i])
+            return [code, items]
+        entry.shadow = list(obj)
+        items = nodes.items(entry.shadow)
+        for i, x in enumerate(entry.shadow):
+            if type(x) not in _NATIVE and _is_nested_mutable(x):
+                entry.nested[i] = _packed(items[i])
+        return [code, items]
+
+    def _diff_list(self, entry: _Entry, obj: list[Any]) -> None:
+        old = entry.shadow
+        prefix, suffix = common_affixes(old, obj)
+        n, m = len(old), len(obj)
+        if prefix < n or n != m:
+            stop_old, stop_new = n - suffix, m - suffix
+            segment = obj[prefix:stop_new]
+            self._op(entry, OP_SPLICE, prefix, stop_old, self.nodes.items(segment), size=len(segment) + 1)
+            old[prefix:stop_old] = segment
+            if entry.nested:
+                entry.nested_ids = None
+                shift = len(segment) - (stop_old - prefix)
+                entry.nested = {
+                    (i if i < prefix else i + shift): b
+                    for i, b in entry.nested.items()
+                    if i < prefix or i >= stop_old
+                }
+            for i, x in enumerate(segment, prefix):
+                if type(x) not in _NATIVE and _is_nested_mutable(x):
+                    entry.nested[i] = _packed(self.nodes.node(x))
+                    entry.nested_ids = None
+        if self._nested_may_change(entry):
+            self._diff_nested(entry, old, skip=(prefix, m - suffix) if (prefix < n or n != m) else None)
+
+    def grow(self, obj: list[Any]) -> bool:
+        """obj, a tracked list whose text was cut, was at most appended to since it was last observed (the
+        bytecode plan and its run-time guards say so: tracer/plan.py LinePlan.appends): record its new tail
+        and return True (its text is still the same), or False when observe() must compare it."""
+        entry = self.entries.get(id(obj))
+        if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
+            return False
+        old = entry.shadow
+        n = len(old)
+        if len(obj) < n:
+            return False
+        if len(obj) > n:
+            self._grow_list(entry, obj, n)
+        return True
+
+    def store_items(self, obj: list[Any], indexes: list[Any]) -> bool:
+        """obj, a tracked list whose text was cut, changed at most at these indexes since it was last
+        observed (LinePlan.item_stores and the guards say so): record those items and return True when
+        its text is still the same (every index lies past the head it shows), else False: observe() must
+        compare it."""
+        entry = self.entries.get(id(obj))
+        if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
+            return False
+        head = entry.shown[1]
+        old = entry.shadow
+        n = len(old)
+        if head is None or len(obj) != n:
+            return False
+        shown = len(head[0])
+        positions = []
+        for index in indexes:
+            if type(index) is not int:
+                return False
+            i = index + n if index < 0 else index
+            if not shown <= i < n:
+                return False
+            if type(obj[i]) not in _NATIVE and _is_nested_mutable(obj[i]):
+                return False
+            positions.append(i)
+        for i in sorted(set(positions)):
+            x = obj[i]
+            if x is not old[i]:
+                old[i] = x
+                self._op(entry, OP_SET, i, self.nodes.node(x))
+        return True
+
+    def _grow_list(self, entry: _Entry, obj: list[Any], n: int) -> None:
+        old = entry.shadow
+        segment = obj[n:]
+        self._op(entry, OP_SPLICE, n, n, self.nodes.items(segment), size=len(segment) + 1)
+        old.extend(segment)
+        for i, x in enumerate(segment, n):
+            if type(x) not in _NATIVE and _is_nested_mutable(x):
+                entry.nested[i] = _packed(self.nodes.node(x))
+                entry.nested_ids = None
+
+    def _diff_nested(self, entry: _Entry, items: Any, skip: tuple[int, int] | None) -> None:
+        """SET ops for nested mutable elements whose content changed in place."""
+        for pos, before in list(entry.nested.items()):
+            if skip is not None and skip[0] <= pos < skip[1]:
+                continue
+            node = self.nodes.node(items[pos])
+            packed = _packed(node)
+            if packed != before:
+                entry.nested[pos] = packed
+                self.nested_changed = True
+                self._op(entry, OP_SET, pos, node, size=max(len(packed) // 8, 1))
+
+    def _diff_dict(self, entry: _Entry, obj: dict[Any, Any]) -> None:
+        old: dict[Any, Any] = entry.shadow
+        keys = entry.keys
+        assert keys is not None
+        node = self.nodes.node
+        if len(obj) == len(old) and list(obj) == keys:
+            for k, v, before in zip(keys, obj.values(), old.values()):
+                if v is not before:
+                    self._set_key(entry, k, v)
+            if self._nested_may_change(entry):
+                self._diff_dict_nested(entry, obj)
+            return
+        removed = [k for k in keys if k not in obj]
+        kept = [k for k in keys if k in obj]
+        added = [k for k in obj if k not in old]
+        if list(obj) != kept + added:  # reordered (a key deleted and put back): write it whole
+            self._op(entry, OP_NEW, self._take_shadow(entry, obj), size=0)
+            entry.since_snap += len(obj)
+            return
+        for k in removed:
+            self._op(entry, OP_DEL, node(k))
+            del old[k]
+            if entry.nested.pop(k, None) is not None:
+                entry.nested_ids = None
+        for k in kept:
+            if obj[k] is not old[k]:
+                self._set_key(entry, k, obj[k])
+        for k in added:
+            self._set_key(entry, k, obj[k])
+        entry.keys = list(obj)
+        if self._nested_may_change(entry):
+            self._diff_dict_nested(entry, obj)
+
+    def _set_key(self, entry: _Entry, k: Any, v: Any) -> None:
+        node = self.nodes.node(v)
+        entry.shadow[k] = v
+        self._op(entry, OP_SET, self.nodes.node(k), node)
+        if entry.nested.pop(k, None) is not None:
+            entry.nested_ids = None  # the element it replaced may still be nested elsewhere in it
+        if _is_nested_mutable(v):
+            entry.nested[k] = _packed(node)
+            if entry.nested_ids is not None:
+                entry.nested_ids.add(id(v))
+
+    def _diff_dict_nested(self, entry: _Entry, obj: dict[Any, Any]) -> None:
+        for k, before in list(entry.nested.items()):
+            node = self.nodes.node(obj[k])
+            packed = _packed(node)
+            if packed != before:
+                entry.nested[k] = packed
+                self.nested_changed = True
+                self._op(entry, OP_SET, self.nodes.node(k), node, size=max(len(packed) // 8, 1))
+
+    def _diff_set(self, entry: _Entry, obj: set[Any]) -> None:
+        old: frozenset[Any] = entry.shadow
+        if len(old) == len(obj) and all(x in old for x in obj):
+            return
+        gone = [x for x in old if x not in obj]
+        new = [x for x in obj if x not in old]
+        if gone:
+            self._op(entry, OP_DISCARD, self.nodes.items(gone), size=len(gone))
+        if new:
+            self._op(entry, OP_ADD, self.nodes.items(new), size=len(new))
+        entry.shadow = frozenset(obj)
+
+    def _diff_frozen(self, entry: _Entry, obj: Any) -> None:
+        items = list(obj)
+        for pos, before in entry.nested.items():
+            if _packed(self.nodes.node(items[pos])) != before:
+                self.nested_changed = True
+                self._op(entry, OP_NEW, self._take_shadow(entry, obj), size=len(items))
+                return
+
+    # -- chunks -----------------------------------------------------------------------------------------
+    def take_chunk(self, stop: int, start: int) -> list[Any] | None:
+        """The objects column of the chunk of steps [start, stop) ([bases, snaps, ops]), given the bases
+        taken at its start; None when no object was ever tracked. Advances to the next chunk."""
+        if not self.entries and not self.ops:
+            self.chunk += 1
+            return None
+        ops = self.ops
+        cut = len(ops)
+        while cut and ops[cut - 1][0] >= stop:
+            cut -= 1
+        mine, self.ops = ops[:cut], ops[cut:]
+        for op in mine:
+            op[0] -= start
+        snaps: dict[int, Any] = {}
+        for entry in list(self.entries.values()):
+            if entry.touched:
+                entry.touched = False
+                size = len(entry.shadow) + 1
+                if entry.base != self.chunk and (
+                    self.chunk - entry.base >= SNAP_EVERY or entry.since_snap >= size
+                    or len(entry.dirty) >= SNAP_EVERY - 1
+                ):
+                    snaps[entry.oid] = self._snapshot(entry)
+                    entry.base = self.chunk
+                    entry.dirty = []
+                    entry.since_snap = 0
+                elif entry.base != self.chunk:
+                    entry.dirty.append(self.chunk)
+            elif sys.getrefcount(entry.obj) <= 2:  # only the entry's (and getrefcount's argument): dropped
+                self._forget(entry)
+        self.chunk += 1
+        return [None, snaps, mine]  # bases are filled in by the caller (taken at the chunk's start)
+
+    def bases(self) -> dict[int, list[int]]:
+        """{oid: [base chunk, later chunks with ops]} for every live object, as of now (a chunk start)."""
+        return {e.oid: [e.base, *e.dirty] for e in self.entries.values()}
+
+    def _snapshot(self, entry: _Entry) -> Any:
+        """The node of the recorded state (the shadow; nested mutable elements as last recorded)."""
+        code = entry.code
+        nodes = self.nodes
+        if code == T_DICT:
+            items: list[Any] = []
+            for k, v in entry.shadow.items():
+                items.append(nodes.node(k))
+                packed = entry.nested.get(k)
+                items.append(msgpack.unpackb(packed) if packed is not None else nodes.node(v))
+            return [code, items]
+        if code in (T_SET, T_FROZENSET):
+            return [code, nodes.items(list(entry.shadow))]
+        items = nodes.items(entry.shadow)
+        for pos, packed in entry.nested.items():
+            items[pos] = msgpack.unpackb(packed)
+        return [code, items]
+
+    def _forget(self, entry: _Entry) -> None:
+        del self.entries[id(entry.obj)]
+        if entry.watched and _dict_unwatch is not None:
+            entry.watched = False
+            try:
+                _dict_unwatch(entry.obj)
+            except Exception:
+                pass
+
+    def release(self) -> None:
+        for entry in list(self.entries.values()):
+            self._forget(entry)
+        if _dict_events is not None:
+            _dict_events()  # drop the log
+        self.ops.clear()
+
+
+# -- reading --------------------------------------------------------------------------------------------
+class OpaqueValue:
+    """A value recorded as its repr only (not a builtin value): prints as that text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OpaqueValue) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def to_python(node: Any) -> Any:
+    """The Python value of a node."""
+    if type(node) is not list and type(node) is not tuple:
+        return node
+    code, items = node[0], node[1]
+    if code == T_TEXT:
+        return OpaqueValue(str(items))
+    if code == T_BIGINT:
+        return int(items)
+    if code == T_DICT:
+        it = iter(items)
+        return {_key(to_python(k)): to_python(v) for k, v in zip(it, it)}
+    values = [to_python(x) for x in items] if any(type(x) in (list, tuple) for x in items) else list(items)
+    if code == T_LIST:
+        return values
+    if code == T_TUPLE:
+        return tuple(values)
+    if code == T_SET:
+        return {_key(x) for x in values}
+    if code == T_FROZENSET:
+        return frozenset(_key(x) for x in values)
+    raise ValueError(f"unknown node type {code!r}")
+
+
+def _key(value: Any) -> Any:
+    """A dict key or set element: lists come back as tuples only if the node says tuple."""
+    if type(value) is list:  # cannot happen for a recorded key, but never crash on a damaged file
+        return tuple(value)
+    return value
+
+
+def apply_op(value: Any, op: Any) -> Any:
+    """Apply one recorded op ([offset, oid, code, *args]) to value (rebuilt in place); returns the value."""
+    code = op[2]
+    if code == OP_NEW:
+        return to_python(op[3])
+    if code == OP_SPLICE:
+        value[op[3] : op[4]] = [to_python(x) for x in op[5]]
+    elif code == OP_SET:
+        if type(value) is dict:
+            value[_key(to_python(op[3]))] = to_python(op[4])
+        elif type(value) is list:
+            value[op[3]] = to_python(op[4])
+        else:  # a tuple (or frozenset) whose nested element changed: rebuilt
+            items = list(value)
+            items[op[3]] = to_python(op[4])
+            value = type(value)(items)
+    elif code == OP_DEL:
+        del value[_key(to_python(op[3]))]
+    elif code == OP_ADD:
+        value.update(_key(to_python(x)) for x in op[3])
+    elif code == OP_DISCARD:
+        for x in op[3]:
+            value.discard(_key(to_python(x)))
+    else:
+        raise ValueError(f"unknown object op {code!r}")
+    return value
+
+
+class ObjectResolver:
+    """The reading side: rebuild object oid at a step, from chunks' objects columns.
+
+    objects_of(chunk_number) -> that chunk's [bases, snaps, ops] (or None). Results are cached per
+    (oid, chunk): the state at the chunk's start, from which a step's state is one pass over its ops."""
+
+    def __init__(self, objects_of: Callable[[int], Any]) -> None:
+        self.objects_of = objects_of
+        self._starts: dict[tuple[int, int], bytes | None] = {}
+
+    def _state_at_start(self, oid: int, chunk: int) -> Any:
+        """The value at the start of `chunk` (None: the object does not exist yet there)."""
+        key = (oid, chunk)
+        if key in self._starts:
+            packed = self._starts[key]
+            return None if packed is None else _thaw(packed)
+        columns = self.objects_of(chunk)
+        bases = columns[0] if columns is not None else None
+        where = bases.get(oid) if bases else None
+        value: Any = None
+        if where:
+            first, *later = where
+            snaps_first = self.objects_of(first)
+            if snaps_first is not None and oid in snaps_first[1]:
+                value = to_python(snaps_first[1][oid])
+            else:
+                value = self._run_ops(None, oid, snaps_first[2] if snaps_first else ())
+            for number in later:
+                cols = self.objects_of(number)
+                value = self._run_ops(value, oid, cols[2] if cols else ())
+        if len(self._starts) > 64:
+            self._starts.clear()
+        self._starts[key] = None if value is None else _freeze(value)
+        return value
+
+    @staticmethod
+    def _run_ops(value: Any, oid: int, ops: Any, upto: int | None = None) -> Any:
+        for op in ops:
+            if upto is not None and op[0] > upto:
+                break
+            if op[1] == oid:
+                value = apply_op(value, op)
+        return value
+
+    def value(self, oid: int, chunk: int, offset: int) -> Any:
+        """The object's value at step `offset` of `chunk` (after that step's ops)."""
+        value = self._state_at_start(oid, chunk)
+        columns = self.objects_of(chunk)
+        if columns is not None:
+            value = self._run_ops(value, oid, columns[2], upto=offset)
+        if value is None:
+            raise ValueError(f"object {oid} is not in the trace at that step")
+        return value
+
+
+def _freeze(value: Any) -> bytes:
+    import pickle
+
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _thaw(data: bytes) -> Any:
+    import pickle
+
+    return pickle.loads(data)
