@@ -400,6 +400,26 @@ def main():
 
 main()
 """,
+    "tree": """
+def build(depth):
+    if depth == 0:
+        return None
+    return (depth, build(depth - 1), build(depth - 1))
+
+def walk(node):
+    if node is None:
+        return 0
+    value, left, right = node
+    return value + walk(left) + walk(right)
+
+def main():
+    tree = build(9)
+    pair = (tree, [tree])
+    pair[1].append(tree[1])
+    return walk(tree)
+
+main()
+""",
     "rows": """
 def build(n):
     rows = []

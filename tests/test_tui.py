@@ -202,6 +202,38 @@ def test_containers_expand_and_values_show_in_full(app: RetroApp) -> None:
     drive(app, scenario)
 
 
+def test_a_container_too_long_to_show_expands_to_its_recorded_items(
+    tmp_path: Path, run_retrograde: RunRetrograde
+) -> None:
+    script = tmp_path / "big.py"
+    script.write_text(
+        "def main():\n    big = list(range(5000))\n    big[0] = 'first'\n    return big\nmain()\n"
+    )
+    trace = tmp_path / "big.rtrace"
+    run_retrograde(["record", "-o", trace, script], cwd=tmp_path)
+    timeline = RecordedTimeline(trace)
+    app = make_app(timeline, title="big.py")
+
+    async def scenario(pilot: Pilot[int]) -> None:
+        goto_line(app.engine, 4, "main")
+        app.refresh_view()
+        await pilot.pause()
+        tree = app.query_one("#locals", LocalsTree)
+        tree.focus()
+        node = tree.root.children[0]
+        assert node.data is not None and node.data.truncated and node.allow_expand
+        tree.move_cursor(node)
+        await press(pilot, "enter")
+        labels = [str(child.label) for child in node.children]
+        assert labels[:2] == ["[0] = 'first'", "[1] = 1"]  # rebuilt from the trace, as of this step
+        assert labels[-1] == "… 4500 more"
+
+    try:
+        drive(app, scenario)
+    finally:
+        timeline.close()
+
+
 def test_stack_pane_and_frame_up_down(app: RetroApp) -> None:
     async def scenario(pilot: Pilot[int]) -> None:
         goto_line(app.engine, 12, "bubble_sort")

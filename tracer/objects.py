@@ -45,7 +45,7 @@ from typing import Any
 import msgpack
 
 # Node type codes.
-T_LIST, T_TUPLE, T_DICT, T_SET, T_FROZENSET, T_TEXT, T_BIGINT = range(7)
+T_LIST, T_TUPLE, T_DICT, T_SET, T_FROZENSET, T_TEXT, T_BIGINT, T_REF = range(8)
 _TYPE_CODES: dict[type, int] = {
     list: T_LIST, tuple: T_TUPLE, dict: T_DICT, set: T_SET, frozenset: T_FROZENSET,
 }
@@ -81,10 +81,15 @@ class NodeEncoder:
     """Values into nodes: msgpack-native scalars as themselves, builtin containers as [type, items],
     anything else as [T_TEXT, repr] through the bounded text encoder."""
 
-    __slots__ = ("text",)
+    __slots__ = ("ref", "text")
 
-    def __init__(self, text: Callable[[object], str]) -> None:
+    def __init__(
+        self, text: Callable[[object], str], ref: Callable[[object], int | None] | None = None
+    ) -> None:
         self.text = text
+        # The oid of an immutable tuple/frozenset recorded as an object already: referred to, not copied
+        # (a tree of tuples built bottom-up then costs each tuple once).
+        self.ref = ref
 
     def node(self, v: object, depth: int = 0, active: set[int] | None = None) -> Any:
         t = type(v)
@@ -99,6 +104,10 @@ class NodeEncoder:
             return [T_TEXT, self.text(v)]
         if depth >= _MAX_DEPTH:
             return [T_TEXT, "..."]
+        if code in (T_TUPLE, T_FROZENSET) and self.ref is not None:
+            oid = self.ref(v)
+            if oid is not None:
+                return [T_REF, oid]
         if active is None:
             active = set()
         if id(v) in active:  # a container inside itself: repr shows [...] / {...}
@@ -198,7 +207,7 @@ class ObjectTracker:
     """The recording side: see the module docstring."""
 
     def __init__(self, text: Callable[[object], str], step: Callable[[], int]) -> None:
-        self.nodes = NodeEncoder(text)
+        self.nodes = NodeEncoder(text, self._ref_of)
         self.step = step  # the index of the step being recorded
         self.entries: dict[int, _Entry] = {}
         self.ops: list[list[Any]] = []  # [step, oid, op, *args] not yet flushed
@@ -210,6 +219,14 @@ class ObjectTracker:
         self.nested_changed = False  # the last observe() found a nested element changed in place
 
     # -- observing ------------------------------------------------------------------------------------
+    def _ref_of(self, obj: Any) -> int | None:
+        """obj's oid when it is a tracked tuple or frozenset that can never change (nothing mutable and no
+        object recorded as its repr inside), else None."""
+        entry = self.entries.get(id(obj))
+        if entry is None or entry.obj is not obj or entry.nested or entry.code not in (T_TUPLE, T_FROZENSET):
+            return None
+        return entry.oid
+
     def text_of(self, obj: Any) -> Any:
         """What observe() was last given as obj's text (encoding, head), or None."""
         entry = self.entries.get(id(obj))
@@ -598,8 +615,8 @@ class OpaqueValue:
         return hash(self.text)
 
 
-def to_python(node: Any) -> Any:
-    """The Python value of a node."""
+def to_python(node: Any, ref: Callable[[int], Any] | None = None) -> Any:
+    """The Python value of a node; ref(oid) gives the value of an object the node refers to."""
     if type(node) is not list and type(node) is not tuple:
         return node
     code, items = node[0], node[1]
@@ -607,10 +624,16 @@ def to_python(node: Any) -> Any:
         return OpaqueValue(str(items))
     if code == T_BIGINT:
         return int(items)
+    if code == T_REF:
+        if ref is None or type(items) is not int:
+            raise ValueError("an object reference with nothing to resolve it")
+        return ref(items)
     if code == T_DICT:
         it = iter(items)
-        return {_key(to_python(k)): to_python(v) for k, v in zip(it, it)}
-    values = [to_python(x) for x in items] if any(type(x) in (list, tuple) for x in items) else list(items)
+        return {_key(to_python(k, ref)): to_python(v, ref) for k, v in zip(it, it)}
+    values = (
+        [to_python(x, ref) for x in items] if any(type(x) in (list, tuple) for x in items) else list(items)
+    )
     if code == T_LIST:
         return values
     if code == T_TUPLE:
@@ -629,29 +652,29 @@ def _key(value: Any) -> Any:
     return value
 
 
-def apply_op(value: Any, op: Any) -> Any:
+def apply_op(value: Any, op: Any, ref: Callable[[int], Any] | None = None) -> Any:
     """Apply one recorded op ([offset, oid, code, *args]) to value (rebuilt in place); returns the value."""
     code = op[2]
     if code == OP_NEW:
-        return to_python(op[3])
+        return to_python(op[3], ref)
     if code == OP_SPLICE:
-        value[op[3] : op[4]] = [to_python(x) for x in op[5]]
+        value[op[3] : op[4]] = [to_python(x, ref) for x in op[5]]
     elif code == OP_SET:
         if type(value) is dict:
-            value[_key(to_python(op[3]))] = to_python(op[4])
+            value[_key(to_python(op[3], ref))] = to_python(op[4], ref)
         elif type(value) is list:
-            value[op[3]] = to_python(op[4])
+            value[op[3]] = to_python(op[4], ref)
         else:  # a tuple (or frozenset) whose nested element changed: rebuilt
             items = list(value)
-            items[op[3]] = to_python(op[4])
+            items[op[3]] = to_python(op[4], ref)
             value = type(value)(items)
     elif code == OP_DEL:
-        del value[_key(to_python(op[3]))]
+        del value[_key(to_python(op[3], ref))]
     elif code == OP_ADD:
-        value.update(_key(to_python(x)) for x in op[3])
+        value.update(_key(to_python(x, ref)) for x in op[3])
     elif code == OP_DISCARD:
         for x in op[3]:
-            value.discard(_key(to_python(x)))
+            value.discard(_key(to_python(x, ref)))
     else:
         raise ValueError(f"unknown object op {code!r}")
     return value
@@ -666,6 +689,22 @@ class ObjectResolver:
     def __init__(self, objects_of: Callable[[int], Any]) -> None:
         self.objects_of = objects_of
         self._starts: dict[tuple[int, int], bytes | None] = {}
+        self._fixed: dict[int, Any] = {}  # referenced (immutable) objects: the same at every step
+
+    def _referee(self, chunk: int, offset: int) -> Callable[[int], Any]:
+        """ref(oid) for nodes read at step `offset` of `chunk`: a referenced object never changes, so its
+        value there is its value anywhere after it was recorded."""
+
+        def ref(oid: int) -> Any:
+            value = self._fixed.get(oid)
+            if value is None:
+                value = self.value(oid, chunk, offset)
+                if len(self._fixed) > 100_000:
+                    self._fixed.clear()
+                self._fixed[oid] = value
+            return value
+
+        return ref
 
     def _state_at_start(self, oid: int, chunk: int) -> Any:
         """The value at the start of `chunk` (None: the object does not exist yet there)."""
@@ -681,24 +720,23 @@ class ObjectResolver:
             first, *later = where
             snaps_first = self.objects_of(first)
             if snaps_first is not None and oid in snaps_first[1]:
-                value = to_python(snaps_first[1][oid])
+                value = to_python(snaps_first[1][oid], self._referee(first, _CHUNK_END))
             else:
-                value = self._run_ops(None, oid, snaps_first[2] if snaps_first else ())
+                value = self._run_ops(None, oid, snaps_first[2] if snaps_first else (), first)
             for number in later:
                 cols = self.objects_of(number)
-                value = self._run_ops(value, oid, cols[2] if cols else ())
+                value = self._run_ops(value, oid, cols[2] if cols else (), number)
         if len(self._starts) > 64:
             self._starts.clear()
         self._starts[key] = None if value is None else _freeze(value)
         return value
 
-    @staticmethod
-    def _run_ops(value: Any, oid: int, ops: Any, upto: int | None = None) -> Any:
+    def _run_ops(self, value: Any, oid: int, ops: Any, chunk: int, upto: int | None = None) -> Any:
         for op in ops:
             if upto is not None and op[0] > upto:
                 break
             if op[1] == oid:
-                value = apply_op(value, op)
+                value = apply_op(value, op, self._referee(chunk, op[0]))
         return value
 
     def value(self, oid: int, chunk: int, offset: int) -> Any:
@@ -706,10 +744,13 @@ class ObjectResolver:
         value = self._state_at_start(oid, chunk)
         columns = self.objects_of(chunk)
         if columns is not None:
-            value = self._run_ops(value, oid, columns[2], upto=offset)
+            value = self._run_ops(value, oid, columns[2], chunk, upto=offset)
         if value is None:
             raise ValueError(f"object {oid} is not in the trace at that step")
         return value
+
+
+_CHUNK_END = 1 << 62  # an offset past every step of a chunk
 
 
 def _freeze(value: Any) -> bytes:

@@ -19,7 +19,7 @@ from textual.widgets.option_list import Option
 from textual.widgets.tree import TreeNode
 
 from replay.source import co_name
-from replay.timeline import Step, Value
+from replay.timeline import Step, TimelineError, Value
 
 _LABEL_LIMIT = 240  # characters of a value shown in a tree label; `v` shows the rest
 _CHILD_LIMIT = 500  # children shown when a container is expanded
@@ -36,6 +36,7 @@ class ValueNode:
     has_obj: bool = False
     loaded: bool = False  # children added
     truncated: bool = False  # the recorder cut the repr at its limit
+    build: Callable[[], object] | None = None  # a container recorded whole: rebuilt when it is opened
 
 
 def _label(name: str, text: str, changed: bool) -> Text:
@@ -115,11 +116,20 @@ class LocalsTree(Tree[ValueNode]):
                 data.obj, data.has_obj = value.python(), True
             except (ValueError, SyntaxError, MemoryError, RecursionError):
                 pass
-        expandable = data.has_obj and _expandable(data.obj)
+        elif value is not None and value.full is not None:
+            data.build = value.full  # its text was cut but the trace holds it whole: rebuilt when opened
+        expandable = (data.has_obj and _expandable(data.obj)) or data.build is not None
         return parent.add(_label(name, text, changed), data=data, allow_expand=expandable)
 
     def _fill(self, node: TreeNode[ValueNode]) -> None:
         data = node.data
+        if data is not None and not data.has_obj and data.build is not None:
+            try:
+                data.obj, data.has_obj = data.build(), True
+            except TimelineError as exc:
+                data.loaded = True
+                node.add_leaf(Text(str(exc), "red"))
+                return
         if data is None or data.loaded or not data.has_obj:
             return
         data.loaded = True
