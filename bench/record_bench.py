@@ -58,6 +58,10 @@ WORKLOADS = [
     Workload("graph", WORKLOAD_DIR / "graph.py", 20000, 500, "BFS on a 20k adjacency dict + merge sort"),
     # Issue 16's 200,000-element program: recorded whole (format 5), so appends and dict stores must cost
     # what they change, not the size of the container.
+    # The collections containers (defaultdict of lists, Counter, deque, OrderedDict LRU): their repr used to
+    # be taken whole at each change; now bounded and recorded by structure like the builtins.
+    Workload("collections", WORKLOAD_DIR / "collections_mix.py", 20000, 1000,
+             "topological sort, LRU, Counter on collections types"),
     Workload("bigstate", WORKLOAD_DIR / "bigstate.py", 200000, 20000, "200k list and dict built, changed"),
 ]
 

@@ -59,6 +59,26 @@ def test_c_encoding_is_the_python_encoding(value: object, limit: int) -> None:
         assert ours == ValueEncoder(limit).encode(value)
 
 
+def test_float_texts_are_repr_through_the_cache() -> None:
+    """The C encoder keeps recent float texts in a small cache keyed by the float's bits: thousands of
+    distinct floats (far more than its slots, so entries collide and are replaced), each seen many times,
+    -0.0 beside 0.0, and inf/nan (never cached, never literal) must all give repr's exact text."""
+    import random
+
+    rng = random.Random(7)
+    floats = [rng.uniform(-1e6, 1e6) for _ in range(6000)] + [0.0, -0.0, 1e-310, 2.0**60, 0.1 + 0.2]
+    floats += [rng.choice(floats[:50]) for _ in range(3000)]  # repeats: cache hits
+    for start in range(0, len(floats), 7):
+        row = floats[start : start + 7]
+        assert _core.encode(row, 1000) == repr(row)
+        nested = [row, [x * 2 for x in row]]
+        assert _core.encode(nested, 1000) == repr(nested)
+    for bad in (math.inf, -math.inf, math.nan):
+        for _ in range(2):  # the second time would be a cache hit if it were cached
+            assert _core.encode([1.5, bad], 1000) == [repr([1.5, bad]), 0]
+    assert _core.encode([1.5, "inf", "nan"], 1000) == repr([1.5, "inf", "nan"])  # a str is no float
+
+
 ascii_heavy = st.one_of(
     st.integers(-(2**70), 2**70),
     st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=12),

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import os
@@ -129,9 +130,66 @@ def _apply_set(s: set[Any], op: tuple[Any, ...]) -> None:
         s.add(op[1])
 
 
+_deque_ops = st.one_of(
+    st.tuples(st.sampled_from(["append", "appendleft"]), _scalars),
+    st.tuples(st.sampled_from(["pop", "popleft", "clear", "reverse", "flush"])),
+    st.tuples(st.just("rotate"), st.integers(-7, 7)),
+    st.tuples(st.sampled_from(["extend", "extendleft"]), st.lists(_scalars, max_size=4)),
+    st.tuples(st.sampled_from(["set", "insert", "del"]), st.integers(0, 10_000), _scalars),
+    st.tuples(st.just("nested_append"), st.integers()),
+)
+
+
+def _apply_deque(d: collections.deque[Any], op: tuple[Any, ...]) -> None:
+    kind = op[0]
+    if kind in ("append", "appendleft"):
+        getattr(d, kind)(op[1])
+    elif kind in ("pop", "popleft") and d:
+        getattr(d, kind)()
+    elif kind in ("clear", "reverse", "rotate", "extend", "extendleft"):
+        getattr(d, kind)(*op[1:])
+    elif kind == "set" and d:
+        d[op[1] % len(d)] = op[2]
+    elif kind == "insert" and (d.maxlen is None or len(d) < d.maxlen):
+        d.insert(op[1] % (len(d) + 1), op[2])
+    elif kind == "del" and d:
+        del d[op[1] % len(d)]
+    elif kind == "nested_append":
+        inner = [x for x in d if type(x) is list]
+        if inner:
+            inner[0].append(op[1])
+
+
+_mapping_ops = st.one_of(
+    _dict_ops,
+    st.tuples(st.just("missing"), st.integers(0, 30)),  # a defaultdict makes the key; a Counter reads 0
+    st.tuples(st.just("move"), st.integers(0, 30), st.booleans()),  # OrderedDict.move_to_end
+    st.tuples(st.just("count"), st.lists(st.integers(0, 30), max_size=5)),  # Counter.update
+)
+
+
+def _apply_mapping(d: dict[Any, Any], op: tuple[Any, ...]) -> None:
+    kind = op[0]
+    if kind == "missing":
+        if type(d) in (collections.defaultdict, collections.Counter):
+            d[op[1]]  # noqa: B018 - a defaultdict inserts its default here (a Counter does not)
+    elif kind == "move":
+        if type(d) is collections.OrderedDict and op[1] in d:
+            d.move_to_end(op[1], last=op[2])
+    elif kind == "count":
+        if type(d) is collections.Counter:
+            d.update(op[1])
+    else:
+        _apply_dict(d, op)
+
+
 def _expected(value: Any) -> Any:
     """What a rebuilt value must equal: the value with non-builtin objects as their repr text."""
     t = type(value)
+    if t is collections.deque:
+        return collections.deque((_expected(x) for x in value), value.maxlen)
+    if t in (collections.defaultdict, collections.OrderedDict, collections.Counter):
+        return value.copy()
     if t is list:
         return [_expected(x) for x in value]
     if t is tuple:
@@ -147,9 +205,11 @@ def _same(a: Any, b: Any) -> bool:
     """Type-exact deep equality (1 is not True, 0.0 is not -0.0), with dict order."""
     if type(a) is not type(b):
         return False
-    if type(a) in (list, tuple):
-        return len(a) == len(b) and all(map(_same, a, b))
-    if type(a) is dict:
+    if type(a) in (list, tuple, collections.deque):
+        return len(a) == len(b) and all(map(_same, a, b)) and getattr(a, "maxlen", 0) == getattr(b, "maxlen", 0)
+    if isinstance(a, dict):
+        if type(a) is collections.defaultdict and repr(a.default_factory) != repr(b.default_factory):
+            return False
         return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
     if type(a) is float:
         return repr(a) == repr(b)
@@ -158,7 +218,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def _run_model(start: Any, ops: list[tuple[Any, ...]], apply: Any, native: bool = True) -> None:
     if not native:  # the pure Python comparisons (no compiled core: no dict watcher, no C affixes)
-        with mock.patch.multiple(tracer.objects, _dict_watch=None, _core_affixes=None):
+        with mock.patch.multiple(tracer.objects, _dict_watch=None, _core_affixes=None, _fingerprint=None):
             _run_model(start, ops, apply)
         return
     step = [0]
@@ -210,6 +270,46 @@ def test_dict_rebuilds_at_every_step(native: bool, start: dict[Any, Any], ops: l
 @given(st.sets(st.integers(-50, 50), max_size=20), st.lists(_set_ops, max_size=60))
 def test_set_rebuilds_at_every_step(start: set[Any], ops: list[tuple[Any, ...]]) -> None:
     _run_model(start, ops, _apply_set)
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("maxlen", [None, 30])
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_scalars, min_size=0, max_size=40), st.lists(_deque_ops, max_size=60))
+def test_deque_rebuilds_at_every_step(
+    native: bool, maxlen: int | None, start: list[Any], ops: list[tuple[Any, ...]]
+) -> None:
+    _run_model(collections.deque([*start, [0, 1]], maxlen), ops, _apply_deque, native)
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("kind", ["defaultdict", "OrderedDict", "Counter"])
+@settings(max_examples=30, deadline=None)
+@given(st.dictionaries(st.integers(0, 30), st.integers(-5, 5), max_size=20), st.lists(_mapping_ops, max_size=60))
+def test_collections_mappings_rebuild_at_every_step(
+    native: bool, kind: str, start: dict[Any, Any], ops: list[tuple[Any, ...]]
+) -> None:
+    value: dict[Any, Any] = (
+        collections.defaultdict(list, start) if kind == "defaultdict" else getattr(collections, kind)(start)
+    )
+    _run_model(value, ops, _apply_mapping, native)
+
+
+def test_collections_containers_have_bounded_texts() -> None:
+    """Their repr costs the whole container: a short one is its exact repr, a big one the cut head of it
+    (a Counter's in insertion order), and with a tracker it is recorded whole."""
+    encoder = ValueEncoder(60)
+    small = [collections.deque([1, "a"], maxlen=4), collections.defaultdict(set, {1: {2}}),
+             collections.OrderedDict(b=1, a=2), collections.Counter("abracadabra"), collections.deque()]
+    for value in small:
+        assert encoder.encode(value) == [repr(value), 0]
+    big = collections.deque(range(10**6))
+    text, literal, cut = decode_text(encoder.encode(big))
+    assert cut and not literal and text == repr(big)[:60] + "..."
+    dd = collections.defaultdict(list, {i: [i] for i in range(10**5)})
+    assert decode_text(encoder.encode(dd))[0] == repr(dd)[:60] + "..."
+    tracked = ValueEncoder(60, tracker=ObjectTracker(text=repr, step=lambda: 0))
+    assert object_id(tracked.encode(big)) == 0 and object_id(tracked.encode(dd)) == 1
 
 
 def test_grown_list_records_only_its_tail() -> None:
@@ -441,6 +541,44 @@ def main():
 main()
 """,
 }
+
+
+_PROGRAMS["collections"] = """
+from collections import Counter, OrderedDict, defaultdict, deque
+
+def bfs(n):
+    adj = defaultdict(list)
+    for i in range(n):
+        adj[i].append((i * 7 + 1) % n)
+        adj[i].append((i + 1) % n)
+    seen = {0: 0}
+    queue = deque([0])
+    pad = deque(range(300))
+    while queue:
+        node = queue.popleft()
+        pad.append(pad.popleft())
+        for nxt in adj[node]:
+            if nxt not in seen:
+                seen[nxt] = seen[node] + 1
+                queue.append(nxt)
+    return seen
+
+def main():
+    seen = bfs(400)
+    counts = Counter([d % 17 for d in seen.values()])
+    counts.update(range(200))
+    window = deque(range(300), maxlen=300)
+    order = OrderedDict({i: str(i) for i in range(300)})
+    for i in range(40):
+        window.append(-i)
+        window.rotate(3)
+        counts[i % 5] += 2
+        order.move_to_end(i * 3)
+        order[i + 1000] = i
+    return len(window)
+
+main()
+"""
 
 
 def _state_digests(trace: Path, script: Path) -> list[list[Any]]:

@@ -654,6 +654,8 @@ class PythonRecorder(ForkHooks, Flusher):
         head = rec.heads.get(name)
         if head is not None and self.encoder.head_unchanged(obj, head):
             return None
+        if self._guarded and self._touched is not None and self.objects.untouched(obj, self._touched):
+            return None
         if self._guarded and type(obj) is list:
             # Only the line's own instructions ran, all of known effect: if they only appended to this
             # list, or stored items at indices that locals hold, the object tracker looks at just those,
@@ -664,15 +666,18 @@ class PythonRecorder(ForkHooks, Flusher):
                     return None
                 keys = line_plan.item_stores.get(name)
                 objs = rec.objs
-                if keys is not None and objs is not None and self.objects.store_items(
-                    obj, [objs.get(k) for k in keys]
-                ):
-                    return None
+                if keys is not None and objs is not None:
+                    stored = self.objects.store_items(obj, [objs.get(k) for k in keys])
+                    if stored:
+                        return None
+                    if stored is None:  # recorded, but its text shows a changed item: only the text again
+                        self.objects.show(obj, None)
         self.objects.touched = self._touched if self._guarded else None
         try:
             enc = self.encode(obj)
         finally:
             self.objects.touched = None
+            self.objects.in_step = None
         new_head = self.encoder.last_head
         if new_head is not None:
             rec.heads[name] = new_head

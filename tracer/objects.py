@@ -37,6 +37,8 @@ dicts, sets, frozensets of the recorded scalars; ``OpaqueValue`` for a repr) at 
 
 from __future__ import annotations
 
+import collections
+import itertools
 import operator
 import sys
 from collections.abc import Callable, Iterable
@@ -44,12 +46,21 @@ from typing import Any
 
 import msgpack
 
-# Node type codes.
+# Node type codes. The collections containers (deque, defaultdict, OrderedDict, Counter) are recorded like
+# the builtin ones they wrap (a deque like a list, the others like a dict), with a third node element for
+# what else their repr shows: a deque's maxlen, a defaultdict's default_factory (its repr text).
 T_LIST, T_TUPLE, T_DICT, T_SET, T_FROZENSET, T_TEXT, T_BIGINT, T_REF = range(8)
+T_DEQUE, T_DEFAULTDICT, T_ORDEREDDICT, T_COUNTER = range(8, 12)
 _TYPE_CODES: dict[type, int] = {
     list: T_LIST, tuple: T_TUPLE, dict: T_DICT, set: T_SET, frozenset: T_FROZENSET,
+    collections.deque: T_DEQUE, collections.defaultdict: T_DEFAULTDICT,
+    collections.OrderedDict: T_ORDEREDDICT, collections.Counter: T_COUNTER,
 }
 CONTAINER_TYPES = frozenset(_TYPE_CODES)
+_DICT_CODES = frozenset({T_DICT, T_DEFAULTDICT, T_ORDEREDDICT, T_COUNTER})
+_SEQ_CODES = frozenset({T_LIST, T_DEQUE})  # diffed as one splice plus nested elements
+# Dicts whose changes the dict watcher sees (an OrderedDict's own order, move_to_end, is not a dict event).
+_WATCHABLE = frozenset({T_DICT, T_DEFAULTDICT, T_COUNTER})
 # Op codes.
 OP_NEW, OP_SPLICE, OP_SET, OP_DEL, OP_ADD, OP_DISCARD = range(6)
 
@@ -114,11 +125,23 @@ class NodeEncoder:
             return [T_TEXT, "{...}" if t is dict else "[...]" if t is list else "(...)"]
         active.add(id(v))
         try:
-            if code == T_DICT:
-                return [code, self.flat_items(v.items(), depth, active)]  # type: ignore[attr-defined]
-            return [code, self.items(v, depth, active)]  # type: ignore[arg-type]
+            if code in _DICT_CODES:
+                node = [code, self.flat_items(v.items(), depth, active)]  # type: ignore[attr-defined]
+            else:
+                node = [code, self.items(v, depth, active)]  # type: ignore[arg-type]
+            if code >= T_DEQUE:
+                node.append(self.extra(v, code))
+            return node
         finally:
             active.discard(id(v))
+
+    def extra(self, v: Any, code: int) -> Any:
+        """The third element of a collections container's node: what its repr shows besides its items."""
+        if code == T_DEQUE:
+            return v.maxlen
+        if code == T_DEFAULTDICT:
+            return self.text(v.default_factory)
+        return None
 
     def items(self, values: Iterable[Any], depth: int = 0, active: set[int] | None = None) -> list[Any]:
         seq = values if type(values) is list else list(values)
@@ -177,14 +200,19 @@ _core_affixes = getattr(_native_core, "common_affixes", None)
 _dict_watch = getattr(_native_core, "dict_watch", None)
 _dict_unwatch = getattr(_native_core, "dict_unwatch", None)
 _dict_events = getattr(_native_core, "dict_events", None)
+# Fingerprints (the compiled core): a nested element's unchanged content is proved by identities in C.
+_fingerprint = getattr(_native_core, "fingerprint", None)
+_stale_nested = getattr(_native_core, "stale_nested", None)
+if _stale_nested is None:
+    _fingerprint = None
 _EV_ADDED, _EV_MODIFIED, _EV_DELETED = 0, 1, 2  # PyDict_WatchEvent; CLONED, CLEARED: compare it whole
 
 
 class _Entry:
     """One tracked container: the object, its shadow, and where its recorded state lives."""
 
-    __slots__ = ("base", "code", "dirty", "keys", "nested", "nested_ids", "obj", "oid", "rescan", "shadow",
-                 "shown", "since_snap", "touched", "watched")
+    __slots__ = ("base", "code", "dirty", "fps", "keys", "nested", "nested_ids", "obj", "oid", "rescan",
+                 "shadow", "shown", "since_snap", "text_version", "touched", "version", "watched")
 
     def __init__(self, obj: Any, oid: int, code: int) -> None:
         self.obj = obj
@@ -193,11 +221,20 @@ class _Entry:
         self.shadow: Any = None  # list of element refs (list/tuple), dict copy, or frozenset copy (set)
         self.keys: list[Any] | None = None  # dict: its keys in order
         self.nested: dict[Any, bytes] = {}  # position or key -> packed node, for nested mutable elements
+        # position or key -> (element, its fingerprint, the packed node it was taken with): while
+        # nested[key] is still that very bytes object and the element still has that fingerprint (the
+        # compiled core checks it by identity, in C), the element is unchanged: no node to pack again.
+        self.fps: dict[Any, tuple[Any, Any, bytes]] = {}
         self.nested_ids: set[int] | None = set()  # ids of those elements (None: to be worked out again)
         self.base = -1  # chunk whose snapshot (or NEW op) starts its state
         self.dirty: list[int] = []  # later chunks with ops on it
         self.since_snap = 0  # elements written in ops since its base
         self.touched = False  # ops in the current chunk
+        # Ops recorded on it so far, and how many there were when its text (shown) was last made or found
+        # still right: equal means nothing changed since. (Per object: one observe() drains the dict
+        # watcher's log for every watched dict, so the ops it adds need not be its own.)
+        self.version = 0
+        self.text_version = 0
         self.shown: Any = None  # (its cut text encoding, the head it was made from) for the value encoder
         self.watched = False  # a dict whose changes the dict watcher logs (then keys is not kept)
         self.rescan = False  # watched, but the log cannot say what changed (cleared, cloned, lost)
@@ -217,6 +254,9 @@ class ObjectTracker:
         # the line can have changed. A nested element that is none of them needs no comparison.
         self.touched: tuple[Any, ...] | None = None
         self.nested_changed = False  # the last observe() found a nested element changed in place
+        # An object whose changes were just recorded from the bytecode plan (store_items): the next
+        # observe() of it only takes its new text, without comparing it.
+        self.in_step: Any = None
 
     # -- observing ------------------------------------------------------------------------------------
     def _ref_of(self, obj: Any) -> int | None:
@@ -238,6 +278,17 @@ class ObjectTracker:
         if entry is not None and entry.obj is obj:
             entry.shown = shown
 
+    def text_current(self, obj: Any) -> bool:
+        """True when no op was recorded on obj since its text was last made or confirmed."""
+        entry = self.entries.get(id(obj))
+        return entry is not None and entry.obj is obj and entry.version == entry.text_version
+
+    def confirm_text(self, obj: Any) -> None:
+        """obj's text (shown) is right as of now."""
+        entry = self.entries.get(id(obj))
+        if entry is not None and entry.obj is obj:
+            entry.text_version = entry.version
+
     def observe(self, obj: Any, shown: Any = None) -> int:
         """obj's oid, recording what changed in it since it was last observed (or all of it). shown: the
         value encoder's (text encoding, head) of obj, kept for text_of."""
@@ -248,10 +299,14 @@ class ObjectTracker:
             return oid
         entry.shown = shown
         self.nested_changed = False
+        if self.in_step is not None:
+            in_step, self.in_step = self.in_step, None
+            if in_step is obj:
+                return entry.oid
         code = entry.code
-        if code == T_LIST:
+        if code in _SEQ_CODES:
             self._diff_list(entry, obj)
-        elif code == T_DICT:
+        elif code in _DICT_CODES:
             if entry.watched:
                 self._drain()
                 if entry.rescan:
@@ -285,6 +340,7 @@ class ObjectTracker:
         self.ops.append([self.step(), entry.oid, *args])
         entry.since_snap += size
         entry.touched = True
+        entry.version += 1
 
     def _drain(self) -> None:
         """Apply the dict watcher's log: each change of a watched dict is an op at the current step (it
@@ -302,6 +358,7 @@ class ObjectTracker:
                     del entry.shadow[key]
                     if entry.nested.pop(key, None) is not None:
                         entry.nested_ids = None
+                        entry.fps.pop(key, None)
                     self._op(entry, OP_DEL, self.nodes.node(key))
             else:
                 entry.rescan = True
@@ -314,7 +371,7 @@ class ObjectTracker:
         self.next_oid += 1
         entry = _Entry(obj, oid, _TYPE_CODES[type(obj)])
         self.entries[id(obj)] = entry
-        if entry.code == T_DICT and _dict_watch is not None:
+        if entry.code in _WATCHABLE and _dict_watch is not None:
             self._drain()  # events of a dict observed before under this address are not this one's
             try:
                 _dict_watch(obj)
@@ -334,15 +391,16 @@ class ObjectTracker:
         nodes = self.nodes
         code = entry.code
         entry.nested = {}
+        entry.fps = {}
         entry.nested_ids = None
-        if code == T_DICT:
+        if code in _DICT_CODES:
             entry.shadow = dict(obj)
             entry.keys = list(entry.shadow)
             items = nodes.flat_items(entry.shadow.items())
             for i, (k, v) in enumerate(entry.shadow.items()):
                 if _is_nested_mutable(v):
                     entry.nested[k] = _packed(items[2 * i + 1])
-            return [code, items]
+            return [code, items] if code == T_DICT else [code, items, nodes.extra(obj, code)]
         if code in (T_SET, T_FROZENSET):
             entry.shadow = frozenset(obj)
             items = nodes.items(list(obj))
@@ -356,19 +414,26 @@ class ObjectTracker:
         for i, x in enumerate(entry.shadow):
             if type(x) not in _NATIVE and _is_nested_mutable(x):
                 entry.nested[i] = _packed(items[i])
-        return [code, items]
+        return [code, items, nodes.extra(obj, code)] if code == T_DEQUE else [code, items]
 
-    def _diff_list(self, entry: _Entry, obj: list[Any]) -> None:
+    def _diff_list(self, entry: _Entry, obj: Any) -> None:
+        """A list's (or deque's) change since last seen: one splice, then its nested elements."""
         old = entry.shadow
         prefix, suffix = common_affixes(old, obj)
         n, m = len(old), len(obj)
         if prefix < n or n != m:
             stop_old, stop_new = n - suffix, m - suffix
-            segment = obj[prefix:stop_new]
+            if type(obj) is list:
+                segment = obj[prefix:stop_new]
+            elif suffix < prefix:  # a deque changed nearer its right end: walk it from there
+                segment = list(itertools.islice(reversed(obj), suffix, m - prefix))[::-1]
+            else:
+                segment = list(itertools.islice(obj, prefix, stop_new))
             self._op(entry, OP_SPLICE, prefix, stop_old, self.nodes.items(segment), size=len(segment) + 1)
             old[prefix:stop_old] = segment
             if entry.nested:
                 entry.nested_ids = None
+                entry.fps = {}  # positions moved
                 shift = len(segment) - (stop_old - prefix)
                 entry.nested = {
                     (i if i < prefix else i + shift): b
@@ -382,6 +447,18 @@ class ObjectTracker:
         if self._nested_may_change(entry):
             self._diff_nested(entry, old, skip=(prefix, m - suffix) if (prefix < n or n != m) else None)
 
+    def untouched(self, obj: Any, touched: tuple[Any, ...]) -> bool:
+        """True when obj is a tracked container that cannot have changed: it is none of the touched
+        objects (all that the line can have changed, its guards held) and holds no element whose recorded
+        form can change in place. Its text and content are then what was recorded last."""
+        entry = self.entries.get(id(obj))
+        if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
+            return False
+        for t in touched:
+            if t is obj:
+                return False
+        return True
+
     def grow(self, obj: list[Any]) -> bool:
         """obj, a tracked list whose text was cut, was at most appended to since it was last observed (the
         bytecode plan and its run-time guards say so: tracer/plan.py LinePlan.appends): record its new tail
@@ -389,21 +466,27 @@ class ObjectTracker:
         entry = self.entries.get(id(obj))
         if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
             return False
+        if entry.version != entry.text_version:  # its text is not known to be right: observe() makes it
+            return False
         old = entry.shadow
         n = len(old)
         if len(obj) < n:
             return False
         if len(obj) > n:
             self._grow_list(entry, obj, n)
+        entry.text_version = entry.version  # the tail is past the head its text shows
         return True
 
-    def store_items(self, obj: list[Any], indexes: list[Any]) -> bool:
+    def store_items(self, obj: list[Any], indexes: list[Any]) -> bool | None:
         """obj, a tracked list whose text was cut, changed at most at these indexes since it was last
         observed (LinePlan.item_stores and the guards say so): record those items and return True when
-        its text is still the same (every index lies past the head it shows), else False: observe() must
-        compare it."""
+        its text is still the same (every index lies past the head it shows); None when they were
+        recorded but one lies in the head its text shows (the text must be made again, and observe() will
+        not compare the list again: it is in step); False when observe() must compare it."""
         entry = self.entries.get(id(obj))
         if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
+            return False
+        if entry.version != entry.text_version:  # its text is not known to be right: observe() makes it
             return False
         head = entry.shown[1]
         old = entry.shadow
@@ -412,12 +495,15 @@ class ObjectTracker:
             return False
         shown = len(head[0])
         positions = []
+        in_head = False
         for index in indexes:
             if type(index) is not int:
                 return False
             i = index + n if index < 0 else index
-            if not shown <= i < n:
+            if not 0 <= i < n:
                 return False
+            if i < shown:
+                in_head = True
             if type(obj[i]) not in _NATIVE and _is_nested_mutable(obj[i]):
                 return False
             positions.append(i)
@@ -426,6 +512,10 @@ class ObjectTracker:
             if x is not old[i]:
                 old[i] = x
                 self._op(entry, OP_SET, i, self.nodes.node(x))
+        if in_head:
+            self.in_step = obj
+            return None
+        entry.text_version = entry.version  # every index lies past the head its text shows
         return True
 
     def _grow_list(self, entry: _Entry, obj: list[Any], n: int) -> None:
@@ -438,17 +528,33 @@ class ObjectTracker:
                 entry.nested[i] = _packed(self.nodes.node(x))
                 entry.nested_ids = None
 
+    def _remember_nested(self, entry: _Entry, key: Any, x: Any, packed: bytes) -> None:
+        if _fingerprint is None:
+            return
+        fp = _fingerprint(x)
+        if fp is None:
+            entry.fps.pop(key, None)
+        else:
+            entry.fps[key] = (x, fp, packed)
+
     def _diff_nested(self, entry: _Entry, items: Any, skip: tuple[int, int] | None) -> None:
         """SET ops for nested mutable elements whose content changed in place."""
-        for pos, before in list(entry.nested.items()):
+        fast = _fingerprint is not None
+        nested = entry.nested
+        keys = _stale_nested(items, nested, entry.fps) if fast and type(items) is list else list(nested)
+        for pos in keys:
+            before = nested[pos]
             if skip is not None and skip[0] <= pos < skip[1]:
                 continue
-            node = self.nodes.node(items[pos])
+            x = items[pos]
+            node = self.nodes.node(x)
             packed = _packed(node)
             if packed != before:
                 entry.nested[pos] = packed
                 self.nested_changed = True
                 self._op(entry, OP_SET, pos, node, size=max(len(packed) // 8, 1))
+            if fast:
+                self._remember_nested(entry, pos, x, entry.nested[pos])
 
     def _diff_dict(self, entry: _Entry, obj: dict[Any, Any]) -> None:
         old: dict[Any, Any] = entry.shadow
@@ -474,6 +580,7 @@ class ObjectTracker:
             del old[k]
             if entry.nested.pop(k, None) is not None:
                 entry.nested_ids = None
+                entry.fps.pop(k, None)
         for k in kept:
             if obj[k] is not old[k]:
                 self._set_key(entry, k, obj[k])
@@ -495,13 +602,19 @@ class ObjectTracker:
                 entry.nested_ids.add(id(v))
 
     def _diff_dict_nested(self, entry: _Entry, obj: dict[Any, Any]) -> None:
-        for k, before in list(entry.nested.items()):
-            node = self.nodes.node(obj[k])
+        fast = _fingerprint is not None
+        nested = entry.nested
+        for k in _stale_nested(obj, nested, entry.fps) if fast else list(nested):
+            before = nested[k]
+            x = obj[k]
+            node = self.nodes.node(x)
             packed = _packed(node)
             if packed != before:
                 entry.nested[k] = packed
                 self.nested_changed = True
                 self._op(entry, OP_SET, self.nodes.node(k), node, size=max(len(packed) // 8, 1))
+            if fast:
+                self._remember_nested(entry, k, x, entry.nested[k])
 
     def _diff_set(self, entry: _Entry, obj: set[Any]) -> None:
         old: frozenset[Any] = entry.shadow
@@ -565,19 +678,20 @@ class ObjectTracker:
         """The node of the recorded state (the shadow; nested mutable elements as last recorded)."""
         code = entry.code
         nodes = self.nodes
-        if code == T_DICT:
+        extra = [nodes.extra(entry.obj, code)] if code >= T_DEQUE else []
+        if code in _DICT_CODES:
             items: list[Any] = []
             for k, v in entry.shadow.items():
                 items.append(nodes.node(k))
                 packed = entry.nested.get(k)
                 items.append(msgpack.unpackb(packed) if packed is not None else nodes.node(v))
-            return [code, items]
+            return [code, items, *extra]
         if code in (T_SET, T_FROZENSET):
             return [code, nodes.items(list(entry.shadow))]
         items = nodes.items(entry.shadow)
         for pos, packed in entry.nested.items():
             items[pos] = msgpack.unpackb(packed)
-        return [code, items]
+        return [code, items, *extra]
 
     def _forget(self, entry: _Entry) -> None:
         del self.entries[id(entry.obj)]
@@ -628,9 +742,15 @@ def to_python(node: Any, ref: Callable[[int], Any] | None = None) -> Any:
         if ref is None or type(items) is not int:
             raise ValueError("an object reference with nothing to resolve it")
         return ref(items)
-    if code == T_DICT:
+    if code in _DICT_CODES:
         it = iter(items)
-        return {_key(to_python(k, ref)): to_python(v, ref) for k, v in zip(it, it)}
+        pairs = {_key(to_python(k, ref)): to_python(v, ref) for k, v in zip(it, it)}
+        if code == T_DICT:
+            return pairs
+        if code == T_DEFAULTDICT:
+            factory = node[2] if len(node) > 2 else None
+            return collections.defaultdict(_factory(factory), pairs)
+        return collections.OrderedDict(pairs) if code == T_ORDEREDDICT else collections.Counter(pairs)
     values = (
         [to_python(x, ref) for x in items] if any(type(x) in (list, tuple) for x in items) else list(items)
     )
@@ -642,7 +762,38 @@ def to_python(node: Any, ref: Callable[[int], Any] | None = None) -> Any:
         return {_key(x) for x in values}
     if code == T_FROZENSET:
         return frozenset(_key(x) for x in values)
+    if code == T_DEQUE:
+        maxlen = node[2] if len(node) > 2 else None
+        return collections.deque(values, maxlen if type(maxlen) is int and maxlen >= 0 else None)
     raise ValueError(f"unknown node type {code!r}")
+
+
+class RecordedFactory:
+    """A defaultdict's default_factory as recorded (its repr): it prints as the original did; calling it
+    (a missing key in an expression evaluated on a recorded value) says that it was not recorded."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __call__(self) -> Any:
+        raise KeyError(f"the default_factory {self.text} was recorded as text only: a missing key has no value")
+
+
+_FACTORIES = {repr(t): t for t in (list, dict, set, int, float, str, tuple, bytes, frozenset, bool)}
+
+
+def _factory(text: Any) -> Any:
+    """The default_factory for a recorded repr: a builtin type itself, None, else a RecordedFactory."""
+    if text is None or text == "None":
+        return None
+    if type(text) is not str:
+        text = str(text)
+    return _FACTORIES.get(text) or RecordedFactory(text)
 
 
 def _key(value: Any) -> Any:
@@ -658,11 +809,15 @@ def apply_op(value: Any, op: Any, ref: Callable[[int], Any] | None = None) -> An
     if code == OP_NEW:
         return to_python(op[3], ref)
     if code == OP_SPLICE:
-        value[op[3] : op[4]] = [to_python(x, ref) for x in op[5]]
+        items = [to_python(x, ref) for x in op[5]]
+        if type(value) is collections.deque:
+            _splice_deque(value, op[3], op[4], items)
+        else:
+            value[op[3] : op[4]] = items
     elif code == OP_SET:
-        if type(value) is dict:
+        if isinstance(value, dict):
             value[_key(to_python(op[3], ref))] = to_python(op[4], ref)
-        elif type(value) is list:
+        elif type(value) is list or type(value) is collections.deque:
             value[op[3]] = to_python(op[4], ref)
         else:  # a tuple (or frozenset) whose nested element changed: rebuilt
             items = list(value)
@@ -678,6 +833,24 @@ def apply_op(value: Any, op: Any, ref: Callable[[int], Any] | None = None) -> An
     else:
         raise ValueError(f"unknown object op {code!r}")
     return value
+
+
+def _splice_deque(d: collections.deque[Any], start: int, stop: int, items: list[Any]) -> None:
+    """d[start:stop] = items for a deque (which has no slice assignment), in time proportional to the
+    distance from the nearer end: a popleft or an append costs O(1), as it did in the program."""
+    n = len(d)
+    if n - stop < start:  # nearer the right end
+        tail = [d.pop() for _ in range(n - stop)]
+        for _ in range(stop - start):
+            d.pop()
+        d.extend(items)
+        d.extend(reversed(tail))
+    else:
+        head = [d.popleft() for _ in range(start)]
+        for _ in range(stop - start):
+            d.popleft()
+        d.extendleft(reversed(items))
+        d.extendleft(reversed(head))
 
 
 class ObjectResolver:

@@ -14,6 +14,8 @@ object tracker (trace format 5, ``tracer/objects.py``): ``[text, flags, oid]`` w
 
 from __future__ import annotations
 
+import collections
+import heapq
 import itertools
 import math
 import operator
@@ -74,6 +76,11 @@ IMMUTABLE_TYPES: frozenset[type] = frozenset(
 _SCALAR_LITERALS: frozenset[type] = frozenset({int, float, bool, type(None), str, bytes, complex})
 _FAST_ELEMENT_TYPES: frozenset[type] = frozenset({int, float, bool, type(None)})
 _CONTAINERS: frozenset[type] = frozenset({list, tuple, dict, set, frozenset})
+# The collections containers: their repr costs the whole container, so their text is bounded here like a
+# builtin's (deque like a list, the others like a dict), and with a tracker they are recorded whole too.
+_WRAPPED: frozenset[type] = frozenset(
+    {collections.deque, collections.defaultdict, collections.OrderedDict, collections.Counter}
+)
 _NON_LITERAL_FLOATS = frozenset({"inf", "-inf", "nan"})
 _FAST_LEN = 256  # containers up to this size whose elements are plain numbers use the C repr directly
 
@@ -171,7 +178,7 @@ class ValueEncoder:
                     ):
                         return [text, 0]
                 return text if len(text) <= self.limit else self._cut(text)
-            if t in _CONTAINERS:
+            if t in _CONTAINERS or t in _WRAPPED:
                 tracker = self.tracker
                 if tracker is None:
                     return self._encode_container(value)
@@ -180,11 +187,11 @@ class ValueEncoder:
                 shown = tracker.text_of(value)
                 oid = None
                 if shown is not None:
-                    ops = len(tracker.ops)
                     oid = tracker.observe(value, shown)
-                    if len(tracker.ops) == ops or (
+                    if tracker.text_current(value) or (
                         not tracker.nested_changed and self.head_unchanged(value, shown[1])
                     ):
+                        tracker.confirm_text(value)
                         self.last_head = None
                         enc = shown[0]
                         return [enc[0], enc[1] | FLAG_OBJECT, oid]
@@ -200,6 +207,7 @@ class ValueEncoder:
                     oid = tracker.observe(value, shown)
                 else:
                     tracker.show(value, shown)
+                tracker.confirm_text(value)
                 return [enc[0], enc[1] | FLAG_OBJECT, oid]
             text = repr(value)
             if type(text) is not str:
@@ -233,6 +241,8 @@ class ValueEncoder:
         return [text[: self.limit] + ELLIPSIS, FLAG_TRUNCATED]
 
     def _encode_container(self, value: Any) -> Encoded:
+        if type(value) in _WRAPPED:
+            return self._encode_wrapped(value)
         try:
             fast = self._encode_direct(value)
         except ValueError:  # an element's repr refused (an int too long for str): render piece by piece
@@ -257,6 +267,41 @@ class ValueEncoder:
         if len(text) > self.limit:
             return self._cut(text)
         return text if state["literal"] else [text, 0]
+
+    def _encode_wrapped(self, value: Any) -> Encoded:
+        """A deque, defaultdict, OrderedDict or Counter: its repr when that is short (it is then bounded:
+        its items' text is), else its type's opening and the cut text of its first items: the same text
+        as repr cut at the limit (a Counter's most common keys first, as its repr shows them)."""
+        t = type(value)
+        keep = self.limit // 2 + 1  # more items than that cannot fit (each takes 3 characters or more)
+        if t is collections.deque:
+            body: Any = list(itertools.islice(value, keep))
+        elif t is collections.Counter:
+            # Its repr lists the keys by count (a stable sort: ties in insertion order); nlargest is that
+            # sort's head, at the cost of one pass over the counts (the only O(size) text made here).
+            try:
+                body = dict(heapq.nlargest(keep, value.items(), key=operator.itemgetter(1)))
+            except TypeError:  # counts that do not compare: repr shows insertion order too
+                body = dict(itertools.islice(value.items(), keep))
+        else:
+            body = dict(itertools.islice(value.items(), keep))
+        enc = self._encode_container(body)
+        self.last_head = self.walk_head = None
+        text, _, cut = decode_text(enc)
+        if not cut and len(body) == len(value):
+            text = repr(value)
+            if type(text) is not str:
+                text = str.__str__(text)
+            return [text, 0] if len(text) <= self.limit else self._cut(text)
+        if t is collections.deque:
+            opening = "deque("
+        elif t is collections.defaultdict:
+            factory = decode_text(self.encode(value.default_factory))[0]
+            self.last_head = None
+            opening = f"defaultdict({factory}, "
+        else:
+            opening = f"{t.__name__}("
+        return self._cut((opening + text)[: self.limit + 1])
 
     def _encode_direct(self, value: Any) -> Encoded | None:
         """The encoding from builtin reprs of the container or its head, or None for the slow path."""
@@ -301,7 +346,7 @@ class ValueEncoder:
                     self.last_head = (flat, n)
                 if len(text) > self.limit:
                     return self._cut(text)
-                if (float in kinds or complex in kinds) and ("inf" in text or "nan" in text):
+                if _no_literal_number(value, kinds, text):
                     return [text, 0]  # inf / nan have no literal form
                 return [text, 0] if type(value) is frozenset else text
             nested = _nested_kinds(value, kinds, self.limit)
@@ -310,8 +355,8 @@ class ValueEncoder:
                 text = repr(value)
                 if len(text) > self.limit:
                     return self._cut(text)
-                literal = t is not frozenset and frozenset not in nested and not (
-                    (float in nested or complex in nested) and ("inf" in text or "nan" in text)
+                literal = t is not frozenset and frozenset not in nested and not _no_literal_number(
+                    value, nested, text
                 )
                 return text if literal else [text, 0]
         return None
@@ -442,6 +487,26 @@ def _nested_kinds(value: Any, kinds: set[type], limit: int) -> set[type] | None:
     if not inner_kinds <= _SCALAR_LITERALS or text_size > 4 * limit:
         return None
     return kinds | inner_kinds
+
+
+def _no_literal_number(value: Any, kinds: set[type], text: str) -> bool:
+    """True when the repr text of value (a container of scalars, or of small containers of scalars: kinds
+    are all the element types) shows an inf or nan float, which have no literal form. Floats are looked
+    at (a string element 'info' is no reason); a complex only by its text, as the compiled core does."""
+    if complex in kinds and ("inf" in text or "nan" in text):
+        return True
+    if float not in kinds:
+        return False
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        for x in itertools.chain(v, v.values()) if type(v) is dict else v:
+            if type(x) is float:
+                if not math.isfinite(x):
+                    return True
+            elif type(x) in _CONTAINERS:
+                stack.append(x)
+    return False
 
 
 def _long_text_repr(value: str | bytes, limit: int) -> str:

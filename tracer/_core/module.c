@@ -85,6 +85,54 @@ static PyObject *fingerprint_matches(PyObject *module, PyObject *const *args, Py
     return PyBool_FromLong(rc == 1 && pos == PyList_GET_SIZE(args[1]));
 }
 
+/* stale_nested(items, nested, fps): the keys of `nested` ({key: packed bytes}, tracer/objects.py) whose
+ * element in items (a list by position, or a dict by key) is not provably unchanged: unchanged means
+ * fps[key] is (that very element, a fingerprint it still matches, that very bytes object). The object
+ * tracker then packs only those again (one C pass instead of a node per nested element). */
+static PyObject *stale_nested(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !(PyList_CheckExact(args[0]) || PyDict_Check(args[0])) || !PyDict_CheckExact(args[1]) ||
+        !PyDict_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "stale_nested(items, nested, fps): a list or dict and two dicts");
+        return NULL;
+    }
+    PyObject *items = args[0], *nested = args[1], *fps = args[2];
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    Py_ssize_t pos = 0;
+    PyObject *key, *before;
+    while (PyDict_Next(nested, &pos, &key, &before)) {
+        PyObject *x = NULL;
+        if (PyList_CheckExact(items)) {
+            Py_ssize_t i = PyLong_AsSsize_t(key);
+            if (i == -1 && PyErr_Occurred()) PyErr_Clear();
+            else if (i >= 0 && i < PyList_GET_SIZE(items)) x = PyList_GET_ITEM(items, i);
+        } else {
+            x = PyDict_GetItemWithError(items, key);
+            if (x == NULL && PyErr_Occurred()) PyErr_Clear();
+        }
+        PyObject *cached = x != NULL ? PyDict_GetItemWithError(fps, key) : NULL;
+        if (cached == NULL && PyErr_Occurred()) PyErr_Clear();
+        int same = 0;
+        if (cached != NULL && PyTuple_CheckExact(cached) && PyTuple_GET_SIZE(cached) == 3 &&
+            PyTuple_GET_ITEM(cached, 0) == x && PyTuple_GET_ITEM(cached, 2) == before &&
+            PyList_CheckExact(PyTuple_GET_ITEM(cached, 1))) {
+            PyObject *fp = PyTuple_GET_ITEM(cached, 1);
+            Py_ssize_t at = 0;
+            int rc = fp_match(x, fp, &at);
+            if (rc < 0) {
+                Py_DECREF(out);
+                return NULL;
+            }
+            same = rc == 1 && at == PyList_GET_SIZE(fp);
+        }
+        if (!same && PyList_Append(out, key) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 /* encode(value, limit): the C encoding of a scalar or builtin container, or None where the Python encoder
  * is used instead (tests compare the two). */
 static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -105,15 +153,48 @@ static PyObject *repr_of(PyObject *module, PyObject *value) { return container_r
 
 /* common_affixes(old, new): (prefix, suffix), how many leading and trailing elements of two lists or
  * tuples are the same objects (tracer/objects.py: a tracked list's change is the splice between them).
- * Pointer comparisons only: no element's code runs. */
+ * new may also be a collections.deque, walked by its iterators (no copy). Pointer comparisons only: no
+ * element's code runs. */
+static PyObject *deque_affixes(PyObject **a, Py_ssize_t n, PyObject *d) {
+    Py_ssize_t m = PyObject_Length(d);
+    if (m < 0) return NULL;
+    Py_ssize_t limit = n < m ? n : m, prefix = 0, suffix = 0;
+    PyObject *it = PyObject_GetIter(d), *x;
+    if (it == NULL) return NULL;
+    while (prefix < limit && (x = PyIter_Next(it)) != NULL) {
+        int same = x == a[prefix];
+        Py_DECREF(x);
+        if (!same) break;
+        prefix++;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return NULL;
+    if (prefix < limit) {
+        PyObject *rit = PyObject_CallMethod(d, "__reversed__", NULL);
+        if (rit == NULL) return NULL;
+        while (suffix < limit - prefix && (x = PyIter_Next(rit)) != NULL) {
+            int same = x == a[n - 1 - suffix];
+            Py_DECREF(x);
+            if (!same) break;
+            suffix++;
+        }
+        Py_DECREF(rit);
+        if (PyErr_Occurred()) return NULL;
+    }
+    return Py_BuildValue("(nn)", prefix, suffix);
+}
+
 static PyObject *common_affixes(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !(PyList_CheckExact(args[0]) || PyTuple_CheckExact(args[0])) ||
-        !(PyList_CheckExact(args[1]) || PyTuple_CheckExact(args[1]))) {
-        PyErr_SetString(PyExc_TypeError, "common_affixes(old, new) takes two lists or tuples");
+        !(PyList_CheckExact(args[1]) || PyTuple_CheckExact(args[1]) || Py_IS_TYPE(args[1], deque_type))) {
+        PyErr_SetString(PyExc_TypeError, "common_affixes(old, new) takes two lists or tuples (new: or a deque)");
         return NULL;
     }
-    PyObject **a = PySequence_Fast_ITEMS(args[0]), **b = PySequence_Fast_ITEMS(args[1]);
-    Py_ssize_t n = Py_SIZE(args[0]), m = Py_SIZE(args[1]);
+    PyObject **a = PySequence_Fast_ITEMS(args[0]);
+    Py_ssize_t n = Py_SIZE(args[0]);
+    if (Py_IS_TYPE(args[1], deque_type)) return deque_affixes(a, n, args[1]);
+    PyObject **b = PySequence_Fast_ITEMS(args[1]);
+    Py_ssize_t m = Py_SIZE(args[1]);
     Py_ssize_t limit = n < m ? n : m, prefix = 0, suffix = 0;
     while (prefix < limit && a[prefix] == b[prefix]) prefix++;
     while (suffix < limit - prefix && a[n - 1 - suffix] == b[m - 1 - suffix]) suffix++;
@@ -151,7 +232,7 @@ static int ensure_watcher(void) {
 }
 
 static PyObject *dict_watch(PyObject *module, PyObject *d) {
-    if (!PyDict_CheckExact(d)) {
+    if (!PyDict_Check(d)) {
         PyErr_SetString(PyExc_TypeError, "dict_watch(d) takes a dict");
         return NULL;
     }
@@ -160,7 +241,7 @@ static PyObject *dict_watch(PyObject *module, PyObject *d) {
 }
 
 static PyObject *dict_unwatch(PyObject *module, PyObject *d) {
-    if (!PyDict_CheckExact(d)) {
+    if (!PyDict_Check(d)) {
         PyErr_SetString(PyExc_TypeError, "dict_unwatch(d) takes a dict");
         return NULL;
     }
@@ -202,6 +283,8 @@ static PyMethodDef module_methods[] = {
     {"fingerprint", fingerprint, METH_O, "The fingerprint kept for a value, or None."},
     {"fingerprint_matches", (PyCFunction)(void (*)(void))fingerprint_matches, METH_FASTCALL,
      "True when value still has the fingerprint."},
+    {"stale_nested", (PyCFunction)(void (*)(void))stale_nested, METH_FASTCALL,
+     "The keys of nested elements not provably unchanged (tracer/objects.py)."},
     {"common_affixes", (PyCFunction)(void (*)(void))common_affixes, METH_FASTCALL,
      "(prefix, suffix): leading and trailing elements two lists share by identity."},
     {"simple_locals", simple_locals, METH_O, "True when code has only plain fast locals."},

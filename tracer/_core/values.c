@@ -477,6 +477,50 @@ static int frozen_tree(PyObject *v, int depth) {
     return 1;
 }
 
+/* -- float reprs -----------------------------------------------------------------------------------
+ * repr(float) (the shortest round-tripping digits) costs ~150-300 ns: most of the time of a recorder that
+ * re-renders a container of floats where one element changed. A small direct-mapped cache keyed by the
+ * double's bits gives the text of a float seen before (an unchanged coordinate, a constant) in a memcpy;
+ * the text is exactly repr's, since a float's repr depends on its bits alone. */
+#define FLOAT_CACHE_BITS 12
+typedef struct {
+    uint64_t bits;
+    uint8_t len; /* 0: empty */
+    char text[31];
+} FloatText;
+static FloatText float_cache[1 << FLOAT_CACHE_BITS];
+int nonfinite_seen; /* set when a float repr written here was inf, -inf or nan (no literal form) */
+
+/* repr(x) into *out (not NUL-terminated): its length, or -1 on error (set). */
+static Py_ssize_t float_text(double x, const char **out) {
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    FloatText *slot = &float_cache[(bits * 0x9E3779B97F4A7C15ull) >> (64 - FLOAT_CACHE_BITS)];
+    if (slot->len && slot->bits == bits) {
+        *out = slot->text;
+        return slot->len;
+    }
+    if (!isfinite(x)) nonfinite_seen = 1;
+    char *text = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (text == NULL) return -1;
+    size_t n = strlen(text);
+    if (n < sizeof slot->text && isfinite(x)) {
+        memcpy(slot->text, text, n);
+        slot->len = (uint8_t)n;
+        slot->bits = bits;
+        PyMem_Free(text);
+        *out = slot->text;
+        return (Py_ssize_t)n;
+    }
+    /* not cached: hand the text over through the slot-free path */
+    static char spill[64];
+    if (n >= sizeof spill) n = sizeof spill - 1;
+    memcpy(spill, text, n);
+    PyMem_Free(text);
+    *out = spill;
+    return (Py_ssize_t)n;
+}
+
 /* repr() of a builtin container of scalars, written straight into one string: the same text as
  * PyObject_Repr (property-tested against it), without a str object per element. Elements other than exact
  * ints, bools, None, floats and plain ASCII strs (and nested builtin containers) go through PyObject_Repr. */
@@ -506,11 +550,9 @@ static int repr_str(_PyUnicodeWriter *w, PyObject *v) {
 }
 
 static int repr_float(_PyUnicodeWriter *w, PyObject *v) {
-    char *text = PyOS_double_to_string(PyFloat_AS_DOUBLE(v), 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (text == NULL) return -1;
-    int rc = _PyUnicodeWriter_WriteASCIIString(w, text, (Py_ssize_t)strlen(text));
-    PyMem_Free(text);
-    return rc;
+    const char *text;
+    Py_ssize_t n = float_text(PyFloat_AS_DOUBLE(v), &text);
+    return n < 0 ? -1 : _PyUnicodeWriter_WriteASCIIString(w, text, n);
 }
 
 static int repr_items(_PyUnicodeWriter *w, PyObject *const *items, Py_ssize_t n, int depth) {
@@ -638,11 +680,9 @@ static int ascii_repr(AsciiBuf *b, PyObject *v, int depth) {
     if (v == Py_True) return ascii_put(b, "True", 4);
     if (v == Py_False) return ascii_put(b, "False", 5);
     if (t == &PyFloat_Type) {
-        char *text = PyOS_double_to_string(PyFloat_AS_DOUBLE(v), 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-        if (text == NULL) return -1;
-        int rc = ascii_put(b, text, (Py_ssize_t)strlen(text));
-        PyMem_Free(text);
-        return rc;
+        const char *text;
+        Py_ssize_t n = float_text(PyFloat_AS_DOUBLE(v), &text);
+        return n < 0 ? -1 : ascii_put(b, text, n);
     }
     int rc = 0;
     if (t == &PyList_Type || t == &PyTuple_Type) {
@@ -771,6 +811,7 @@ static PyObject *encode_builtin(Py_ssize_t limit, PyObject *v, int *immutable) {
         literal = scan.literal;
     }
     /* Each element takes its text and ", " (a number: about 4 characters in all). */
+    nonfinite_seen = 0;
     PyObject *text = container_repr(v, 2 + 4 * n + top.text + nested.inner.text + 4 * nested.inner_len);
     if (text == NULL) return NULL;
     *immutable = (t == &PyTuple_Type || t == &PyFrozenSet_Type) && (!(mask & K_CONT) || frozen_tree(v, 0));
@@ -784,7 +825,8 @@ static PyObject *encode_builtin(Py_ssize_t limit, PyObject *v, int *immutable) {
         /* the fast and nested paths look at the whole text */
         int all = mask | inner_mask;
         literal = t != &PyFrozenSet_Type && !(all & K_FROZEN);
-        if (literal && (all & K_FLOAT)) {
+        if (literal && (all & K_FLOAT) && nonfinite_seen) literal = 0; /* inf / nan have no literal form */
+        if (literal && (all & K_COMPLEX)) { /* complex reprs are not written here: look at the text */
             int inf = PyUnicode_Contains(text, S_inf);
             int nan = inf == 0 ? PyUnicode_Contains(text, S_nan) : 0;
             if (inf < 0 || nan < 0) {
