@@ -454,10 +454,7 @@ class ObjectTracker:
         entry = self.entries.get(id(obj))
         if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
             return False
-        for t in touched:
-            if t is obj:
-                return False
-        return True
+        return all(t is not obj for t in touched)
 
     def grow(self, obj: list[Any]) -> bool:
         """obj, a tracked list whose text was cut, was at most appended to since it was last observed (the
@@ -541,7 +538,8 @@ class ObjectTracker:
         """SET ops for nested mutable elements whose content changed in place."""
         fast = _fingerprint is not None
         nested = entry.nested
-        keys = _stale_nested(items, nested, entry.fps) if fast and type(items) is list else list(nested)
+        stale = _stale_nested if fast else None
+        keys = stale(items, nested, entry.fps) if stale is not None and type(items) is list else list(nested)
         for pos in keys:
             before = nested[pos]
             if skip is not None and skip[0] <= pos < skip[1]:
@@ -604,7 +602,8 @@ class ObjectTracker:
     def _diff_dict_nested(self, entry: _Entry, obj: dict[Any, Any]) -> None:
         fast = _fingerprint is not None
         nested = entry.nested
-        for k in _stale_nested(obj, nested, entry.fps) if fast else list(nested):
+        stale = _stale_nested if fast else None
+        for k in stale(obj, nested, entry.fps) if stale is not None else list(nested):
             before = nested[k]
             x = obj[k]
             node = self.nodes.node(x)
@@ -781,7 +780,9 @@ class RecordedFactory:
         return self.text
 
     def __call__(self) -> Any:
-        raise KeyError(f"the default_factory {self.text} was recorded as text only: a missing key has no value")
+        raise KeyError(
+            f"the default_factory {self.text} was recorded as text only: a missing key has no value"
+        )
 
 
 _FACTORIES = {repr(t): t for t in (list, dict, set, int, float, str, tuple, bytes, frozenset, bool)}
