@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -151,8 +151,18 @@ def test_touched_objects_follow_the_runtime_types() -> None:
     assert touched([(G_METHOD, "x", False, append, None)], {"x": "text"}) == []  # str methods change nothing
     assert touched([(G_METHOD, "x", False, append, None)], {"x": dd}) is None  # a subclass: cannot tell
     assert touched([(G_SUBSCR, "x", False, None, None)], {"x": table}) == []
-    assert touched([(G_SUBSCR, "x", False, None, None)], {"x": dd}) is None  # reads can insert
-    assert touched([(G_SUBSCR, "x", False, None, None)], {"x": Counter()}) is None
+    # A defaultdict's read can insert the key: with a builtin factory that changes only the dict itself;
+    # any other factory is code that could do anything.
+    assert touched([(G_SUBSCR, "x", False, None, None)], {"x": dd}) == [dd]
+    assert touched([(G_SUBSCR, "x", False, None, None)], {"x": defaultdict(lambda: 0)}) is None
+    assert touched([(G_METHOD, "x", False, method_kinds("setdefault"), None)],
+                   {"x": defaultdict(lambda: 0)}) is None
+    counter, ordered = Counter(), OrderedDict()
+    assert touched([(G_SUBSCR, "x", False, None, None)], {"x": counter}) == []  # a Counter's miss is 0
+    assert touched([(G_SUBSCR, "x", False, None, None)], {"x": ordered}) == []
+    assert touched([(G_STORE, "x", False, None, None)], {"x": counter}) == [counter]
+    assert touched([(G_METHOD, "x", False, method_kinds("move_to_end"), None)], {"x": ordered}) == [ordered]
+    assert touched([(G_METHOD, "x", False, method_kinds("most_common"), None)], {"x": counter}) == []
     assert touched([(G_STORE, "x", False, None, None)], {"x": table}) == [table]
     assert touched([(G_STORE, "x", False, None, None)], {"x": (1, 2)}) is None
     assert touched([(G_ITEM_METHOD, "x", False, append, None)], {"x": "abc"}) == []

@@ -75,10 +75,11 @@ _INPLACE_MIN = 13  # BinaryOp.INPLACE_ADD; every in-place operator has a value a
 #             when that local is a str or bytes: its items are too). attr_kinds: (list, dict, set, deque)
 #             -> K_PURE / K_MUTATES / K_UNKNOWN for that method of an exact list, dict, set or
 #             collections.deque; a method of an immutable builtin (str, int, tuple, ...) changes nothing.
-#   G_SUBSCR: a subscript load from local `name`: no effect on an exact list, tuple, str, bytes, dict or
-#             range (a dict subclass such as defaultdict may insert the key: then "cannot tell").
+#   G_SUBSCR: a subscript load from local `name`: no effect on an exact list, tuple, str, bytes, dict,
+#             range, OrderedDict or Counter; a defaultdict may insert the key (only that object changes
+#             when its default_factory is a builtin type or None; any other factory: "cannot tell").
 #   G_STORE:  a subscript store or delete into local `name`: changes only that object when it is an exact
-#             list or dict.
+#             list or dict, defaultdict, OrderedDict or Counter. (G_METHOD treats those three as dicts.)
 #   G_INPLACE: an in-place operator on local `name`: nothing for an immutable builtin, only that object
 #             for an exact list, dict or set.
 # `stored`: the line also binds `name` (once), so the object involved is its value before the line or
@@ -97,8 +98,10 @@ PURE_BUILTINS = frozenset(
 _METHODS: dict[type, tuple[frozenset[str], frozenset[str]]] = {  # (changes nothing, changes only self)
     list: (frozenset({"index", "count", "copy"}),
            frozenset({"append", "extend", "insert", "pop", "remove", "clear", "reverse", "sort"})),
-    dict: (frozenset({"get", "keys", "values", "items", "copy"}),
-           frozenset({"setdefault", "pop", "popitem", "clear", "update"})),
+    # The dict entry also serves its collections subclasses (defaultdict, OrderedDict, Counter: see
+    # _DICT_LIKE); their own methods are listed too (an exact dict has none of them: calling one raises).
+    dict: (frozenset({"get", "keys", "values", "items", "copy", "most_common", "elements", "total"}),
+           frozenset({"setdefault", "pop", "popitem", "clear", "update", "move_to_end", "subtract"})),
     set: (frozenset({"copy", "union", "intersection", "difference", "symmetric_difference", "issubset",
                      "issuperset", "isdisjoint"}),
           frozenset({"add", "discard", "remove", "pop", "clear", "update", "intersection_update",
@@ -186,18 +189,37 @@ def _arg_names(arg: object) -> list[str]:
 _MISSING = object()
 
 
+# collections' dict subclasses: item reads, stores and (dict's and their own) methods change only the
+# object itself. A defaultdict's item read may insert the key: only when its default_factory is one of
+# _SAFE_FACTORIES (or None) is that all it does.
+_DICT_LIKE = (dict, collections.OrderedDict, collections.Counter, collections.defaultdict)
+_SAFE_FACTORIES = (None, list, dict, set, int, float, str, tuple, bytes, frozenset, bool, collections.deque)
+
+
+def _safe_factory(d: Any) -> bool:
+    factory = getattr(d, "default_factory", list)
+    return any(factory is f for f in _SAFE_FACTORIES)
+
+
 def _effect(kind: int, obj: object, attr_kinds: Any) -> int:
     t = type(obj)
     if kind == G_SUBSCR:
-        return K_PURE if t in SUBSCR_PURE_TYPES else K_UNKNOWN
+        if t is collections.defaultdict:
+            return K_MUTATES if _safe_factory(obj) else K_UNKNOWN  # may insert the key
+        return K_PURE if t in SUBSCR_PURE_TYPES or t is collections.OrderedDict or t is collections.Counter \
+            else K_UNKNOWN
     if kind == G_ITEM_METHOD:
         return K_PURE if t is str or t is bytes else K_UNKNOWN
     if kind != G_STORE and t in IMMUTABLE_TYPES:
         return K_PURE
     if kind == G_METHOD:
+        if t in _DICT_LIKE:
+            if t is collections.defaultdict and not _safe_factory(obj):
+                return K_UNKNOWN
+            t = dict
         return attr_kinds[_METHOD_TYPES.index(t)] if t in _METHOD_TYPES else K_UNKNOWN
     if kind == G_STORE:
-        return K_MUTATES if t is list or t is dict else K_UNKNOWN
+        return K_MUTATES if t is list or t in _DICT_LIKE else K_UNKNOWN
     return K_MUTATES if t in (list, dict, set) else K_UNKNOWN  # G_INPLACE
 
 

@@ -98,6 +98,8 @@ extern PyObject *S_check, *S_full_check, *S_set, *S_recheck, *S_top, *S_thread, 
 extern PyObject *S_checkpoint, *S_fail, *S_encode, *S_on_start, *S_fast, *S_on_line, *S_on_jump, *S_on_return;
 extern PyObject *S_inf, *S_nan, *S_ellipsis;
 extern PyTypeObject *deque_type; /* collections.deque (its methods have known effects: plan._METHODS) */
+/* collections' dict subclasses: their item reads, stores and methods have known effects (plan._effect) */
+extern PyTypeObject *defaultdict_type, *ordereddict_type, *counter_type;
 
 /* The types (records.c, stepbuffer.c, callbacks.c). */
 extern PyTypeObject LockType, FrameRecordType, ThreadStateType, StepBufferType, CoreType;

@@ -9,12 +9,34 @@ static inline int immutable_type(PyTypeObject *t) {
            t == &PyFrozenSet_Type || t == &PyRange_Type;
 }
 
+/* plan._safe_factory: a defaultdict whose default_factory is None or one of these builtin types makes a
+ * missing key's value without running other code. */
+static int safe_factory(PyObject *d) {
+    PyObject *f = PyObject_GetAttrString(d, "default_factory");
+    if (f == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int safe = f == Py_None || f == (PyObject *)&PyList_Type || f == (PyObject *)&PyDict_Type ||
+               f == (PyObject *)&PySet_Type || f == (PyObject *)&PyLong_Type || f == (PyObject *)&PyFloat_Type ||
+               f == (PyObject *)&PyUnicode_Type || f == (PyObject *)&PyTuple_Type ||
+               f == (PyObject *)&PyBytes_Type || f == (PyObject *)&PyFrozenSet_Type ||
+               f == (PyObject *)&PyBool_Type || f == (PyObject *)deque_type;
+    Py_DECREF(f);
+    return safe;
+}
+
+static inline int dict_like(PyTypeObject *t) {
+    return t == &PyDict_Type || t == ordereddict_type || t == counter_type || t == defaultdict_type;
+}
+
 /* plan._effect: K_PURE, K_MUTATES or K_UNKNOWN. */
 static int guard_effect(long kind, PyObject *obj, PyObject *attr_kinds) {
     PyTypeObject *t = Py_TYPE(obj);
     if (kind == G_SUBSCR) {
+        if (t == defaultdict_type) return safe_factory(obj) ? K_MUTATES : K_UNKNOWN; /* may insert the key */
         return t == &PyList_Type || t == &PyTuple_Type || t == &PyUnicode_Type || t == &PyBytes_Type ||
-                       t == &PyDict_Type || t == &PyRange_Type
+                       t == &PyDict_Type || t == &PyRange_Type || t == ordereddict_type || t == counter_type
                    ? K_PURE
                    : K_UNKNOWN;
     }
@@ -22,16 +44,17 @@ static int guard_effect(long kind, PyObject *obj, PyObject *attr_kinds) {
     if (kind != G_STORE && immutable_type(t)) return K_PURE;
     if (kind == G_METHOD) {
         int i = t == &PyList_Type    ? 0
-                : t == &PyDict_Type  ? 1
+                : dict_like(t)       ? 1
                 : t == &PySet_Type   ? 2
                 : t == deque_type && t != NULL ? 3
                                      : -1;
+        if (t == defaultdict_type && !safe_factory(obj)) return K_UNKNOWN; /* setdefault, get... */
         if (i < 0 || !PyTuple_CheckExact(attr_kinds) || PyTuple_GET_SIZE(attr_kinds) != 4) return K_UNKNOWN;
         long k = PyLong_AsLong(PyTuple_GET_ITEM(attr_kinds, i));
         if (k == -1) PyErr_Clear();
         return k == K_PURE || k == K_MUTATES ? (int)k : K_UNKNOWN;
     }
-    if (kind == G_STORE) return t == &PyList_Type || t == &PyDict_Type ? K_MUTATES : K_UNKNOWN;
+    if (kind == G_STORE) return t == &PyList_Type || dict_like(t) ? K_MUTATES : K_UNKNOWN;
     return t == &PyList_Type || t == &PyDict_Type || t == &PySet_Type ? K_MUTATES : K_UNKNOWN; /* G_INPLACE */
 }
 

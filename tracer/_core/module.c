@@ -5,7 +5,7 @@ PyObject *DISABLE;
 PyObject *S_check, *S_full_check, *S_set, *S_recheck, *S_top, *S_thread, *S_thread_entering;
 PyObject *S_checkpoint, *S_fail, *S_encode, *S_on_start, *S_fast, *S_on_line, *S_on_jump, *S_on_return;
 PyObject *S_inf, *S_nan, *S_ellipsis;
-PyTypeObject *deque_type;
+PyTypeObject *deque_type, *defaultdict_type, *ordereddict_type, *counter_type;
 
 /* simple_locals(code): True when code runs with fast locals (a function, not a class body or module)
  * and each is plain (no cell, free or hidden variable), so the C callbacks may read them from the frame's fast-locals array. */
@@ -356,9 +356,13 @@ PyMODINIT_FUNC PyInit__core(void) {
     if (DISABLE == NULL) return NULL;
     PyObject *collections = PyImport_ImportModule("collections");
     if (collections == NULL) return NULL;
-    deque_type = (PyTypeObject *)PyObject_GetAttrString(collections, "deque"); /* kept for the process */
+    /* kept for the process */
+    deque_type = (PyTypeObject *)PyObject_GetAttrString(collections, "deque");
+    defaultdict_type = (PyTypeObject *)PyObject_GetAttrString(collections, "defaultdict");
+    ordereddict_type = (PyTypeObject *)PyObject_GetAttrString(collections, "OrderedDict");
+    counter_type = (PyTypeObject *)PyObject_GetAttrString(collections, "Counter");
     Py_DECREF(collections);
-    if (deque_type == NULL) return NULL;
+    if (deque_type == NULL || defaultdict_type == NULL || ordereddict_type == NULL || counter_type == NULL) return NULL;
     if (PyType_Ready(&LockType) < 0 || PyType_Ready(&FrameRecordType) < 0 ||
         PyType_Ready(&ThreadStateType) < 0 || PyType_Ready(&StepBufferType) < 0 ||
         PyType_Ready(&CoreType) < 0) {
