@@ -73,8 +73,18 @@ class BodyPlan:
         return out
 
 
-def body_plan(static: StaticCode, previous: State, action: Action, probe: State) -> BodyPlan:
-    """The plan of the state whose header is `probe`'s, after `action` from `previous`."""
+def body_plan(
+    static: StaticCode,
+    previous: State,
+    action: Action,
+    probe: State,
+    decided: Mapping[str, str] | None = None,
+) -> BodyPlan:
+    """The plan of the state whose header is `probe`'s, after `action` from `previous`.
+
+    `decided`: names the control flow binds when the next state is that line (a `for` loop's target:
+    neural.flow), with their reprs.
+    """
     event = probe.event
     plan = BodyPlan()
     plan.value = "required" if event in ("return", "yield", "exception", "handled") else (
@@ -96,11 +106,17 @@ def body_plan(static: StaticCode, previous: State, action: Action, probe: State)
         and (previous.func, previous.depth) == (probe.func, probe.depth)
     )
     free = changeable(static, previous, action.name) if same_frame else None
+    if same_frame and event == "return" and previous.line == probe.line and returned(static, previous):
+        free = frozenset()  # the value was computed without running any code: no local changed
     if free is None:
         plan.pool = {name: Choice(same=diff and name in previous.locals) for name in _ordered(info, previous)}
         return plan
     stores = line_stores(static, previous)
-    computed = assigned(static, previous) if event == "line" else {}
+    # A statement's effects are complete at the next line; a line event on the same line is an inlined
+    # comprehension's loop going round, in the middle of it.
+    computed = assigned(static, previous) if event == "line" and probe.line != previous.line else {}
+    if event == "line" and decided:
+        computed = {**computed, **decided}
     if event == "return" and previous.line == probe.line:
         plan.value_text = returned(static, previous)
     for name, text in previous.locals.items():
@@ -115,14 +131,24 @@ def body_plan(static: StaticCode, previous: State, action: Action, probe: State)
         else:
             plan.slots.append((name, name not in stores, Choice(same=diff)))
     new = [name for name in sorted(stores) if name not in previous.locals and name in info.names]
-    fresh = [name for name in new if name in computed]
-    if len(new) == 1 and fresh:
-        plan.slots.append((fresh[0], True, Choice(text=computed[fresh[0]], free=False)))
-    else:
-        plan.pool = {
-            name: Choice(text=computed[name], free=False) if name in computed else Choice() for name in new
-        }
+    # Names the statement certainly binds come next, in the frame's own order (as the recorder lists
+    # them); any other name it may bind is optional.
+    order = {name: i for i, name in enumerate(_frame_order(info))}
+    fresh = sorted((name for name in new if name in computed), key=lambda n: (order.get(n, len(order)), n))
+    for name in fresh:
+        plan.slots.append((name, True, Choice(text=computed[name], free=False)))
+    plan.pool = {name: Choice() for name in new if name not in computed}
     return plan
+
+
+def _frame_order(info: CodeInfo) -> list[str]:
+    """The order a frame of this code lists its locals in (variables, then cells, then free variables)."""
+    out: list[str] = []
+    for code in info.codes[:1]:
+        for name in (*code.co_varnames, *code.co_cellvars, *code.co_freevars):
+            if name not in out:
+                out.append(name)
+    return out
 
 
 def _ordered(info: CodeInfo, previous: State) -> list[str]:

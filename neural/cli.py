@@ -96,6 +96,7 @@ def register(subparsers: Any) -> None:
     crux.add_argument("--model", metavar="PATH", help="model directory (default: the bundled model)")
     crux.add_argument("--no-check", action="store_true", help="do not run f to check predicted inputs")
     crux.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    crux.add_argument("--jump", action="store_true", help=JUMP_HELP)
     crux.add_argument("--quiet", action="store_true", help="no progress output")
     crux.set_defaults(handler=cmd_eval_cruxeval)
     traces = ev_sub.add_parser("traces", help="next-state accuracy per action type on held-out traces",
@@ -111,6 +112,7 @@ def register(subparsers: Any) -> None:
     traces.add_argument("--seed", type=int, default=0)
     traces.add_argument("--baselines-only", action="store_true", help="score the baselines, load no model")
     traces.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    traces.add_argument("--jump", action="store_true", help=JUMP_HELP)
     traces.add_argument("--quiet", action="store_true", help="no progress output")
     traces.set_defaults(handler=cmd_eval_traces)
 
@@ -127,7 +129,12 @@ class NeuralCliError(Exception):
     """One sentence for the user, before or while a model is loaded."""
 
 
-def load_predictor(model: str | None, threads: int | None = None) -> Any:
+JUMP_HELP = ("take step_return and breakpoint in one predicted jump (the model alone), not step by step "
+             "(the default, as the debugger does, up to 64 steps)")
+WALK = 64  # step_return and breakpoint are taken step by step, up to this many steps (then one jump)
+
+
+def load_predictor(model: str | None, threads: int | None = None, walk: int = WALK) -> Any:
     """The predictor of a model directory (default: the bundled one); NeuralCliError when it cannot load."""
     if model is not None and not os.path.isdir(model):
         raise NeuralCliError(f"no such model directory: {model}")
@@ -142,7 +149,7 @@ def load_predictor(model: str | None, threads: int | None = None) -> Any:
     try:
         # One torch thread unless asked: a small model at batch size 1 gains little from more, and on a
         # busy machine two threads can wait on each other for seconds per step.
-        return Predictor.from_path(model or DEFAULT_MODEL_DIR, threads=threads or 1)
+        return Predictor.from_path(model or DEFAULT_MODEL_DIR, threads=threads or 1, walk=walk)
     except (PredictError, FileNotFoundError) as exc:
         raise NeuralCliError(str(exc)) from None
 
@@ -320,7 +327,7 @@ def cmd_eval_cruxeval(args: argparse.Namespace) -> int:
         return _fail(f"{args.file} holds no items")
     items = items[:args.limit] if args.limit else items
     try:
-        predictor = load_predictor(args.model, args.threads)
+        predictor = load_predictor(args.model, args.threads, walk=0 if args.jump else WALK)
     except NeuralCliError as exc:
         return _fail(str(exc))
     with _progress(args.quiet, "cruxeval") as update:
@@ -329,7 +336,8 @@ def cmd_eval_cruxeval(args: argparse.Namespace) -> int:
     print(f"CRUXEval-format pass@1 (greedy) on {result['items']} items of {args.file} "
           f"({result['seconds']} s, {result['items_per_s']} items/s)")
     print(table(((name, [f"{scores[name][k]:.3f}" for k in CRUX_KEYS]) for name in ("model", "copy")),
-                ("", "output via step_return", "output via breakpoint", "input via inverse")))
+                ("", "output via step_return", "output via breakpoint", "output via steps",
+                 "input via inverse", "input via search")))
     for line in result["skipped"][:5]:
         print(f"skipped {line}")
     print(json.dumps({**{key: scores["model"][key] for key in CRUX_KEYS}, "items": result["items"],
@@ -352,7 +360,7 @@ def cmd_eval_traces(args: argparse.Namespace) -> int:
     predictor = None
     if not args.baselines_only:
         try:
-            predictor = load_predictor(args.model, args.threads)
+            predictor = load_predictor(args.model, args.threads, walk=0 if args.jump else WALK)
         except NeuralCliError as exc:
             return _fail(str(exc))
     try:

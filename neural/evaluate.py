@@ -12,6 +12,9 @@ frequent event and line offset for that action over the items, the locals copied
 - output via breakpoint: from f's call state, a breakpoint at f's last `return` line; the returned
   expression is evaluated over the predicted locals (the replay's safe evaluator, as `p EXPR` would), or,
   when it cannot be (calls, unknown names), the model's step_into from there gives the return value;
+- output via steps: from f's call state, step_into again and again (each step predicted from the one
+  before, as `retrograde predict` does) until f returns, within the default cap; pass when the return
+  value equals the output;
 - input via the inverse action: from a return state carrying only the output, back_to_call; the predicted
   call state's parameters are the input, and it passes when `f(input) == output` holds when run in the
   corpus sandbox.
@@ -33,12 +36,14 @@ from typing import Any
 
 from neural.constraints import CodeError, StaticCode, is_literal
 from neural.predict import PredictError, Predictor
-from neural.timeline import CallError, driver_code, entry_state
+from neural.timeline import CallError, NeuralTimeline, driver_code, entry_state
 from neural.trajectory import INVERSE, Action, State, StateTree
+from replay.timeline import TimelineError
 
 ACTION_TYPES = ("step_into", "step_over", "step_return", "breakpoint", "inverse")
 FIELDS = ("event", "line", "locals", "exact")
-CRUX_KEYS = ("output_step_return", "output_breakpoint", "input_inverse")
+CRUX_KEYS = ("output_step_return", "output_breakpoint", "output_steps", "input_inverse", "input_search")
+SAMPLES = 3  # sampled inverse predictions tried by input_search, after the greedy one
 
 
 class EvalError(Exception):
@@ -339,11 +344,61 @@ def crux_tasks(predictor: Predictor, item: CruxItem) -> dict[str, Any]:
         out["output_breakpoint"] = value
     else:
         out["output_breakpoint"] = out["output_step_return"]
+    # Step by step: every step predicted with step_into from the call until f returns (the default cap).
+    timeline = NeuralTimeline(predictor, code, "<cruxeval>", start)
+    last = timeline.run_to_end()
+    finished = last.event == "return" and (last.func, last.depth) == ("f", start.depth)
+    out["output_steps"] = last.value if finished and timeline.stopped is None else None
     end = State("return", lines[-1] if lines else start.line, start.depth, "f", {}, item.output)
-    predictor.begin(code, end)
+    blind = driver_code(item.code, "f()")  # the text the model reads must not hold the input it predicts
+    predictor.begin(blind, end)
     called = predictor.predict(Action("back_to_call"))
-    out["input_inverse"] = call_arguments(code, called.state) if called.state.event == "call" else None
+    out["input_inverse"] = call_arguments(blind, called.state) if called.state.event == "call" else None
+    out["input_search"] = search_input(predictor, item.code, item.output, end, out["input_inverse"])
     return out
+
+
+def predicted_output(predictor: Predictor, code: str, arguments: str) -> str | None:
+    """f(arguments)'s return value as the model predicts it step by step (None: no return, or no call)."""
+    call = f"f({arguments})"
+    try:
+        full = driver_code(code, call)
+        timeline = NeuralTimeline(predictor, full, "<cruxeval>", entry_state(full, call))
+    except (CallError, CodeError, TimelineError, PredictError):
+        return None
+    last = timeline.run_to_end()
+    finished = last.event == "return" and last.func == "f" and timeline.stopped is None
+    return last.value if finished else None
+
+
+def search_input(
+    predictor: Predictor, code: str, output: str, end: State, greedy: str | None, samples: int = SAMPLES
+) -> str | None:
+    """An input for f that gives `output`, found without running f: candidates are the model's inverse
+    prediction (greedy, then `samples` sampled ones) and the output itself as the argument; the first
+    whose step-by-step forward prediction returns `output` is the answer, else the output itself (the
+    likeliest single guess), else the greedy one."""
+    candidates: list[str] = [c for c in (greedy,) if c is not None]
+    full = driver_code(code, "f()")
+    predictor.sampling = True
+    try:
+        for _ in range(samples):
+            predictor.begin(full, end)
+            called = predictor.predict(Action("back_to_call"))
+            if called.state.event == "call":
+                guess = call_arguments(full, called.state)
+                if guess is not None and guess not in candidates:
+                    candidates.append(guess)
+    except PredictError:
+        pass
+    finally:
+        predictor.sampling = False
+    if output not in candidates:
+        candidates.append(output)
+    for candidate in candidates:
+        if same_value(predicted_output(predictor, code, candidate), output):
+            return candidate
+    return output if is_literal(output) else greedy
 
 
 def eval_cruxeval(
@@ -362,10 +417,11 @@ def eval_cruxeval(
             first_argument = _first_argument(item.input)
             passed["copy"]["output_step_return"] += same_value(first_argument, item.output)
             passed["copy"]["output_breakpoint"] += same_value(first_argument, item.output)
+            passed["copy"]["output_steps"] += same_value(first_argument, item.output)
             if check_inputs:
-                passed["copy"]["input_inverse"] += check_input(
-                    item.code, item.output, item.output, workdir, 2 * number
-                )
+                copied = check_input(item.code, item.output, item.output, workdir, 2 * number)
+                passed["copy"]["input_inverse"] += copied
+                passed["copy"]["input_search"] += copied
             try:
                 answers = crux_tasks(predictor, item)
             except (PredictError, CallError, CodeError) as exc:  # too long, uncallable, or not Python
@@ -377,11 +433,13 @@ def eval_cruxeval(
                 answers.get("output_step_return"), item.output
             )
             passed["model"]["output_breakpoint"] += same_value(answers.get("output_breakpoint"), item.output)
-            guess = answers.get("input_inverse")
-            if check_inputs and guess is not None:
-                passed["model"]["input_inverse"] += check_input(
-                    item.code, guess, item.output, workdir, 2 * number + 1
-                )
+            passed["model"]["output_steps"] += same_value(answers.get("output_steps"), item.output)
+            for key in ("input_inverse", "input_search"):
+                guess = answers.get(key)
+                if check_inputs and guess is not None:
+                    passed["model"][key] += check_input(
+                        item.code, guess, item.output, workdir, 2 * number + 1
+                    )
             if progress is not None:
                 progress(number + 1, len(items))
     total = len(items)

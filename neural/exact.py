@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from neural.constraints import StaticCode, literal_value
+from neural.constraints import StaticCode, is_immutable, literal_value
 from neural.trajectory import State
 
 MAX_REPR = 200  # longer results are left to the model (the recorder may cut long reprs)
@@ -29,16 +29,33 @@ class NotExact(Exception):
 _BUILTINS: dict[str, Callable[..., Any]] = {
     "len": len, "abs": abs, "min": min, "max": max, "sum": sum, "sorted": sorted, "str": str, "int": int,
     "float": float, "bool": bool, "list": list, "tuple": tuple, "round": round, "ord": ord, "chr": chr,
-    "repr": repr,
+    "repr": repr, "any": any, "all": all, "divmod": divmod, "range": range, "enumerate": enumerate,
+    "zip": zip, "reversed": reversed, "set": set, "dict": dict,
 }
+# Builtins whose result depends on the order they iterate an argument in: never given a set, whose
+# parsed order may differ from the program's.
+_ORDERED = frozenset({list, tuple, enumerate, zip, reversed, dict})
 _METHODS: dict[type, frozenset[str]] = {
     str: frozenset({"upper", "lower", "strip", "lstrip", "rstrip", "split", "join", "replace", "startswith",
                     "endswith", "find", "count", "index", "isdigit", "isalpha", "isalnum", "isspace",
-                    "isupper", "islower", "title", "capitalize", "swapcase", "zfill", "rsplit"}),
+                    "isupper", "islower", "title", "capitalize", "swapcase", "zfill", "rsplit", "center",
+                    "ljust", "rjust", "partition", "rpartition", "splitlines", "casefold", "removeprefix",
+                    "removesuffix", "isnumeric", "isdecimal", "rfind", "rindex"}),
     list: frozenset({"index", "count", "copy"}),
     tuple: frozenset({"index", "count"}),
-    dict: frozenset({"get", "copy"}),
+    dict: frozenset({"get", "copy", "keys", "values", "items"}),
+    set: frozenset({"copy", "union", "intersection", "difference", "symmetric_difference", "issubset",
+                    "issuperset", "isdisjoint"}),
 }
+# Methods that change their object: evaluated only by a statement (`execute`), on a local's own value.
+_MUTATORS: dict[type, frozenset[str]] = {
+    list: frozenset({"append", "extend", "insert", "pop", "remove", "clear", "reverse", "sort"}),
+    dict: frozenset({"setdefault", "pop", "popitem", "clear", "update"}),
+    set: frozenset({"add", "discard", "remove", "clear", "update", "difference_update",
+                    "intersection_update"}),
+}
+_SCOPES = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda)
+MAX_ITEMS = 10_000  # longest sequence a comprehension or loop is evaluated over
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
@@ -52,6 +69,11 @@ _COMPARE: dict[type, Callable[[Any, Any], Any]] = {
     ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
     ast.NotIn: lambda a, b: a not in b,
 }
+_INPLACE: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.iadd, ast.Sub: operator.isub, ast.Mult: operator.imul, ast.Div: operator.itruediv,
+    ast.FloorDiv: operator.ifloordiv, ast.Mod: operator.imod, ast.BitOr: operator.ior,
+    ast.BitXor: operator.ixor, ast.BitAnd: operator.iand,
+}
 _EXACT_TYPES = (int, float, str, bytes, bool, type(None), list, tuple, dict)
 
 
@@ -61,10 +83,16 @@ def _size(value: Any) -> int:
     return len(value) if isinstance(value, str | bytes | list | tuple | dict) else 1
 
 
+class _Gen(list[Any]):
+    """A generator expression's items (only a call's argument may be one: never a value)."""
+
+
 class _Evaluator:
-    def __init__(self, names: Mapping[str, Any], builtins: frozenset[str]) -> None:
+    def __init__(self, names: Mapping[str, Any], builtins: frozenset[str], mutate: bool = False) -> None:
         self.names = names
         self.builtins = builtins
+        self.mutate = mutate  # a statement: methods that change a local's own value are allowed
+        self.mutated: set[str] = set()
 
     def visit(self, node: ast.AST) -> Any:
         method = getattr(self, "visit_" + type(node).__name__, None)
@@ -78,6 +106,8 @@ class _Evaluator:
         return node.value
 
     def visit_Name(self, node: ast.Name) -> Any:
+        if not isinstance(node.ctx, ast.Load):
+            raise NotExact("store")
         if node.id in self.names:
             return self.names[node.id]
         if node.id in self.builtins:
@@ -156,21 +186,161 @@ class _Evaluator:
     def visit_Call(self, node: ast.Call) -> Any:
         if any(isinstance(arg, ast.Starred) for arg in node.args):
             raise NotExact("*args")
-        keywords = {kw.arg: self.visit(kw.value) for kw in node.keywords if kw.arg is not None}
-        if len(keywords) != len(node.keywords) or set(keywords) - {"reverse", "start"}:
-            raise NotExact("keyword arguments")  # key= functions are code: not evaluated here
+        owner: Any = None
+        if isinstance(node.func, ast.Attribute):  # the object first, as Python evaluates it
+            owner = self.visit(node.func.value)
+        keywords = {
+            kw.arg: self._key(kw.value) if kw.arg == "key" else self.visit(kw.value)
+            for kw in node.keywords if kw.arg is not None
+        }
+        if len(keywords) != len(node.keywords) or set(keywords) - {"reverse", "start", "default", "key"}:
+            raise NotExact("keyword arguments")
         args = [self.visit(arg) for arg in node.args]
         if any(isinstance(a, int) and abs(a) > 100_000 for a in [*args, *keywords.values()]):
             raise NotExact("large argument")
         if isinstance(node.func, ast.Attribute):
-            owner = self.visit(node.func.value)
-            if node.func.attr not in _METHODS.get(type(owner), frozenset()):
+            attr = node.func.attr
+            if attr in _MUTATORS.get(type(owner), frozenset()):
+                receiver = node.func.value
+                if not self.mutate or not isinstance(receiver, ast.Name) or receiver.id not in self.names:
+                    raise NotExact("a method that changes its object")
+                if attr == "sort" and any(isinstance(a, _Gen) for a in args):
+                    raise NotExact("sort")
+                self.mutated.add(receiver.id)
+            elif attr not in _METHODS.get(type(owner), frozenset()):
                 raise NotExact("method")
-            return getattr(owner, node.func.attr)(*args, **keywords)
+            if attr == "join" and any(isinstance(a, set | frozenset) for a in args):
+                raise NotExact("a set's order")
+            return getattr(owner, attr)(*args, **keywords)
         func = self.visit(node.func)
         if func not in _BUILTINS.values() or any(callable(a) for a in args):
             raise NotExact("call")
+        if func in _ORDERED and any(isinstance(a, set | frozenset) for a in args):
+            raise NotExact("a set's order")
+        if "key" in keywords and func not in (min, max, sorted):
+            raise NotExact("key=")
+        if func is range and (len(range(*args)) > MAX_ITEMS):
+            raise NotExact("long range")
         return func(*args, **keywords)
+
+    def _key(self, node: ast.expr) -> Any:
+        """A key= function that runs no traced code: a pure builtin (`len`, `abs`, `str`...), a read-only
+        method of a local (`counts.get`) or of a builtin type (`str.lower`). A lambda is traced code."""
+        if isinstance(node, ast.Constant) and node.value is None:
+            return None
+        if isinstance(node, ast.Name):
+            found = self.visit(node)
+            if found in _BUILTINS.values() and found not in (range, enumerate, zip, reversed):
+                return found
+            raise NotExact("key function")
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            name = node.value.id
+            if name in self.names:
+                owner = self.names[name]
+                if node.attr in _METHODS.get(type(owner), frozenset()):
+                    return getattr(owner, node.attr)
+            elif name in ("str", "list", "tuple", "dict") and name in self.builtins:
+                kind = {"str": str, "list": list, "tuple": tuple, "dict": dict}[name]
+                if node.attr in _METHODS[kind]:
+                    return getattr(kind, node.attr)
+        raise NotExact("key function")
+
+    # -- comprehensions: their own scope over the names, each generator's items in order -------------------
+    def _items(self, iterable: Any) -> list[Any]:
+        if isinstance(iterable, set | frozenset):
+            raise NotExact("a set's order")
+        if not isinstance(iterable, list | tuple | str | bytes | dict | range | enumerate | zip | reversed) \
+                and type(iterable).__name__ not in ("dict_keys", "dict_values", "dict_items"):
+            raise NotExact("iteration")
+        items = list(iterable)
+        if len(items) > MAX_ITEMS:
+            raise NotExact("too many items")
+        return items
+
+    def _comprehension(self, generators: list[ast.comprehension], emit: Callable[[], None]) -> None:
+        outer = self.names
+
+        def loop(index: int, names: dict[str, Any]) -> None:
+            if index == len(generators):
+                self.names = names
+                emit()
+                return
+            generator = generators[index]
+            if generator.is_async:
+                raise NotExact("async")
+            self.names = names
+            for item in self._items(self.visit(generator.iter)):
+                inner = dict(names)
+                bind(generator.target, item, inner)
+                self.names = inner
+                if all(self.visit(condition) for condition in generator.ifs):
+                    loop(index + 1, inner)
+
+        try:
+            loop(0, dict(outer))
+        finally:
+            self.names = outer
+
+    def visit_ListComp(self, node: ast.ListComp) -> Any:
+        out: list[Any] = []
+        self._comprehension(node.generators, lambda: out.append(self.visit(node.elt)))
+        return out
+
+    def visit_GeneratorExp(self, node: ast.GeneratorExp) -> Any:
+        out = _Gen()
+        self._comprehension(node.generators, lambda: out.append(self.visit(node.elt)))
+        return out
+
+    def visit_SetComp(self, node: ast.SetComp) -> Any:
+        out: set[Any] = set()
+        self._comprehension(node.generators, lambda: out.add(self.visit(node.elt)))
+        return out
+
+    def visit_DictComp(self, node: ast.DictComp) -> Any:
+        out: dict[Any, Any] = {}
+
+        def emit() -> None:
+            key = self.visit(node.key)
+            out[key] = self.visit(node.value)
+
+        self._comprehension(node.generators, emit)
+        return out
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> Any:
+        parts = []
+        for value in node.values:
+            if isinstance(value, ast.Constant):
+                parts.append(str(value.value))
+            elif isinstance(value, ast.FormattedValue):
+                if value.format_spec is not None:
+                    raise NotExact("format spec")
+                item = self.visit(value.value)
+                if value.conversion == ord("r"):
+                    parts.append(repr(item))
+                elif value.conversion in (-1, ord("s")) and isinstance(item, int | float | str | bool):
+                    parts.append(str(item))
+                else:
+                    raise NotExact("conversion")
+            else:
+                raise NotExact("f-string")
+        return "".join(parts)
+
+
+def bind(target: ast.expr, value: Any, names: dict[str, Any]) -> None:
+    """Bind a loop's or comprehension's target (a name or nested tuples of names), as Python unpacks."""
+    if isinstance(target, ast.Name):
+        names[target.id] = value
+        return
+    if isinstance(target, ast.Tuple | ast.List) and not any(isinstance(t, ast.Starred) for t in target.elts):
+        if isinstance(value, set | frozenset | dict):
+            raise NotExact("unpacking order")
+        items = list(value)  # a TypeError (not iterable) means the program raises: not exact
+        if len(items) != len(target.elts):
+            raise NotExact("unpacking")
+        for sub, item in zip(target.elts, items):
+            bind(sub, item, names)
+        return
+    raise NotExact("target")
 
 
 def _plain(value: Any, depth: int = 0) -> bool:
@@ -179,37 +349,155 @@ def _plain(value: Any, depth: int = 0) -> bool:
         return False
     if isinstance(value, bool | int | float | str | bytes | type(None)):
         return True
-    if isinstance(value, list | tuple):
+    if type(value) is list or type(value) is tuple:
         return all(_plain(item, depth + 1) for item in value)
-    if isinstance(value, dict):
+    if type(value) is dict:
         return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
-    if isinstance(value, set | frozenset):
+    if type(value) is set or type(value) is frozenset:
         return all(isinstance(item, int | float | bool | type(None)) for item in value)
     return False
 
 
-def evaluate(expression: ast.expr, locals_: Mapping[str, str], shadowed: frozenset[str]) -> str:
-    """The repr of `expression` over `locals_` (reprs), or NotExact; `shadowed`: names that hide builtins."""
+def _parsed(nodes: Iterable[ast.AST], locals_: Mapping[str, str]) -> dict[str, Any]:
+    """The plain values of the locals `nodes` name (NotExact when one is not a plain literal)."""
     names: dict[str, Any] = {}
-    used = {node.id for node in ast.walk(expression) if isinstance(node, ast.Name)}
+    used = {node.id for root in nodes for node in ast.walk(root) if isinstance(node, ast.Name)}
     for name in used & set(locals_):
         ok, value = literal_value(locals_[name])
         if not ok or not _plain(value):
             raise NotExact(f"{name} is not a plain literal")
         names[name] = value
-    builtins = frozenset(_BUILTINS) - shadowed - set(locals_)
-    try:
-        result = _Evaluator(names, builtins).visit(expression)
-    except NotExact:
-        raise
-    except Exception as exc:  # the program would raise here: not a value
-        raise NotExact(type(exc).__name__) from None
-    if not _plain(result):
+    return names
+
+
+def _canonical(value: Any, depth: int = 0) -> bool:
+    """Whether `value`'s repr is the program's: a set prints in its hash table's order, which depends on
+    how it was built; certain only for ints 0..7 (each in its own slot of any table: sorted order)."""
+    if depth > 20:
+        return False
+    if type(value) is set or type(value) is frozenset:
+        return all(type(item) is int and 0 <= item < 8 for item in value)
+    if type(value) is list or type(value) is tuple:
+        return all(_canonical(item, depth + 1) for item in value)
+    if type(value) is dict:
+        return all(_canonical(k, depth + 1) and _canonical(v, depth + 1) for k, v in value.items())
+    return True
+
+
+def _text(result: Any) -> str:
+    if not _plain(result) or not _canonical(result):
         raise NotExact("result")
     text = repr(result)
     if len(text) > MAX_REPR:
         raise NotExact("long")
     return text
+
+
+def value_of(expression: ast.expr, locals_: Mapping[str, str], shadowed: frozenset[str]) -> Any:
+    """The value of `expression` over `locals_` (reprs), or NotExact; `shadowed`: names that hide builtins."""
+    names = _parsed([expression], locals_)
+    builtins = frozenset(_BUILTINS) - shadowed - set(locals_)
+    try:
+        return _Evaluator(names, builtins).visit(expression)
+    except NotExact:
+        raise
+    except Exception as exc:  # the program would raise here: not a value
+        raise NotExact(type(exc).__name__) from None
+
+
+def certain_repr(value: Any) -> str:
+    """The repr the program would show for `value` (NotExact when not certain, or too long)."""
+    return _text(value)
+
+
+def evaluate(expression: ast.expr, locals_: Mapping[str, str], shadowed: frozenset[str]) -> str:
+    """The repr of `expression` over `locals_` (reprs), or NotExact; `shadowed`: names that hide builtins."""
+    return _text(value_of(expression, locals_, shadowed))
+
+
+def execute(node: ast.stmt, locals_: Mapping[str, str], shadowed: frozenset[str]) -> dict[str, str]:
+    """Run one simple statement over `locals_`: the new reprs of the names it binds or changes directly.
+
+    Assignments (to names, tuples of names, a local's item), augmented assignments (in place on a list,
+    dict or set), `del` of a local's item, and calls of a local's own methods (`xs.append(v)`,
+    `d.setdefault(k, [])`, `x = xs.pop()`). Only a local's own items change, never an object inside it
+    (the repr does not show which inner objects are shared). Other names that may share the changed
+    object are not in the result: the model decides them.
+    """
+    names = _parsed([node], locals_)
+    builtins = frozenset(_BUILTINS) - shadowed - set(locals_)
+    ev = _Evaluator(names, builtins, mutate=True)
+    changed: set[str] = set()
+
+    def store(target: ast.expr, value: Any) -> None:
+        if isinstance(target, ast.Name):
+            names[target.id] = value
+            changed.add(target.id)
+        elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+            container = names.get(target.value.id)
+            if type(container) is not list and type(container) is not dict:
+                raise NotExact("item store")
+            container[ev.visit(target.slice)] = value
+            changed.add(target.value.id)
+        elif isinstance(target, ast.Tuple | ast.List):
+            unordered = isinstance(value, set | frozenset | dict)  # its order is not certain
+            if unordered or any(isinstance(t, ast.Starred) for t in target.elts):
+                raise NotExact("unpacking")
+            items = list(value)  # the whole value first, then each target in turn, as Python assigns
+            if len(items) != len(target.elts):
+                raise NotExact("unpacking")
+            for sub, item in zip(target.elts, items):
+                store(sub, item)
+        else:
+            raise NotExact("target")
+
+    try:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            ev.visit(node.value)
+        elif isinstance(node, ast.Assign):
+            value = ev.visit(node.value)
+            if isinstance(value, _Gen):
+                raise NotExact("generator")
+            for target in node.targets:
+                store(target, value)
+        elif isinstance(node, ast.AugAssign):
+            op = _INPLACE.get(type(node.op))
+            if op is None:
+                raise NotExact("operator")
+            if isinstance(node.target, ast.Name):
+                name = node.target.id
+                if name not in names:
+                    raise NotExact("unbound")
+                names[name] = op(names[name], ev.visit(node.value))
+                changed.add(name)
+            elif isinstance(node.target, ast.Subscript) and isinstance(node.target.value, ast.Name):
+                container = names.get(node.target.value.id)
+                if type(container) is not list and type(container) is not dict:
+                    raise NotExact("item store")
+                key = ev.visit(node.target.slice)
+                if not is_immutable(container[key]):
+                    raise NotExact("in place on an inner object")  # it may be shared
+                container[key] = op(container[key], ev.visit(node.value))
+                changed.add(node.target.value.id)
+            else:
+                raise NotExact("target")
+        elif isinstance(node, ast.Delete):
+            for target in node.targets:
+                if not (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)):
+                    raise NotExact("del")
+                container = names.get(target.value.id)
+                if type(container) is not list and type(container) is not dict:
+                    raise NotExact("item delete")
+                del container[ev.visit(target.slice)]
+                changed.add(target.value.id)
+        else:
+            raise NotExact(type(node).__name__)
+    except NotExact:
+        raise
+    except Exception as exc:  # the program raises here: no new state to compute
+        raise NotExact(type(exc).__name__) from None
+    changed |= ev.mutated
+    return {name: _text(names[name]) for name in changed}
 
 
 # -- the statements -----------------------------------------------------------------------------------------
@@ -234,10 +522,14 @@ def _statement(static: StaticCode, func: str, line: int) -> tuple[ast.stmt, list
         if isinstance(node, ast.stmt) and node.lineno <= line <= (node.end_lineno or node.lineno):
             found.append((node, parents))
         todo.extend((child, [*parents, node]) for child in ast.iter_child_nodes(node))
-    simple = [(node, parents) for node, parents in found if node.lineno == line == node.end_lineno]
-    if len(found) != 1 or len(simple) != 1:
-        return None  # a compound statement's line, or several statements on one line
-    return simple[0]
+    compound = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.TryStar, ast.With, ast.AsyncWith,
+                ast.Match)
+    if any(isinstance(node, compound) and node.lineno == line for node, _ in found):
+        return None  # a compound statement's header line
+    inner = [(node, parents) for node, parents in found if not isinstance(node, compound)]
+    if len(inner) != 1 or not inner[0][0].lineno == line == inner[0][0].end_lineno:
+        return None  # several statements on one line, or one over several lines
+    return inner[0]
 
 
 def _shadowed(static: StaticCode, func: str) -> frozenset[str]:
@@ -246,8 +538,9 @@ def _shadowed(static: StaticCode, func: str) -> frozenset[str]:
 
 
 def assigned(static: StaticCode, previous: State) -> dict[str, str]:
-    """The names `previous`'s line binds and their new reprs, when that line is `NAME = EXPR` (or
-    `A, B = X, Y`, or `NAME += EXPR` on an immutable value) and every value is certain; else {}.
+    """The names `previous`'s line binds or changes and their new reprs, when that line is one simple
+    statement `execute` runs (`NAME = EXPR`, `A, B = X, Y`, `NAME += EXPR`, `xs.append(v)`, `d[k] = v`,
+    `del d[k]`, ...) and every value is certain; else {}.
 
     Valid for the next state of the same frame that is a "line" (the statement completed).
     """
@@ -256,29 +549,30 @@ def assigned(static: StaticCode, previous: State) -> dict[str, str]:
     found = _statement(static, previous.func, previous.line)
     if found is None:
         return {}
-    node = found[0]
-    shadowed = _shadowed(static, previous.func)
     try:
-        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-            expression: ast.expr = ast.BinOp(ast.Name(node.target.id, ast.Load()), node.op, node.value)
-            ok, value = literal_value(previous.locals.get(node.target.id, ""))
-            if not ok or isinstance(value, list | dict | set):  # in place on a mutable: not a rebinding
-                return {}
-            return {node.target.id: evaluate(expression, previous.locals, shadowed)}
-        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
-            return {}
-        target = node.targets[0]
-        if isinstance(target, ast.Name):
-            return {target.id: evaluate(node.value, previous.locals, shadowed)}
-        if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
-            names = [t.id for t in target.elts if isinstance(t, ast.Name)]
-            values = node.value.elts
-            if len(names) != len(target.elts) or len(values) != len(names) or len(set(names)) != len(names):
-                return {}
-            return {name: evaluate(value, previous.locals, shadowed) for name, value in zip(names, values)}
+        return execute(found[0], previous.locals, _shadowed(static, previous.func))
     except NotExact:
         return {}
-    return {}
+
+
+def completes(static: StaticCode, previous: State) -> bool:
+    """Whether `previous`'s line is one simple statement that certainly runs to its end without calling
+    any traced code or raising: one `execute` evaluates, or `pass`/`break`/`continue`."""
+    if previous.event != "line":
+        return False
+    found = _statement(static, previous.func, previous.line)
+    if found is None:
+        return False
+    node = found[0]
+    if any(isinstance(sub, _SCOPES) for sub in ast.walk(node)):
+        return False  # a comprehension or generator has steps of its own
+    if isinstance(node, ast.Pass | ast.Break | ast.Continue):
+        return True
+    try:
+        execute(node, previous.locals, _shadowed(static, previous.func))
+    except NotExact:
+        return False
+    return True
 
 
 def returned(static: StaticCode, previous: State) -> str | None:
@@ -300,4 +594,7 @@ def returned(static: StaticCode, previous: State) -> str | None:
         return None
 
 
-__all__ = ["MAX_REPR", "NotExact", "assigned", "evaluate", "returned"]
+__all__ = [
+    "MAX_REPR", "NotExact", "assigned", "bind", "certain_repr", "completes", "evaluate", "execute",
+    "returned", "value_of",
+]

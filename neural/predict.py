@@ -39,8 +39,10 @@ from neural.constraints import (
     check_state,
     compact_code,
     fallback_locals,
+    header,
     is_repr,
 )
+from neural.flow import Decision, FlowMemory
 from neural.textformat import (
     ACTION,
     CODE,
@@ -61,7 +63,7 @@ from neural.textformat import (
     source_line,
     unescape,
 )
-from neural.trajectory import Action, State
+from neural.trajectory import CLOSE_EVENTS, Action, State
 
 
 class PredictError(Exception):
@@ -166,8 +168,12 @@ class Predictor:
         retries: int = 2,
         seed: int = 0,
         max_state_tokens: int | None = None,
+        walk: int = 0,
     ) -> None:
         self.lm = lm
+        self.walk = walk  # step_return/breakpoint taken step by step, up to this many steps (0: one jump)
+        self.sampling = False  # sample every prediction (seeded) instead of greedy decoding
+        self._walk_start: State | None = None
         self.tokenizer = tokenizer
         self.retries = retries
         self.rng = random.Random(seed)
@@ -192,6 +198,7 @@ class Predictor:
         self.static: StaticCode | None = None
         self._code_ids: list[int] = []
         self.state: State | None = None  # the latest state in the running text
+        self.flow: FlowMemory | None = None  # the predicted run's loops, for branches the code decides
         self._repaired = False
         self._to_model: dict[int, int] = {}  # original line -> line in the (shortened) code the model reads
         self._from_model: dict[int, int] = {}
@@ -245,6 +252,9 @@ class Predictor:
                 self._to_model = {old: new for new, old in self._from_model.items()}
                 self._code_ids = self.encode(serialize_code(text))
         self._restart(self._in(state))
+        self.flow = FlowMemory(self.static)
+        assert self.state is not None
+        self.flow.observe(self.state)
 
     def _in(self, state: State) -> State:
         """A state in the model's line numbers (those of the code it reads)."""
@@ -277,12 +287,63 @@ class Predictor:
         self.state = state
 
     def predict(self, action: Action, previous: State | None = None) -> Prediction:
-        """The state after `action` from the latest state (or from `previous`, which restarts the text)."""
+        """The state after `action` from the latest state (or from `previous`, which restarts the text).
+
+        With `walk` > 0, step_return and breakpoint are taken as the debugger takes them on a predicted
+        timeline: one predicted step at a time (step_over to the frame's return; step_into to the line),
+        so that every step the code decides (neural.flow, neural.exact) is exact on the way. After `walk`
+        steps without arriving, the action is predicted in one jump from where it started.
+        """
         if self.static is None:
             raise PredictError("begin() must be called first")
+        if self.walk > 0 and action.name in ("step_return", "breakpoint"):
+            walked = self._walk(action, previous)
+            if walked is not None:
+                return walked
+            previous = self._walk_start  # not there within the limit: from the start, in one jump
+        return self._predict(action, previous)
+
+    def _walk(self, action: Action, previous: State | None) -> Prediction | None:
         started = time.perf_counter()
         if previous is not None and self._in(previous) != self.state:
-            self._restart(self._in(previous))
+            self._jump_to(self._in(previous))
+        assert self.state is not None
+        start = self._out(self.state)
+        self._walk_start = start
+        if action.name == "step_return" and start.event in CLOSE_EVENTS:
+            return None  # the caller's return: a jump over code the run has not seen
+        step = Action("step_over" if action.name == "step_return" else "step_into")
+        tokens = 0
+        for _ in range(self.walk):
+            got = self._predict(step)
+            tokens += got.tokens
+            state = got.state
+            if action.name == "step_return":
+                arrived = state.event in CLOSE_EVENTS and state.depth <= start.depth
+                arrived = arrived or state.depth < start.depth
+            else:
+                arrived = state.event == "line" and state.line == action.line
+                arrived = arrived or (state.event in CLOSE_EVENTS and state.depth <= 0)  # the program ended
+            if arrived:
+                seconds = time.perf_counter() - started
+                return Prediction(state, action, got.valid, got.problem, got.tries, tokens, seconds)
+            if state.event in CLOSE_EVENTS and state.depth < start.depth:
+                break
+        self._jump_to(self._in(start))
+        return None
+
+    def _jump_to(self, state: State) -> None:
+        """Restart the text from `state` (model line numbers): the run's loops seen so far are forgotten."""
+        self._restart(state)
+        if self.flow is not None:
+            self.flow.forget()
+            self.flow.observe(state)
+
+    def _predict(self, action: Action, previous: State | None = None) -> Prediction:
+        assert self.static is not None
+        started = time.perf_counter()
+        if previous is not None and self._in(previous) != self.state:
+            self._jump_to(self._in(previous))
         if action.name == "breakpoint" and self._to_model:
             action = Action("breakpoint", self._to_model.get(action.line, action.line))
         assert self.state is not None
@@ -293,6 +354,12 @@ class Predictor:
         logits = self.lm.feed(prompt)
         base = self.lm.length
         allowed = allowed_headers(self.static, previous, action)
+        decided = None
+        if action.name in ("step_into", "step_over") and self.flow is not None:
+            decision = self.flow.decide(previous)
+            if decision is not None:
+                allowed = _decided_headers(allowed, previous, decision)
+                decided = decision.values
         problem: str | None = None
         tokens = 0
         head = ""
@@ -304,10 +371,13 @@ class Predictor:
             self._repaired = False
             if attempt:
                 self.lm.crop(base)
-            head, after_head, used = self._decode_header(logits, allowed, sample=attempt > 0)
+            head, after_head, used = self._decode_header(logits, allowed, sample=attempt > 0 or self.sampling)
             tokens += used
-            plan = body_plan(self.static, previous, action, _probe(head))
-            body, used = self._decode_body(after_head, BodyGrammar(plan), sample=attempt > 0)
+            probe = _probe(head)
+            same_line = bool(decided) and probe.event == "line" and (probe.func, probe.depth) == (
+                previous.func, previous.depth)
+            plan = body_plan(self.static, previous, action, probe, decided if same_line else None)
+            body, used = self._decode_body(after_head, BodyGrammar(plan), sample=attempt > 0 or self.sampling)
             tokens += used
             parsed, problem = self._read(head, body, previous, action, allowed)
             if problem is None:
@@ -319,6 +389,10 @@ class Predictor:
             self.lm.crop(base)  # the running text gets the state as training would have written it
             self.lm.feed(self.encode(serialize_state(self.code, parsed, previous, action)[len(STATE) :]))
         self.state = parsed
+        if self.flow is not None:
+            if action.name not in ("step_into", "step_over"):
+                self.flow.forget()  # a jump: loops seen from here on start unknown
+            self.flow.observe(parsed)
         if action.name == "breakpoint" and self._from_model:
             action = Action("breakpoint", self._from_model.get(action.line, action.line))
         return Prediction(
@@ -474,6 +548,18 @@ class Predictor:
                 parsed.value if parsed is not None and parsed.value and is_repr(parsed.value) else "None"
             )
         return replace(probe, locals=locals_, value=value)
+
+
+def _decided_headers(allowed: HeaderSet, previous: State, decision: Decision) -> HeaderSet:
+    """The allowed headers that agree with what the code decides (`allowed` itself if none would)."""
+    if decision.only is not None:
+        only = header(decision.event, decision.only, previous.depth, previous.func)
+        return HeaderSet([only]) if only in allowed else allowed
+    if decision.never is not None:
+        never = header("line", decision.never, previous.depth, previous.func)
+        kept = [item for item in allowed.items if item != never]
+        return HeaderSet(kept) if kept else allowed
+    return allowed
 
 
 def _probe(head: str) -> State:

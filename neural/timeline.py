@@ -239,6 +239,11 @@ class NeuralTimeline:
                     break
                 self._append(prediction.state, prediction)
 
+    def run_to_end(self) -> State:
+        """Predict until the starting frame returns (or the cap); the last state."""
+        self._grow_to(self.max_steps + 1)
+        return self.states[-1]
+
     # -- the Timeline protocol -------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._steps)

@@ -255,13 +255,26 @@ def test_computed_values_equal_the_recording(tree: StateTree, static: StaticCode
         ("x = a + 1", {"a": "2"}, {"x": "3"}),
         ("x, y = a[1:], len(a)", {"a": "'abc'"}, {"x": "'bc'", "y": "3"}),
         ("x += 'b'", {"x": "'a'"}, {"x": "'ab'"}),
-        ("x += [1]", {"x": "[0]"}, {}),  # in place on a list: not a rebinding
+        ("x += [1]", {"x": "[0]"}, {"x": "[0, 1]"}),  # in place on a list: x's own object
+        ("x.append(a)", {"x": "[0]", "a": "[2]"}, {"x": "[0, [2]]"}),
+        ("x[a] = x.pop()", {"x": "[5, 6]", "a": "0"}, {"x": "[6]"}),
+        ("x[0] += [1]", {"x": "[[0], [0]]"}, {}),  # the inner list may be shared by both rows
+        ("x = a.sort(key=len)", {"a": "['bb', 'a']"}, {"x": "None", "a": "['a', 'bb']"}),
+        ("a.sort(key=lambda v: v[::-1])", {"a": "['bb', 'a']"}, {}),  # the lambda runs as traced code
+        ("x = [v * 2 for v in a if v]", {"a": "[0, 1, 2]"}, {"x": "[2, 4]"}),
+        ("x = list(set(a))", {"a": "[3, 1]"}, {}),  # a set's order is not in its repr
         ("x = sorted(a, reverse=True)", {"a": "[2, 3, 1]"}, {"x": "[3, 2, 1]"}),
         ("x = 1 / a", {"a": "0"}, {}),  # raises: no value
         ("x = helper(a)", {"a": "1"}, {}),  # a call of the program's own code
         ("x = set(a)", {"a": "['p', 'q']"}, {}),  # a set of strings prints in a varying order
-        ("x = max(a, key=len)", {"a": "['p']"}, {}),
+        ("x = max(a, key=len)", {"a": "['p', 'qq']"}, {"x": "'qq'"}),  # a builtin key runs no traced code
+        ("x = max(a, key=lambda v: -v)", {"a": "[1, 2]"}, {}),  # a lambda is traced code
+        ("x = sorted(a, key=str.lower)", {"a": "['b', 'A']"}, {"x": "['A', 'b']"}),
+        ("x = max(a, key=a.get)", {"a": "{'p': 1, 'q': 3}"}, {"x": "'q'"}),
         ("x = a.upper()", {"a": "<object at 0x?>"}, {}),
+        ("a[0], a[1] = a[1], a[0]", {"a": "[1, 2]"}, {"a": "[2, 1]"}),  # a swap: the items, then each store
+        ("x, a[x] = 1, 9", {"a": "[0, 0]"}, {"x": "1", "a": "[0, 9]"}),  # left to right: a[1], x just bound
+        ("x, y = {1, 2}", {}, {}),  # a set's order
     ],
 )
 def test_assigned_computes_only_what_is_certain(

@@ -489,12 +489,19 @@ def test_eval_cruxeval_with_a_random_model(tiny_model_dir: Path, tmp_path: Path)
     assert result["items"] == 4 and result["answered"] == 3
     assert len(result["skipped"]) == 1 and result["skipped"][0].startswith("broken: ")
     for name in ("model", "copy"):
-        assert set(result["scores"][name]) == {"output_step_return", "output_breakpoint", "input_inverse"}
+        assert set(result["scores"][name]) == {
+            "output_step_return", "output_breakpoint", "output_steps", "input_inverse", "input_search"}
         assert all(0.0 <= v <= 1.0 for v in result["scores"][name].values())
     # Copy baseline: item 0 is the identity, so output = first argument and input = output both pass.
     # (The broken item's copy answers are wrong too: 1 of 4.)
     assert result["scores"]["copy"]["output_step_return"] == pytest.approx(1 / 4, abs=1e-3)
     assert result["scores"]["copy"]["input_inverse"] == pytest.approx(1 / 4, abs=1e-3)
+    # Step by step, the code decides every step of the three small functions (neural.flow, neural.exact):
+    # even random weights return the right value.
+    assert result["scores"]["model"]["output_steps"] == pytest.approx(3 / 4, abs=1e-3)
+    # The search tries the output itself as the input, verified by predicting f step by step: item 0 (the
+    # identity) passes that way; the copy baseline's 1 of 4 is the floor.
+    assert result["scores"]["model"]["input_search"] >= 1 / 4 - 1e-3
 
 
 # -- command line --------------------------------------------------------------------------------------------
@@ -532,7 +539,8 @@ def test_cli_predict_and_eval(
     )
     assert result.returncode == 0, result.stderr
     last = json.loads(result.stdout.strip().splitlines()[-1])
-    assert {"output_step_return", "output_breakpoint", "input_inverse"} <= set(last) and last["items"] == 2
+    assert {"output_step_return", "output_breakpoint", "output_steps", "input_inverse"} <= set(last)
+    assert last["items"] == 2
     assert "output via step_return" in result.stdout
     result = run_retrograde(
         ["replay", "--neural", "f.py", "--call", "f(3, 4)", "--model", tiny_model_dir, "--max-steps", "4"],

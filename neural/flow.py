@@ -1,0 +1,374 @@
+"""Control flow the code decides: which branch an `if`/`while` test takes, and what a `for` loop binds.
+
+A predicted step from an `if`, `elif` or `while` line whose test `neural.exact` can evaluate (over literal
+locals, without calling traced code) has one possible next state: the first line of the body when the
+test is true; when it is false, anything but that line. A `for` line's next step binds the loop's target
+to the next item, when the items are known: `FlowMemory` follows each frame's loops along the predicted
+run, evaluates the iterable where the loop starts, and counts the items taken since.
+
+Items are read the way CPython's iterators read them:
+- a fresh sequence (`range(n)`, `sorted(xs)`, `s.split()`, `xs[1:]`, a string or tuple) is fixed when
+  the loop starts;
+- a list local (`for x in xs`) is read live, item i of its value at each step (the loop body may append
+  to it or change it), as long as the name is not rebound inside the loop;
+- a dict local or its `keys()`/`values()`/`items()` view is read live too, only while its keys are the
+  ones it had when the loop started (else the program would raise, or the order is not certain);
+- `enumerate` and `zip` over any of these.
+A set's order cannot be read from its repr: a loop over a set is left to the model, as is everything else
+this module cannot be certain of (then it says nothing, and the step is predicted as before).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from neural.constraints import StaticCode, literal_value
+from neural.exact import (
+    _SCOPES,
+    MAX_ITEMS,
+    NotExact,
+    _plain,
+    bind,
+    certain_repr,
+    completes,
+    returned,
+    value_of,
+)
+from neural.trajectory import CLOSE_EVENTS, OPEN_EVENTS, State
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the code decides about the next state of the same frame after a line."""
+
+    only: int | None = None  # the next state is an `event` event on this line, and nothing else
+    event: str = "line"
+    never: int | None = None  # the next state is not a "line" event on this line
+    values: Mapping[str, str] = field(default_factory=dict)  # names it binds, with their reprs
+
+
+# -- the compound statement on a line ---------------------------------------------------------------------
+def _root(static: StaticCode, func: str) -> ast.AST | None:
+    return static.tree if func == "<module>" else static.defs.get(func)
+
+
+def compound(static: StaticCode, func: str, line: int) -> ast.If | ast.While | ast.For | None:
+    """The `if`/`elif`/`while`/`for` statement of `func` whose header is on `line` (one-line headers only,
+    and a body that starts on a later line)."""
+    root = _root(static, func)
+    if root is None:
+        return None
+    todo = list(ast.iter_child_nodes(root))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.If | ast.While | ast.For) and node.lineno == line:
+            head = node.iter if isinstance(node, ast.For) else node.test
+            if head.end_lineno != line or node.body[0].lineno <= line:
+                return None
+            if isinstance(node, ast.For) and node.target.end_lineno != line:
+                return None
+            if any(isinstance(sub, _SCOPES) for sub in ast.walk(head)):
+                return None  # a comprehension's own steps (line events, a generator's frame) come first
+            return node
+        if isinstance(node, ast.stmt) and not (node.lineno <= line <= (node.end_lineno or node.lineno)):
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return None
+
+
+def _shadowed(static: StaticCode, func: str) -> frozenset[str]:
+    info = static.functions.get(func)
+    return static.global_stores | (info.names if info is not None else frozenset())
+
+
+def _body_end(node: ast.For | ast.While) -> int:
+    return max(stmt.end_lineno or stmt.lineno for stmt in node.body)
+
+
+def _stores(node: ast.For, name: str) -> bool:
+    """Whether the loop (its target or body) may rebind `name`."""
+    for sub in [node.target, *node.body]:
+        for inner in ast.walk(sub):
+            if isinstance(inner, ast.Name) and inner.id == name and not isinstance(inner.ctx, ast.Load):
+                return True
+            if isinstance(inner, ast.Global | ast.Nonlocal) and name in inner.names:
+                return True
+    return False
+
+
+# -- where a loop's items come from -----------------------------------------------------------------------
+class _Source:
+    def item(self, index: int, locals_: Mapping[str, str]) -> tuple[bool, Any]:
+        """(True, item) or (False, None) when the items are exhausted; NotExact when not certain."""
+        raise NotImplementedError
+
+
+class _Fresh(_Source):
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+    def item(self, index: int, locals_: Mapping[str, str]) -> tuple[bool, Any]:
+        return (True, self.items[index]) if index < len(self.items) else (False, None)
+
+
+class _Live(_Source):
+    """A list or dict local read at each step (view: "list", "keys", "values" or "items")."""
+
+    def __init__(self, name: str, view: str, keys: list[Any] | None) -> None:
+        self.name, self.view, self.keys = name, view, keys
+
+    def item(self, index: int, locals_: Mapping[str, str]) -> tuple[bool, Any]:
+        ok, value = literal_value(locals_.get(self.name, "<unbound>"))
+        if not ok or not _plain(value):
+            raise NotExact("the iterated value")
+        if self.view == "list":
+            if type(value) is not list:
+                raise NotExact("rebound")
+            return (True, value[index]) if index < len(value) else (False, None)
+        if type(value) is not dict or list(value) != self.keys:
+            raise NotExact("the dict changed size or order")
+        if index >= len(self.keys):
+            return False, None
+        key = self.keys[index]
+        return True, {"keys": key, "values": value[key], "items": (key, value[key])}[self.view]
+
+
+class _Enumerate(_Source):
+    def __init__(self, inner: _Source, start: int) -> None:
+        self.inner, self.start = inner, start
+
+    def item(self, index: int, locals_: Mapping[str, str]) -> tuple[bool, Any]:
+        ok, value = self.inner.item(index, locals_)
+        return (True, (self.start + index, value)) if ok else (False, None)
+
+
+class _Zip(_Source):
+    def __init__(self, inners: list[_Source]) -> None:
+        self.inners = inners
+
+    def item(self, index: int, locals_: Mapping[str, str]) -> tuple[bool, Any]:
+        values = []
+        for inner in self.inners:
+            ok, value = inner.item(index, locals_)
+            if not ok:
+                return False, None
+            values.append(value)
+        return True, tuple(values)
+
+
+def _source(node: ast.expr, loop: ast.For, locals_: Mapping[str, str], shadowed: frozenset[str]) -> _Source:
+    """Where the loop's items come from, as evaluated when the loop starts (NotExact when not certain)."""
+    if isinstance(node, ast.Name):
+        ok, value = literal_value(locals_.get(node.id, "<unbound>"))
+        if not ok or not _plain(value):
+            raise NotExact("the iterable")
+        if isinstance(value, str | bytes | tuple):
+            return _Fresh(list(value))  # immutable: rebinding the name later does not change the items
+        if _stores(loop, node.id):
+            raise NotExact("the iterated name is rebound in the loop")
+        if type(value) is list:
+            return _Live(node.id, "list", None)
+        if type(value) is dict:
+            return _Live(node.id, "keys", list(value))
+        raise NotExact("a set's order")
+    starred = any(isinstance(a, ast.Starred) for a in getattr(node, "args", ()))
+    if isinstance(node, ast.Call) and not node.keywords and not starred:
+        func = node.func
+        if (isinstance(func, ast.Attribute) and func.attr in ("keys", "values", "items") and not node.args
+                and isinstance(func.value, ast.Name)):
+            ok, value = literal_value(locals_.get(func.value.id, "<unbound>"))
+            if ok and type(value) is dict and _plain(value) and not _stores(loop, func.value.id):
+                return _Live(func.value.id, func.attr, list(value))
+            raise NotExact("the dict view")
+        if isinstance(func, ast.Name) and func.id not in shadowed and func.id not in locals_:
+            if func.id == "enumerate" and 1 <= len(node.args) <= 2:
+                start = value_of(node.args[1], locals_, shadowed) if len(node.args) == 2 else 0
+                if type(start) is not int:
+                    raise NotExact("enumerate's start")
+                return _Enumerate(_source(node.args[0], loop, locals_, shadowed), start)
+            if func.id == "zip" and node.args:
+                return _Zip([_source(arg, loop, locals_, shadowed) for arg in node.args])
+    if isinstance(node, ast.Attribute | ast.Subscript) and not (
+        isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice)
+    ):
+        raise NotExact("an object inside another")  # it may be changed through the container
+    if isinstance(node, ast.BoolOp | ast.IfExp | ast.NamedExpr):
+        raise NotExact("may be a local's own object")
+    value = value_of(node, locals_, shadowed)  # a new object: fixed when the loop starts
+    if isinstance(value, set | frozenset):
+        raise NotExact("a set's order")
+    if isinstance(value, str | bytes | list | tuple | dict | range | enumerate | zip | reversed):
+        items = list(value)
+        if len(items) > MAX_ITEMS or not all(_plain(item) for item in items):
+            raise NotExact("items")
+        return _Fresh(items)
+    raise NotExact("not iterable here")
+
+
+# -- the memory of a predicted run ------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Loop:
+    node: ast.For
+    source: _Source | None  # None: the items are not known
+    taken: int = 0
+
+
+@dataclass(slots=True)
+class _Frame:
+    func: str
+    last_line: int | None  # the frame's latest line event seen (None: not seen, or history unknown)
+    fresh: bool  # the frame's call was seen: no line ran in it before
+    loops: dict[int, _Loop] = field(default_factory=dict)
+
+
+class FlowMemory:
+    """Follows one predicted run, state by state, to know each `for` loop's next item; decides branches.
+
+    `observe` every state as it becomes the latest (the start, then each prediction); `forget` when the run
+    jumps (a restart from another state, a step_return, a breakpoint): loops then seen mid-way stay
+    unknown until they start again.
+    """
+
+    def __init__(self, static: StaticCode) -> None:
+        self.static = static
+        self.frames: dict[int, _Frame] = {}
+        self._compound: dict[tuple[str, int], Any] = {}
+
+    def forget(self) -> None:
+        self.frames.clear()
+
+    def _node(self, func: str, line: int) -> ast.If | ast.While | ast.For | None:
+        key = (func, line)
+        if key not in self._compound:
+            self._compound[key] = compound(self.static, func, line)
+        found: ast.If | ast.While | ast.For | None = self._compound[key]
+        return found
+
+    def observe(self, state: State) -> None:
+        depth = state.depth
+        for d in [d for d in self.frames if d > depth]:
+            del self.frames[d]
+        if state.event in OPEN_EVENTS:
+            self.frames[depth] = _Frame(state.func, None, state.event == "call")
+            return
+        if state.event in CLOSE_EVENTS:
+            self.frames.pop(depth, None)
+            return
+        frame = self.frames.get(depth)
+        if frame is None or frame.func != state.func:
+            frame = self.frames[depth] = _Frame(state.func, None, False)
+        if state.event != "line":
+            frame.last_line = None  # an exception may leave any loop: forget them
+            frame.loops.clear()
+            return
+        line = state.line
+        for start in [s for s, loop in frame.loops.items() if not (s <= line <= _body_end(loop.node))]:
+            del frame.loops[start]  # the run left that loop (exhausted, break, return to an outer line)
+        node = self._node(state.func, line)
+        if isinstance(node, ast.For) and line not in frame.loops:
+            started = frame.fresh or (
+                frame.last_line is not None and not (node.lineno <= frame.last_line <= _body_end(node))
+            )
+            source: _Source | None = None
+            if started:
+                try:
+                    source = _source(node.iter, node, state.locals, _shadowed(self.static, state.func))
+                except NotExact:
+                    source = None
+                except Exception:  # the program raises at the loop's start: nothing to decide
+                    source = None
+            frame.loops[line] = _Loop(node, source)
+        frame.last_line = line
+        frame.fresh = False
+
+    def decide(self, previous: State) -> Decision | None:
+        """What the code decides about the state after `previous` (a line) in the same frame, or None.
+
+        For a `for` line, this takes the item: call it once per prediction from that line.
+        """
+        info = self.static.functions.get(previous.func)
+        if info is None:
+            return None
+        if previous.event == "call":
+            return self._first_line(previous)
+        if previous.event != "line":
+            return None
+        node = self._node(previous.func, previous.line)
+        if node is None:
+            return self._simple(previous)
+        body = node.body[0].lineno
+        if body not in self.static.successors(previous.func, previous.line):
+            return None
+        if isinstance(node, ast.For):
+            frame = self.frames.get(previous.depth)
+            mine = frame is not None and frame.func == previous.func
+            loop = frame.loops.get(previous.line) if frame is not None and mine else None
+            if loop is None or loop.source is None:
+                return None
+            try:
+                ok, item = loop.source.item(loop.taken, previous.locals)
+                if not ok:
+                    loop.source = None  # exhausted: a later step from here is the model's
+                    targets = [n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)]
+                    kept = {n: previous.locals[n] for n in targets if n in previous.locals}
+                    return self._leave(previous, body, kept)  # the target keeps its last item
+                values: dict[str, Any] = {}
+                bind(node.target, item, values)
+                texts = {}
+                for name, value in values.items():
+                    texts[name] = certain_repr(value)
+            except NotExact:
+                loop.source = None
+                return None
+            except Exception:
+                loop.source = None
+                return None
+            loop.taken += 1
+            return Decision(only=body, values=texts)
+        try:
+            test = value_of(node.test, previous.locals, _shadowed(self.static, previous.func))
+            truth = bool(test)
+        except NotExact:
+            return None
+        except Exception:
+            return None
+        if truth:
+            return Decision(only=body)
+        return self._leave(previous, body)
+
+    def _first_line(self, previous: State) -> Decision | None:
+        """A plain function's call is followed by its first statement's line."""
+        info = self.static.functions[previous.func]
+        definition = self.static.defs.get(previous.func)
+        if not info.function or info.generator or definition is None:
+            return None
+        body = definition.body
+        if (isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str) and len(body) > 1):
+            body = body[1:]  # a docstring runs no instruction
+        first = body[0].lineno
+        return Decision(only=first) if first in info.lines and first != previous.line else None
+
+    def _simple(self, previous: State) -> Decision | None:
+        """A simple statement that runs to its end: its one next line, or a computed `return`'s return."""
+        if returned(self.static, previous) is not None:
+            return Decision(only=previous.line, event="return")
+        if not completes(self.static, previous):
+            return None
+        others = self.static.successors(previous.func, previous.line) - {previous.line}
+        return Decision(only=next(iter(others))) if len(others) == 1 else None
+
+    def _leave(self, previous: State, body: int, values: Mapping[str, str] | None = None) -> Decision:
+        """Not into the body: the one other line the control flow graph allows next, when there is one."""
+        others = self.static.successors(previous.func, previous.line) - {body, previous.line}
+        if len(others) == 1:
+            return Decision(only=next(iter(others)), values=values or {})
+        return Decision(never=body, values=values or {})
+
+
+__all__ = ["Decision", "FlowMemory", "compound"]

@@ -1,0 +1,308 @@
+"""Control flow and statement effects the code decides (neural.flow, neural.exact), against recordings.
+
+Differential: a program full of loops, branches and container updates is recorded; walking the recorded
+run state by state, every branch neural.flow decides, every item it binds and every value neural.exact
+computes must be what the program did. Then models with random weights must still return the right value
+of functions whose every step the code decides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from neural.constraints import StaticCode
+from neural.exact import assigned, returned
+from neural.flow import FlowMemory
+from neural.trajectory import CLOSE_EVENTS, State, StateTree, sample_trajectories
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+PROGRAM = """\
+def helper(v):
+    return v + 1
+
+
+def loops(words, n):
+    counts = {}
+    for w in words:
+        if w in counts:
+            counts[w] += 1
+        elif w == 'z':
+            continue
+        else:
+            counts[w] = 1
+    out = []
+    for i, w in enumerate(words, 1):
+        if i % 2 == 0:
+            continue
+        out.append(w * i)
+    pairs = []
+    for a, b in zip(words, range(n)):
+        pairs.append((a, b))
+        if b > 2:
+            break
+    total = 0
+    while n > 0:
+        total += n
+        n -= 1
+    keys = list(counts)
+    for k, v in counts.items():
+        counts[k] = v * 2
+    for k in counts:
+        total += counts[k]
+    grow = [1]
+    for x in grow:
+        if x < 20:
+            grow.append(x * 3)
+    for c in 'hey':
+        for d in range(2):
+            out.append(c + str(d))
+        out.append(c.upper())
+    for q in sorted(set(words)):
+        out.append(q)
+    nums = [5, 3, 8]
+    for i in range(len(nums)):
+        nums[i] = nums[i] * 2
+    counts.pop('a', None)
+    last = nums.pop()
+    nums.insert(0, last)
+    evens = [v for v in nums if v % 2 == 0]
+    text = ''.join(w.upper() for w in words if w != 'z')
+    groups = {}
+    for w in words:
+        groups.setdefault(w, []).append(len(w))
+    seen = set()
+    for x in [3, 1, 3, 2]:
+        if x in seen:
+            break
+        seen.add(x)
+    else:
+        total = -1
+    best = max(groups, key=groups.get) if groups else None
+    order = sorted(words, key=len, reverse=True)
+    order.sort(key=str.upper)
+    return counts, out, pairs, total, grow, nums, evens, keys, text, groups, seen, best, order
+
+
+def calls(xs):
+    res = []
+    for x in xs:
+        res.append(helper(x))
+        if helper(x) > 2:
+            res.sort()
+    return res
+
+
+def rows(n):
+    grid = [[0] * n] * 2
+    grid[0][0] = 5
+    flat = []
+    for row in grid:
+        for v in row:
+            flat.append(v)
+    return flat
+
+
+def bubble(items):
+    items = list(items)
+    for end in range(len(items) - 1, 0, -1):
+        swapped = False
+        for i in range(end):
+            if items[i] > items[i + 1]:
+                items[i], items[i + 1] = items[i + 1], items[i]
+                swapped = True
+        if not swapped:
+            break
+    return items
+
+
+def gen(n):
+    for i in range(n):
+        yield i * i
+
+
+def spin(m):
+    acc = []
+    for part in m.split(','):
+        part = part.strip()
+        if not part:
+            continue
+        acc.append(int(part))
+    return sum(acc)
+
+
+print(loops(['a', 'bb', 'a', 'z', 'c'], 5))
+print(calls([1, 2, 3]))
+print(rows(2), list(gen(3)), spin('1, 2,,3'), bubble([4, 1, 3, 2]))
+for t in range(2):
+    print(loops(['x'], t))
+"""
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory, run_retrograde: Any) -> StateTree:
+    root = tmp_path_factory.mktemp("flow")
+    (root / "program.py").write_text(PROGRAM)
+    result = run_retrograde(["record", "-o", "program.rtrace", "program.py"], cwd=root)
+    assert result.returncode == 0, result.stderr
+    return StateTree.from_recorded(str(root / "program.rtrace"))
+
+
+@pytest.fixture(scope="module")
+def static(tree: StateTree) -> StaticCode:
+    return StaticCode.from_source(tree.code)
+
+
+def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode) -> None:
+    """Walk the recorded run: every decided branch, loop item and computed value is what happened."""
+    memory = FlowMemory(static)
+    memory.observe(tree.states[0])
+    counts = {"only": 0, "never": 0, "bound": 0, "assigned": 0, "returned": 0}
+    for before, after in zip(tree.states, tree.states[1:]):
+        decision = memory.decide(before)
+        same_frame = (after.func, after.depth) == (before.func, before.depth)
+        if decision is not None:
+            if decision.only is not None:
+                # nothing else can happen: not a call, an exception or another line
+                happened = (after.event, after.line, after.depth)
+                assert happened == (decision.event, decision.only, before.depth), (before, decision)
+                counts["only"] += 1
+            if decision.never is not None:
+                assert not (same_frame and after.event == "line" and after.line == decision.never), before
+                counts["never"] += 1
+            for name, text in decision.values.items():
+                assert after.locals[name] == text, (before, name)
+                counts["bound"] += 1
+        if before.event == "line" and same_frame and after.event == "line" and after.line != before.line:
+            for name, text in assigned(static, before).items():
+                assert after.locals[name] == text, (before, name)
+                counts["assigned"] += 1
+        if before.event == "line" and same_frame and after.event == "return" and after.line == before.line:
+            value = returned(static, before)
+            if value is not None:
+                assert value == after.value, before
+                counts["returned"] += 1
+        memory.observe(after)
+    # Everything above was decided at least a few times (the walk is not vacuous).
+    assert counts["only"] >= 150 and counts["never"] >= 1 and counts["bound"] >= 100, counts
+    assert counts["assigned"] >= 100 and counts["returned"] >= 3, counts
+
+
+def test_loops_over_unknown_or_shared_things_are_left_to_the_model(static: StaticCode) -> None:
+    memory = FlowMemory(static)
+    code_line = {text.strip(): n for n, text in enumerate(PROGRAM.splitlines(), 1)}
+    # Seen mid-way (no history): the loop's position is unknown, so nothing is decided.
+    start = State("line", code_line["for w in words:"], 1, "loops", {"words": "['a']", "w": "'a'"})
+    memory.observe(start)
+    assert memory.decide(start) is None
+    # A set's iteration order is not in its repr.
+    setloop = "def f(s):\n    for x in s:\n        pass\n    return s\n"
+    memory = FlowMemory(StaticCode.from_source(setloop))
+    memory.observe(State("call", 1, 1, "f", {"s": "{1, 2}"}))
+    at_loop = State("line", 2, 1, "f", {"s": "{1, 2}"})
+    memory.observe(at_loop)
+    assert memory.decide(at_loop) is None
+    # A test that calls the program's own code is not evaluated.
+    at_call = {"xs": "[1]", "res": "[2]", "x": "1"}
+    calls_line = State("line", code_line["if helper(x) > 2:"], 1, "calls", at_call)
+    memory = FlowMemory(static)
+    memory.observe(calls_line)
+    assert memory.decide(calls_line) is None
+
+
+# -- the decoder, with models that know nothing -----------------------------------------------------------
+SIMPLE = """\
+def f(words):
+    counts = {}
+    for w in words:
+        if w in counts:
+            counts[w] += 1
+        else:
+            counts[w] = 1
+    best = []
+    for w, c in counts.items():
+        if c > 1:
+            best.append(w)
+    return sorted(best), len(counts)
+"""
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tree: StateTree) -> Any:
+    from neural.textformat import serialize
+    from neural.tokenizer import train_tokenizer
+
+    texts = [serialize(t) for t in sample_trajectories(tree, 30, seed=1, max_actions=20)]
+    return train_tokenizer(texts, vocab_size=600)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_models_return_what_the_code_decides(tokenizer: Any, seed: int) -> None:
+    """Every step of SIMPLE is decided by the code: any model, even random weights, gets the answer."""
+    from neural.model import TINY, new_model
+    from neural.predict import CachedModel, Predictor
+    from neural.timeline import NeuralTimeline
+
+    size = dataclasses.replace(TINY, context=1024)
+    model = new_model(size, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed=seed)
+    predictor = Predictor(CachedModel(model, threads=1), tokenizer, retries=1, seed=seed, max_state_tokens=80)
+    words = ["b", "a", "b", "c", "a", "b"]
+    timeline = NeuralTimeline.for_call(predictor, SIMPLE, "simple.py", f"f({words!r})")
+    timeline._grow_to(10_000)
+    last = timeline.states[-1]
+    assert timeline.stopped is None and last.event in CLOSE_EVENTS and last.func == "f"
+    namespace: dict[str, Any] = {}
+    exec(SIMPLE, namespace)  # the reference: the function itself
+    assert last.value == repr(namespace["f"](words))
+    # The states on the way are the program's own: the loop took every word, in order.
+    taken = [s.locals["w"] for s in timeline.states if s.event == "line" and s.line == 4]
+    assert taken == [repr(w) for w in words]
+
+
+def test_predict_returns_the_right_value_from_the_command_line(run_retrograde: Any, tmp_path: Path) -> None:
+    """The bundled model, through `retrograde predict`, on a function it was not trained on."""
+    (tmp_path / "simple.py").write_text(SIMPLE)
+    result = run_retrograde(["predict", "simple.py", "--call", "f(['x', 'y', 'x'])"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(['x'], 2)" in result.stdout
+
+
+def test_step_return_and_breakpoint_walk_the_decided_steps(tokenizer: Any) -> None:
+    """With `walk`, step_return and breakpoint go step by step, as the debugger does on a predicted run:
+    a function whose steps are decided returns its true value even from a random model; with too small a
+    walk, the action falls back to one jump from where it started."""
+    from neural.model import TINY, new_model
+    from neural.predict import CachedModel, Predictor
+    from neural.timeline import driver_code, entry_state
+    from neural.trajectory import Action
+
+    size = dataclasses.replace(TINY, context=1024)
+    model = new_model(size, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed=3)
+    words = ["b", "a", "b", "c", "a", "b"]
+    call = f"f({words!r})"
+    code = driver_code(SIMPLE, call)
+    start = entry_state(code, call)
+    namespace: dict[str, Any] = {}
+    exec(SIMPLE, namespace)
+
+    walker = Predictor(CachedModel(model, threads=1), tokenizer, retries=1, max_state_tokens=80, walk=200)
+    walker.begin(code, start)
+    got = walker.predict(Action("step_return"))
+    assert (got.state.event, got.state.func) == ("return", "f")
+    assert got.state.value == repr(namespace["f"](words))
+    walker.begin(code, start)
+    append_line = SIMPLE.splitlines().index("            best.append(w)") + 1
+    got = walker.predict(Action("breakpoint", append_line))
+    assert (got.state.event, got.state.line) == ("line", append_line)
+    assert got.state.locals["w"] == "'b'" and got.state.locals["c"] == "3"  # the first word seen twice
+
+    short = Predictor(CachedModel(model, threads=1), tokenizer, retries=1, max_state_tokens=80, walk=2)
+    short.begin(code, start)
+    got = short.predict(Action("step_return"))
+    assert got.state.event in CLOSE_EVENTS  # one jump from the call: the decoder allows only a frame's end
+    assert short.state is not None and short.state.event == got.state.event
