@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neural.constraints import CodeInfo, StaticCode, changeable, line_stores
-from neural.exact import assigned, returned
+from neural.exact import assigned, effects, returned
 from neural.textformat import escape, is_diff
 from neural.trajectory import CLOSE_EVENTS, OPEN_EVENTS, Action, State
 
@@ -79,11 +79,12 @@ def body_plan(
     action: Action,
     probe: State,
     decided: Mapping[str, str] | None = None,
+    keep_rest: bool = False,
 ) -> BodyPlan:
     """The plan of the state whose header is `probe`'s, after `action` from `previous`.
 
     `decided`: names the control flow binds when the next state is that line (a `for` loop's target:
-    neural.flow), with their reprs.
+    neural.flow), with their reprs; `keep_rest`: the step ran no code, so every other name is kept.
     """
     event = probe.event
     plan = BodyPlan()
@@ -106,6 +107,20 @@ def body_plan(
         and (previous.func, previous.depth) == (probe.func, probe.depth)
     )
     free = changeable(static, previous, action.name) if same_frame else None
+    # The line's own stores and deletions (from its bytecode: an except block's end deletes its name)
+    # stay the model's in both cases below.
+    if same_frame and keep_rest:
+        # the code decided the step and ran nothing: only the bound names change
+        free = line_stores(static, previous) - set(decided or {})
+    elif same_frame and event == "line" and probe.line != previous.line:
+        exact = effects(static, previous)
+        if exact is not None:  # the statement ran no code: only its own objects, and their aliases, changed
+            computed_now, mutated = exact
+            shown = [previous.locals[m] for m in mutated if m in previous.locals]
+            free = frozenset(
+                name for name, text in previous.locals.items()
+                if name not in computed_now and any(m in text for m in shown)
+            ) | (line_stores(static, previous) - set(computed_now))
     if same_frame and event == "return" and previous.line == probe.line and returned(static, previous):
         free = frozenset()  # the value was computed without running any code: no local changed
     if free is None:
@@ -138,6 +153,18 @@ def body_plan(
     for name in fresh:
         plan.slots.append((name, True, Choice(text=computed[name], free=False)))
     plan.pool = {name: Choice() for name in new if name not in computed}
+    return plan
+
+
+def frame_plan(frame: Iterable[tuple[str, str | None]], event: str, value: str | None) -> BodyPlan:
+    """The plan of a caller's state that the code decided after its callee returned (neural.flow): each
+    name in order, its text fixed where known, the model's where not; the caller's value if it returns."""
+    plan = BodyPlan()
+    plan.value = "required" if event in ("return", "yield", "exception", "handled") else "forbidden"
+    plan.value_text = value
+    plan.slots = [
+        (name, True, Choice(text=text, free=False) if text is not None else Choice()) for name, text in frame
+    ]
     return plan
 
 

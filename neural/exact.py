@@ -415,16 +415,20 @@ def evaluate(expression: ast.expr, locals_: Mapping[str, str], shadowed: frozens
     return _text(value_of(expression, locals_, shadowed))
 
 
-def execute(node: ast.stmt, locals_: Mapping[str, str], shadowed: frozenset[str]) -> dict[str, str]:
+def execute(
+    node: ast.stmt, locals_: Mapping[str, str], shadowed: frozenset[str], mutated: set[str] | None = None
+) -> dict[str, str]:
     """Run one simple statement over `locals_`: the new reprs of the names it binds or changes directly.
 
     Assignments (to names, tuples of names, a local's item), augmented assignments (in place on a list,
     dict or set), `del` of a local's item, and calls of a local's own methods (`xs.append(v)`,
     `d.setdefault(k, [])`, `x = xs.pop()`). Only a local's own items change, never an object inside it
     (the repr does not show which inner objects are shared). Other names that may share the changed
-    object are not in the result: the model decides them.
+    object are not in the result: the model decides them. `mutated` receives the names whose object
+    changed in place (not rebound).
     """
     names = _parsed([node], locals_)
+    inplace: set[str] = set()
     builtins = frozenset(_BUILTINS) - shadowed - set(locals_)
     ev = _Evaluator(names, builtins, mutate=True)
     changed: set[str] = set()
@@ -439,6 +443,7 @@ def execute(node: ast.stmt, locals_: Mapping[str, str], shadowed: frozenset[str]
                 raise NotExact("item store")
             container[ev.visit(target.slice)] = value
             changed.add(target.value.id)
+            inplace.add(target.value.id)
         elif isinstance(target, ast.Tuple | ast.List):
             unordered = isinstance(value, set | frozenset | dict)  # its order is not certain
             if unordered or any(isinstance(t, ast.Starred) for t in target.elts):
@@ -468,6 +473,8 @@ def execute(node: ast.stmt, locals_: Mapping[str, str], shadowed: frozenset[str]
                 name = node.target.id
                 if name not in names:
                     raise NotExact("unbound")
+                if not is_immutable(names[name]):
+                    inplace.add(name)  # `xs += [v]` extends xs's own object
                 names[name] = op(names[name], ev.visit(node.value))
                 changed.add(name)
             elif isinstance(node.target, ast.Subscript) and isinstance(node.target.value, ast.Name):
@@ -479,6 +486,7 @@ def execute(node: ast.stmt, locals_: Mapping[str, str], shadowed: frozenset[str]
                     raise NotExact("in place on an inner object")  # it may be shared
                 container[key] = op(container[key], ev.visit(node.value))
                 changed.add(node.target.value.id)
+                inplace.add(node.target.value.id)
             else:
                 raise NotExact("target")
         elif isinstance(node, ast.Delete):
@@ -490,6 +498,7 @@ def execute(node: ast.stmt, locals_: Mapping[str, str], shadowed: frozenset[str]
                     raise NotExact("item delete")
                 del container[ev.visit(target.slice)]
                 changed.add(target.value.id)
+                inplace.add(target.value.id)
         else:
             raise NotExact(type(node).__name__)
     except NotExact:
@@ -497,7 +506,10 @@ def execute(node: ast.stmt, locals_: Mapping[str, str], shadowed: frozenset[str]
     except Exception as exc:  # the program raises here: no new state to compute
         raise NotExact(type(exc).__name__) from None
     changed |= ev.mutated
-    return {name: _text(names[name]) for name in changed}
+    result = {name: _text(names[name]) for name in changed}
+    if mutated is not None:
+        mutated |= inplace | ev.mutated
+    return result
 
 
 # -- the statements -----------------------------------------------------------------------------------------
@@ -555,6 +567,22 @@ def assigned(static: StaticCode, previous: State) -> dict[str, str]:
         return {}
 
 
+def effects(static: StaticCode, previous: State) -> tuple[dict[str, str], frozenset[str]] | None:
+    """When `previous`'s line is one simple statement `execute` runs: the names it binds or changes with
+    their new reprs, and the names whose object it changed in place; None when it is not certain."""
+    if previous.event != "line":
+        return None
+    found = _statement(static, previous.func, previous.line)
+    if found is None or any(isinstance(sub, _SCOPES) for sub in ast.walk(found[0])):
+        return None
+    mutated: set[str] = set()
+    try:
+        computed = execute(found[0], previous.locals, _shadowed(static, previous.func), mutated)
+    except NotExact:
+        return None
+    return computed, frozenset(mutated)
+
+
 def completes(static: StaticCode, previous: State) -> bool:
     """Whether `previous`'s line is one simple statement that certainly runs to its end without calling
     any traced code or raising: one `execute` evaluates, or `pass`/`break`/`continue`."""
@@ -595,6 +623,6 @@ def returned(static: StaticCode, previous: State) -> str | None:
 
 
 __all__ = [
-    "MAX_REPR", "NotExact", "assigned", "bind", "certain_repr", "completes", "evaluate", "execute",
+    "MAX_REPR", "NotExact", "assigned", "bind", "certain_repr", "completes", "effects", "evaluate", "execute",
     "returned", "value_of",
 ]

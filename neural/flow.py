@@ -21,19 +21,24 @@ this module cannot be certain of (then it says nothing, and the step is predicte
 from __future__ import annotations
 
 import ast
+import copy as copy_module
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from neural.constraints import StaticCode, literal_value
+from neural.constraints import StaticCode, is_immutable, is_literal, literal_value
 from neural.exact import (
     _SCOPES,
     MAX_ITEMS,
     NotExact,
     _plain,
+    _shadowed,
+    _statement,
     bind,
     certain_repr,
     completes,
+    evaluate,
+    execute,
     returned,
     value_of,
 )
@@ -42,12 +47,75 @@ from neural.trajectory import CLOSE_EVENTS, OPEN_EVENTS, State
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What the code decides about the next state of the same frame after a line."""
+    """What the code decides about the next state: of the same frame after a line, or of the caller after
+    a return (`depth`, `func` and `frame` are then set)."""
 
     only: int | None = None  # the next state is an `event` event on this line, and nothing else
     event: str = "line"
     never: int | None = None  # the next state is not a "line" event on this line
     values: Mapping[str, str] = field(default_factory=dict)  # names it binds, with their reprs
+    depth: int | None = None  # the caller's frame, after a return
+    func: str | None = None
+    frame: tuple[tuple[str, str | None], ...] | None = None  # its locals: a text, or None (the model's)
+    value: str | None = None  # the caller's own return value, when it returns at once
+    keep_rest: bool = False  # every other name keeps its value (nothing but the bound names can change)
+
+
+def _carried(before: Mapping[str, str], computed: Mapping[str, str]) -> tuple[tuple[str, str | None], ...]:
+    """The caller's locals after the callee returned: computed ones; immutable ones kept; others (which
+    the callee might reach through a global) left to the model."""
+    out: list[tuple[str, str | None]] = []
+    for name, text in before.items():
+        if name in computed:
+            out.append((name, computed[name]))
+            continue
+        ok, parsed = literal_value(text)
+        out.append((name, text if ok and is_immutable(parsed) else None))
+    out += [(name, text) for name, text in computed.items() if name not in before]
+    return tuple(out)
+
+
+def _program_call(static: StaticCode, node: ast.Call) -> bool:
+    """A call of one of the program's own top-level functions (traced code)."""
+    func = node.func
+    return isinstance(func, ast.Name) and func.id in static.defs and func.id in static.functions
+
+
+def _conditional(statement: ast.AST, target: ast.AST) -> bool:
+    """Whether `target` sits where Python may skip it (after `and`/`or`, in a branch of `if else`)."""
+    for node in ast.walk(statement):
+        skippable: list[ast.expr] = []
+        if isinstance(node, ast.BoolOp):
+            skippable = node.values[1:]
+        elif isinstance(node, ast.IfExp):
+            skippable = [node.body, node.orelse]
+        if any(target is sub for part in skippable for sub in ast.walk(part)):
+            return True
+    return False
+
+
+class _Swap(ast.NodeTransformer):
+    """Replaces one call node by a name bound to its value."""
+
+    def __init__(self, call: ast.Call, name: str) -> None:
+        self.call, self.name = call, name
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        if node is self.call:
+            return ast.copy_location(ast.Name(self.name, ast.Load()), node)
+        self.generic_visit(node)
+        return node
+
+
+def _swapped(statement: ast.stmt, call: ast.Call, name: str) -> ast.stmt:
+    """A copy of `statement` with `call` replaced by `name` (the program's own tree is left as it is)."""
+    index = next(i for i, node in enumerate(ast.walk(statement)) if node is call)
+    copy = copy_module.deepcopy(statement)
+    target = next(node for i, node in enumerate(ast.walk(copy)) if i == index)
+    assert isinstance(target, ast.Call)
+    result = _Swap(target, name).visit(copy)
+    assert isinstance(result, ast.stmt)
+    return result
 
 
 # -- the compound statement on a line ---------------------------------------------------------------------
@@ -79,11 +147,6 @@ def compound(static: StaticCode, func: str, line: int) -> ast.If | ast.While | a
             continue
         todo.extend(ast.iter_child_nodes(node))
     return None
-
-
-def _shadowed(static: StaticCode, func: str) -> frozenset[str]:
-    info = static.functions.get(func)
-    return static.global_stores | (info.names if info is not None else frozenset())
 
 
 def _body_end(node: ast.For | ast.While) -> int:
@@ -224,6 +287,7 @@ class _Frame:
     last_line: int | None  # the frame's latest line event seen (None: not seen, or history unknown)
     fresh: bool  # the frame's call was seen: no line ran in it before
     loops: dict[int, _Loop] = field(default_factory=dict)
+    state: State | None = None  # the frame's latest line state (the caller's, while a callee runs)
 
 
 class FlowMemory:
@@ -265,7 +329,9 @@ class FlowMemory:
         if state.event != "line":
             frame.last_line = None  # an exception may leave any loop: forget them
             frame.loops.clear()
+            frame.state = None
             return
+        frame.state = state
         line = state.line
         for start in [s for s, loop in frame.loops.items() if not (s <= line <= _body_end(loop.node))]:
             del frame.loops[start]  # the run left that loop (exhausted, break, return to an outer line)
@@ -296,6 +362,8 @@ class FlowMemory:
             return None
         if previous.event == "call":
             return self._first_line(previous)
+        if previous.event == "return":
+            return self._after_return(previous)
         if previous.event != "line":
             return None
         node = self._node(previous.func, previous.line)
@@ -316,7 +384,7 @@ class FlowMemory:
                     loop.source = None  # exhausted: a later step from here is the model's
                     targets = [n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)]
                     kept = {n: previous.locals[n] for n in targets if n in previous.locals}
-                    return self._leave(previous, body, kept)  # the target keeps its last item
+                    return self._leave(previous, body, kept, keep_rest=True)  # the target keeps its item
                 values: dict[str, Any] = {}
                 bind(node.target, item, values)
                 texts = {}
@@ -329,7 +397,7 @@ class FlowMemory:
                 loop.source = None
                 return None
             loop.taken += 1
-            return Decision(only=body, values=texts)
+            return Decision(only=body, values=texts, keep_rest=True)  # a builtin iterator runs no code
         try:
             test = value_of(node.test, previous.locals, _shadowed(self.static, previous.func))
             truth = bool(test)
@@ -338,8 +406,8 @@ class FlowMemory:
         except Exception:
             return None
         if truth:
-            return Decision(only=body)
-        return self._leave(previous, body)
+            return Decision(only=body, keep_rest=True)  # the test ran no code: nothing changed
+        return self._leave(previous, body, keep_rest=True)
 
     def _first_line(self, previous: State) -> Decision | None:
         """A plain function's call is followed by its first statement's line."""
@@ -354,6 +422,62 @@ class FlowMemory:
         first = body[0].lineno
         return Decision(only=first) if first in info.lines and first != previous.line else None
 
+    def _after_return(self, returned_state: State) -> Decision | None:
+        """The caller's next state after a call returned a known value, when the caller's line is one
+        simple statement around that one call, over immutable values only (so the callee, given only
+        immutable arguments, cannot have changed anything the statement reads)."""
+        caller = self.frames.get(returned_state.depth - 1)
+        value = returned_state.value
+        if caller is None or caller.state is None or value is None or not is_literal(value):
+            return None
+        before = caller.state
+        found = _statement(self.static, before.func, before.line)
+        if found is None or any(isinstance(sub, _SCOPES) for sub in ast.walk(found[0])):
+            return None
+        statement = found[0]
+        calls = [n for n in ast.walk(statement) if isinstance(n, ast.Call) and _program_call(self.static, n)]
+        if len(calls) != 1:
+            return None
+        call = calls[0]
+        assert isinstance(call.func, ast.Name)
+        if call.func.id != returned_state.func or _conditional(statement, call):
+            return None
+        arguments = [*call.args, *call.keywords]
+        if any(isinstance(n, ast.Call | ast.NamedExpr) for arg in arguments for n in ast.walk(arg)):
+            return None  # an argument with effects of its own
+        read = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        for name in read & set(before.locals):
+            ok, parsed = literal_value(before.locals[name])
+            if not ok or not is_immutable(parsed):
+                return None
+        slot = "__returned__"
+        swapped = _swapped(statement, call, slot)
+        locals_ = {**before.locals, slot: value}
+        info = self.static.functions.get(before.func)
+        if info is None:
+            return None
+        if isinstance(statement, ast.Return):
+            assert isinstance(swapped, ast.Return)
+            if any(isinstance(p, ast.Try | ast.TryStar | ast.With | ast.AsyncWith) for p in found[1]):
+                return None
+            shadowed = _shadowed(self.static, before.func)
+            try:
+                result = evaluate(swapped.value, locals_, shadowed) if swapped.value is not None else "None"
+            except NotExact:
+                return None
+            return Decision(only=before.line, event="return", depth=before.depth, func=before.func,
+                            frame=_carried(before.locals, {}), value=result)
+        try:
+            computed = execute(swapped, locals_, _shadowed(self.static, before.func))
+        except NotExact:
+            return None
+        computed.pop(slot, None)
+        others = self.static.successors(before.func, before.line) - {before.line}
+        if len(others) != 1:
+            return None
+        return Decision(only=next(iter(others)), depth=before.depth, func=before.func,
+                        frame=_carried(before.locals, computed))
+
     def _simple(self, previous: State) -> Decision | None:
         """A simple statement that runs to its end: its one next line, or a computed `return`'s return."""
         if returned(self.static, previous) is not None:
@@ -363,12 +487,14 @@ class FlowMemory:
         others = self.static.successors(previous.func, previous.line) - {previous.line}
         return Decision(only=next(iter(others))) if len(others) == 1 else None
 
-    def _leave(self, previous: State, body: int, values: Mapping[str, str] | None = None) -> Decision:
+    def _leave(
+        self, previous: State, body: int, values: Mapping[str, str] | None = None, keep_rest: bool = False
+    ) -> Decision:
         """Not into the body: the one other line the control flow graph allows next, when there is one."""
         others = self.static.successors(previous.func, previous.line) - {body, previous.line}
         if len(others) == 1:
-            return Decision(only=next(iter(others)), values=values or {})
-        return Decision(never=body, values=values or {})
+            return Decision(only=next(iter(others)), values=values or {}, keep_rest=keep_rest)
+        return Decision(never=body, values=values or {}, keep_rest=keep_rest)
 
 
 __all__ = ["Decision", "FlowMemory", "compound"]

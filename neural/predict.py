@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from neural.bodies import SAME_CHAR, VALUE_CHAR, BodyGrammar, BodyPlan, body_plan
+from neural.bodies import SAME_CHAR, VALUE_CHAR, BodyGrammar, BodyPlan, body_plan, frame_plan
 from neural.constraints import (
     VALUE_EVENTS,
     CodeError,
@@ -355,6 +355,7 @@ class Predictor:
         base = self.lm.length
         allowed = allowed_headers(self.static, previous, action)
         decided = None
+        decision: Decision | None = None
         if action.name in ("step_into", "step_over") and self.flow is not None:
             decision = self.flow.decide(previous)
             if decision is not None:
@@ -374,9 +375,17 @@ class Predictor:
             head, after_head, used = self._decode_header(logits, allowed, sample=attempt > 0 or self.sampling)
             tokens += used
             probe = _probe(head)
-            same_line = bool(decided) and probe.event == "line" and (probe.func, probe.depth) == (
-                previous.func, previous.depth)
-            plan = body_plan(self.static, previous, action, probe, decided if same_line else None)
+            same_line = decision is not None and probe.event == "line" and (probe.func, probe.depth) == (
+                previous.func, previous.depth) and decision.frame is None
+            if decision is not None and decision.frame is not None and (
+                probe.event, probe.line, probe.depth, probe.func
+            ) == (decision.event, decision.only, decision.depth, decision.func):
+                plan = frame_plan(decision.frame, probe.event, decision.value)  # the caller, after a return
+            else:
+                plan = body_plan(
+                    self.static, previous, action, probe, decided if same_line else None,
+                    keep_rest=same_line and decision is not None and decision.keep_rest,
+                )
             body, used = self._decode_body(after_head, BodyGrammar(plan), sample=attempt > 0 or self.sampling)
             tokens += used
             parsed, problem = self._read(head, body, previous, action, allowed)
@@ -552,8 +561,10 @@ class Predictor:
 
 def _decided_headers(allowed: HeaderSet, previous: State, decision: Decision) -> HeaderSet:
     """The allowed headers that agree with what the code decides (`allowed` itself if none would)."""
+    depth = decision.depth if decision.depth is not None else previous.depth
+    func = decision.func if decision.func is not None else previous.func
     if decision.only is not None:
-        only = header(decision.event, decision.only, previous.depth, previous.func)
+        only = header(decision.event, decision.only, depth, func)
         return HeaderSet([only]) if only in allowed else allowed
     if decision.never is not None:
         never = header("line", decision.never, previous.depth, previous.func)

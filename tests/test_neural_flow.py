@@ -121,6 +121,25 @@ def bubble(items):
     return items
 
 
+def fact(n):
+    if n <= 1:
+        return 1
+    return n * fact(n - 1)
+
+
+def digits(n, k=3):
+    if n < k:
+        return n
+    return digits(n // k, k) + n % k
+
+
+def scaled(x, label):
+    y = helper(x) * 2
+    z = helper(y)
+    label = label + str(z)
+    return z + y if label else helper(0)
+
+
 def gen(n):
     for i in range(n):
         yield i * i
@@ -139,6 +158,7 @@ def spin(m):
 print(loops(['a', 'bb', 'a', 'z', 'c'], 5))
 print(calls([1, 2, 3]))
 print(rows(2), list(gen(3)), spin('1, 2,,3'), bubble([4, 1, 3, 2]))
+print(fact(5), digits(175), scaled(3, 'z'))
 for t in range(2):
     print(loops(['x'], t))
 """
@@ -162,16 +182,24 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
     """Walk the recorded run: every decided branch, loop item and computed value is what happened."""
     memory = FlowMemory(static)
     memory.observe(tree.states[0])
-    counts = {"only": 0, "never": 0, "bound": 0, "assigned": 0, "returned": 0}
+    counts = {"only": 0, "never": 0, "bound": 0, "assigned": 0, "returned": 0, "after_return": 0}
     for before, after in zip(tree.states, tree.states[1:]):
         decision = memory.decide(before)
         same_frame = (after.func, after.depth) == (before.func, before.depth)
         if decision is not None:
             if decision.only is not None:
                 # nothing else can happen: not a call, an exception or another line
-                happened = (after.event, after.line, after.depth)
-                assert happened == (decision.event, decision.only, before.depth), (before, decision)
+                happened = (after.event, after.line, after.depth, after.func)
+                depth = decision.depth if decision.depth is not None else before.depth
+                func = decision.func if decision.func is not None else before.func
+                assert happened == (decision.event, decision.only, depth, func), (before, decision)
                 counts["only"] += 1
+            if decision.frame is not None:  # the caller after a return: its locals and value
+                assert [name for name, _ in decision.frame] == list(after.locals), (before, decision)
+                for name, text in decision.frame:
+                    assert text is None or after.locals[name] == text, (before, name)
+                assert decision.value is None or decision.value == after.value, (before, decision)
+                counts["after_return"] += 1
             if decision.never is not None:
                 assert not (same_frame and after.event == "line" and after.line == decision.never), before
                 counts["never"] += 1
@@ -190,7 +218,39 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
         memory.observe(after)
     # Everything above was decided at least a few times (the walk is not vacuous).
     assert counts["only"] >= 150 and counts["never"] >= 1 and counts["bound"] >= 100, counts
-    assert counts["assigned"] >= 100 and counts["returned"] >= 3, counts
+    assert counts["assigned"] >= 100 and counts["returned"] >= 3 and counts["after_return"] >= 8, counts
+
+
+def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: StaticCode) -> None:
+    """Differential: along the recorded run, the body plan the decoder builds from each decision (kept
+    names, computed items, the caller after a return) accepts the body the recorder's state serializes to."""
+    from neural.bodies import SAME_CHAR, VALUE_CHAR, BodyGrammar, body_plan, frame_plan
+    from neural.textformat import LOCALS, SAME, VALUE, serialize_state
+    from neural.trajectory import Action
+
+    step = Action("step_into")
+    memory = FlowMemory(static)
+    memory.observe(tree.states[0])
+    checked = 0
+    for before, after in zip(tree.states, tree.states[1:]):
+        decision = memory.decide(before)
+        memory.observe(after)
+        if decision is None:
+            continue
+        body = serialize_state(tree.code, after, before, step).split(LOCALS, 1)[1]
+        body = body.replace(SAME, SAME_CHAR).replace(VALUE, VALUE_CHAR)
+        probe = State(after.event, after.line, after.depth, after.func, {})
+        if decision.frame is not None:
+            plan = frame_plan(decision.frame, after.event, decision.value)
+        else:
+            same_line = after.event == "line" and (after.func, after.depth) == (before.func, before.depth)
+            plan = body_plan(static, before, step, probe, decision.values if same_line else None,
+                             keep_rest=same_line and decision.keep_rest)
+        grammar = BodyGrammar(plan)
+        states = grammar.advance(grammar.start(), body)
+        assert states and grammar.complete(states), (before, after, decision)
+        checked += 1
+    assert checked >= 300
 
 
 def test_loops_over_unknown_or_shared_things_are_left_to_the_model(static: StaticCode) -> None:
