@@ -53,13 +53,15 @@ class BodyPlan:
     value: str = "optional"  # "required", "forbidden" or "optional"
     value_text: str | None = None  # the value, when the code decides it
     base: Mapping[str, str] | None = None  # the previous locals when the state is written as a diff
+    carry: Mapping[str, str] | None = None  # the frame's own earlier locals (a caller's), for fallback
 
     def fallback(self, previous: State, parsed: Mapping[str, str] | None = None) -> dict[str, str]:
         """Locals that fit the plan when decoding failed: computed or kept values, else copied."""
         out: dict[str, str] = {}
         parsed = parsed or {}
+        earlier = self.carry if self.carry is not None else previous.locals
         for name, required, choice in self.slots:
-            text = choice.text if choice.text is not None else parsed.get(name, previous.locals.get(name))
+            text = choice.text if choice.text is not None else parsed.get(name, earlier.get(name))
             if choice.same and not choice.free and self.base is not None:
                 text = self.base.get(name, text)
             if text is None and required:
@@ -156,15 +158,29 @@ def body_plan(
     return plan
 
 
-def frame_plan(frame: Iterable[tuple[str, str | None]], event: str, value: str | None) -> BodyPlan:
-    """The plan of a caller's state that the code decided after its callee returned (neural.flow): each
-    name in order, its text fixed where known, the model's where not; the caller's value if it returns."""
+def frame_plan(
+    frame: Iterable[tuple[str, str | None]],
+    event: str,
+    value: str | None,
+    base: Mapping[str, str] | None = None,
+    carry: Mapping[str, str] | None = None,
+) -> BodyPlan:
+    """The plan of a state whose locals the code decided (neural.flow: a caller after its callee returned,
+    a key lambda's steps): each name in order, its text fixed where known, the model's where not; the
+    value if it returns. `base`: the previous locals when the state is written as a diff against them."""
     plan = BodyPlan()
     plan.value = "required" if event in ("return", "yield", "exception", "handled") else "forbidden"
     plan.value_text = value
-    plan.slots = [
-        (name, True, Choice(text=text, free=False) if text is not None else Choice()) for name, text in frame
-    ]
+    plan.base = base
+    plan.carry = carry
+    for name, text in frame:
+        if text is None:
+            choice = Choice(same=base is not None and name in base)
+        elif base is not None and base.get(name) == text:
+            choice = Choice(same=True, free=False)
+        else:
+            choice = Choice(text=text, free=False)
+        plan.slots.append((name, True, choice))
     return plan
 
 

@@ -93,6 +93,7 @@ class _Evaluator:
         self.builtins = builtins
         self.mutate = mutate  # a statement: methods that change a local's own value are allowed
         self.mutated: set[str] = set()
+        self.key_values: Callable[[Any], Any] | None = None  # a key lambda's values, already computed
 
     def visit(self, node: ast.AST) -> Any:
         method = getattr(self, "visit_" + type(node).__name__, None)
@@ -228,6 +229,8 @@ class _Evaluator:
         method of a local (`counts.get`) or of a builtin type (`str.lower`). A lambda is traced code."""
         if isinstance(node, ast.Constant) and node.value is None:
             return None
+        if isinstance(node, ast.Lambda) and self.key_values is not None:
+            return self.key_values  # the lambda's values, computed one per item in its own frame
         if isinstance(node, ast.Name):
             found = self.visit(node)
             if found in _BUILTINS.values() and found not in (range, enumerate, zip, reversed):
@@ -416,7 +419,11 @@ def evaluate(expression: ast.expr, locals_: Mapping[str, str], shadowed: frozens
 
 
 def execute(
-    node: ast.stmt, locals_: Mapping[str, str], shadowed: frozenset[str], mutated: set[str] | None = None
+    node: ast.stmt,
+    locals_: Mapping[str, str],
+    shadowed: frozenset[str],
+    mutated: set[str] | None = None,
+    key_values: Callable[[Any], Any] | None = None,
 ) -> dict[str, str]:
     """Run one simple statement over `locals_`: the new reprs of the names it binds or changes directly.
 
@@ -431,6 +438,7 @@ def execute(
     inplace: set[str] = set()
     builtins = frozenset(_BUILTINS) - shadowed - set(locals_)
     ev = _Evaluator(names, builtins, mutate=True)
+    ev.key_values = key_values
     changed: set[str] = set()
 
     def store(target: ast.expr, value: Any) -> None:

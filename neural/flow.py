@@ -59,18 +59,22 @@ class Decision:
     frame: tuple[tuple[str, str | None], ...] | None = None  # its locals: a text, or None (the model's)
     value: str | None = None  # the caller's own return value, when it returns at once
     keep_rest: bool = False  # every other name keeps its value (nothing but the bound names can change)
+    carry: Mapping[str, str] | None = None  # the frame's locals before (for a caller: before its call)
 
 
-def _carried(before: Mapping[str, str], computed: Mapping[str, str]) -> tuple[tuple[str, str | None], ...]:
+def _carried(
+    before: Mapping[str, str], computed: Mapping[str, str], pure: bool = False
+) -> tuple[tuple[str, str | None], ...]:
     """The caller's locals after the callee returned: computed ones; immutable ones kept; others (which
-    the callee might reach through a global) left to the model."""
+    the callee might reach through a global) left to the model, unless the callee was `pure` (a key
+    lambda whose body was evaluated exactly: then every other name is kept)."""
     out: list[tuple[str, str | None]] = []
     for name, text in before.items():
         if name in computed:
             out.append((name, computed[name]))
             continue
         ok, parsed = literal_value(text)
-        out.append((name, text if ok and is_immutable(parsed) else None))
+        out.append((name, text if pure or (ok and is_immutable(parsed)) else None))
     out += [(name, text) for name, text in computed.items() if name not in before]
     return tuple(out)
 
@@ -282,12 +286,26 @@ class _Loop:
 
 
 @dataclass(slots=True)
+class _Keyed:
+    """`max(xs, key=lambda x: ...)` (or min, sorted, `xs.sort(key=...)`) on a frame's line: the builtin
+    calls the lambda once per item, in order; each call's value is computed in the lambda's frame."""
+
+    line: int
+    items: list[Any]
+    lam: ast.Lambda
+    qualname: str
+    free: tuple[tuple[str, str], ...]  # the lambda's closure variables, with the caller's texts
+    values: list[Any] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _Frame:
     func: str
     last_line: int | None  # the frame's latest line event seen (None: not seen, or history unknown)
     fresh: bool  # the frame's call was seen: no line ran in it before
     loops: dict[int, _Loop] = field(default_factory=dict)
     state: State | None = None  # the frame's latest line state (the caller's, while a callee runs)
+    keyed: _Keyed | None = None  # a max/min/sorted/sort with key=lambda running on this frame's line
 
 
 class FlowMemory:
@@ -333,6 +351,8 @@ class FlowMemory:
             return
         frame.state = state
         line = state.line
+        if frame.keyed is not None and frame.keyed.line != line:
+            frame.keyed = None
         for start in [s for s, loop in frame.loops.items() if not (s <= line <= _body_end(loop.node))]:
             del frame.loops[start]  # the run left that loop (exhausted, break, return to an outer line)
         node = self._node(state.func, line)
@@ -360,15 +380,17 @@ class FlowMemory:
         info = self.static.functions.get(previous.func)
         if info is None:
             return None
-        if previous.event == "call":
-            return self._first_line(previous)
         if previous.event == "return":
             return self._after_return(previous)
+        if previous.func.endswith("<lambda>"):
+            return self._in_lambda(previous)
+        if previous.event == "call":
+            return self._first_line(previous)
         if previous.event != "line":
             return None
         node = self._node(previous.func, previous.line)
         if node is None:
-            return self._simple(previous)
+            return self._keyed_start(previous) or self._simple(previous)
         body = node.body[0].lineno
         if body not in self.static.successors(previous.func, previous.line):
             return None
@@ -422,12 +444,141 @@ class FlowMemory:
         first = body[0].lineno
         return Decision(only=first) if first in info.lines and first != previous.line else None
 
+    # -- key=lambda: the builtin calls the lambda per item ----------------------------------------------
+    def _keyed_start(self, previous: State) -> Decision | None:
+        found = _statement(self.static, previous.func, previous.line)
+        frame = self.frames.get(previous.depth)
+        if found is None or frame is None or frame.func != previous.func:
+            return None
+        statement = found[0]
+        lambdas = [n for n in ast.walk(statement) if isinstance(n, ast.Lambda)]
+        others = [n for n in ast.walk(statement) if isinstance(n, _SCOPES) and not isinstance(n, ast.Lambda)]
+        if len(lambdas) != 1 or others:
+            return None
+        lam = lambdas[0]
+        args = lam.args
+        if (len(args.args) != 1 or args.posonlyargs or args.kwonlyargs or args.vararg or args.kwarg
+                or args.defaults):
+            return None
+        keyed = [n for n in ast.walk(statement) if isinstance(n, ast.Call)
+                 and any(kw.arg == "key" and kw.value is lam for kw in n.keywords)]
+        if len(keyed) != 1:
+            return None
+        call = keyed[0]
+        shadowed = _shadowed(self.static, previous.func)
+        # Every other call is a builtin's or a plain value's method: no traced code runs before the key's.
+        for node in ast.walk(statement):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Name):
+                if func.id in shadowed or func.id in previous.locals or func.id in self.static.defs:
+                    return None
+            elif isinstance(func, ast.Attribute):
+                owner = func.value
+                plain = isinstance(owner, ast.Constant) or (
+                    isinstance(owner, ast.Name) and literal_value(previous.locals.get(owner.id, "<?>"))[0]
+                )
+                if not plain:
+                    return None
+            else:
+                return None
+        try:
+            if isinstance(call.func, ast.Name) and call.func.id in ("max", "min", "sorted") \
+                    and call.func.id not in shadowed and call.func.id not in previous.locals:
+                if len(call.args) != 1:
+                    return None
+                iterable = value_of(call.args[0], previous.locals, shadowed)
+            elif isinstance(call.func, ast.Attribute) and call.func.attr == "sort" \
+                    and isinstance(call.func.value, ast.Name) and not call.args:
+                iterable = value_of(call.func.value, previous.locals, shadowed)
+                if type(iterable) is not list:
+                    return None
+            else:
+                return None
+        except NotExact:
+            return None
+        if not isinstance(iterable, list | tuple | str | dict | range):
+            return None  # (a set's order is not certain)
+        items = list(iterable)
+        if not items or len(items) > MAX_ITEMS or not all(_plain(item) for item in items):
+            return None
+        candidates = [info for info in self.static.functions.values()
+                      if info.qualname.endswith("<lambda>") and lam.lineno in info.calls]
+        if len(candidates) != 1:
+            return None
+        codes = [code for code in candidates[0].codes if code.co_firstlineno == lam.lineno]
+        if len(codes) != 1:
+            return None  # two lambdas on one line
+        free = []
+        for name in codes[0].co_freevars:
+            if name not in previous.locals:
+                return None
+            free.append((name, previous.locals[name]))
+        frame.keyed = _Keyed(previous.line, items, lam, candidates[0].qualname, tuple(free))
+        return self._keyed_call(previous.depth, frame.keyed)
+
+    def _keyed_call(self, depth: int, keyed: _Keyed) -> Decision | None:
+        try:
+            item = certain_repr(keyed.items[len(keyed.values)])
+        except NotExact:
+            return None
+        param = keyed.lam.args.args[0].arg
+        line = keyed.lam.lineno
+        return Decision(only=line, event="call", depth=depth + 1, func=keyed.qualname,
+                        frame=((param, item), *keyed.free))
+
+    def _in_lambda(self, previous: State) -> Decision | None:
+        """The steps of a key lambda the code called (see _Keyed): its line, then its computed return."""
+        caller = self.frames.get(previous.depth - 1)
+        keyed = caller.keyed if caller is not None else None
+        if keyed is None or previous.func != keyed.qualname:
+            return None
+        frame = tuple(previous.locals.items())
+        if previous.event == "call":
+            return Decision(only=keyed.lam.lineno, depth=previous.depth, func=previous.func, frame=frame)
+        if previous.event == "line":
+            try:
+                value = value_of(keyed.lam.body, previous.locals, _shadowed(self.static, previous.func))
+                text = certain_repr(value)
+            except NotExact:
+                return None
+            keyed.values.append(value)
+            return Decision(only=previous.line, event="return", depth=previous.depth, func=previous.func,
+                            frame=frame, value=text)
+        return None
+
+    def _keyed_next(self, returned_state: State, caller: _Frame, keyed: _Keyed) -> Decision | None:
+        """After a key lambda returned: the next item's call, or the caller's line finished."""
+        if len(keyed.values) < len(keyed.items):
+            return self._keyed_call(returned_state.depth - 1, keyed)
+        before = caller.state
+        caller.keyed = None
+        if before is None or before.line != keyed.line:
+            return None
+        found = _statement(self.static, before.func, before.line)
+        if found is None:
+            return None
+        values = iter(keyed.values)
+        try:
+            computed = execute(found[0], before.locals, _shadowed(self.static, before.func),
+                               key_values=lambda _item: next(values))
+        except NotExact:
+            return None
+        others = self.static.successors(before.func, before.line) - {before.line}
+        if len(others) != 1:
+            return None
+        return Decision(only=next(iter(others)), depth=before.depth, func=before.func,
+                        frame=_carried(before.locals, computed, pure=True), carry=before.locals)
+
     def _after_return(self, returned_state: State) -> Decision | None:
         """The caller's next state after a call returned a known value, when the caller's line is one
         simple statement around that one call, over immutable values only (so the callee, given only
         immutable arguments, cannot have changed anything the statement reads)."""
         caller = self.frames.get(returned_state.depth - 1)
         value = returned_state.value
+        if caller is not None and caller.keyed is not None:
+            return self._keyed_next(returned_state, caller, caller.keyed)
         if caller is None or caller.state is None or value is None or not is_literal(value):
             return None
         before = caller.state
@@ -466,7 +617,7 @@ class FlowMemory:
             except NotExact:
                 return None
             return Decision(only=before.line, event="return", depth=before.depth, func=before.func,
-                            frame=_carried(before.locals, {}), value=result)
+                            frame=_carried(before.locals, {}), value=result, carry=before.locals)
         try:
             computed = execute(swapped, locals_, _shadowed(self.static, before.func))
         except NotExact:
@@ -476,7 +627,7 @@ class FlowMemory:
         if len(others) != 1:
             return None
         return Decision(only=next(iter(others)), depth=before.depth, func=before.func,
-                        frame=_carried(before.locals, computed))
+                        frame=_carried(before.locals, computed), carry=before.locals)
 
     def _simple(self, previous: State) -> Decision | None:
         """A simple statement that runs to its end: its one next line, or a computed `return`'s return."""

@@ -380,7 +380,8 @@ class Predictor:
             if decision is not None and decision.frame is not None and (
                 probe.event, probe.line, probe.depth, probe.func
             ) == (decision.event, decision.only, decision.depth, decision.func):
-                plan = frame_plan(decision.frame, probe.event, decision.value)  # the caller, after a return
+                diff_base = previous.locals if is_diff(previous, action, probe) else None
+                plan = frame_plan(decision.frame, probe.event, decision.value, diff_base, decision.carry)
             else:
                 plan = body_plan(
                     self.static, previous, action, probe, decided if same_line else None,
