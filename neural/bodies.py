@@ -102,6 +102,14 @@ def body_plan(
         plan.slots = [(name, True, Choice()) for name in info.params]
         plan.slots += [(name, False, Choice()) for name in info.free]
         return plan
+    backward = (
+        action.name in ("step_back", "step_back_over")
+        and previous.event not in OPEN_EVENTS
+        and event == "line"
+        and (previous.func, previous.depth) == (probe.func, probe.depth)
+    )
+    if backward:
+        return _backward_plan(static, previous, action, probe, plan, info, diff)
     same_frame = (
         action.name in ("step_into", "step_over")
         and previous.event not in CLOSE_EVENTS
@@ -155,6 +163,35 @@ def body_plan(
     for name in fresh:
         plan.slots.append((name, True, Choice(text=computed[name], free=False)))
     plan.pool = {name: Choice() for name in new if name not in computed}
+    return plan
+
+
+def _backward_plan(
+    static: StaticCode,
+    current: State,
+    action: Action,
+    probe: State,
+    plan: BodyPlan,
+    info: CodeInfo,
+    diff: bool,
+) -> BodyPlan:
+    """Stepping back within a frame to the line `probe` that led to `current`: running that line from the
+    earlier state gave `current`, so a name that line cannot change (neural.constraints.changeable, the
+    forward analysis) had the same value before it; only its own stores may be absent before it."""
+    earlier = State("line", probe.line, probe.depth, probe.func, current.locals)
+    free = changeable(static, earlier, "step_into" if action.name == "step_back" else "step_over")
+    if free is None:
+        plan.pool = {name: Choice(same=diff and name in current.locals) for name in _ordered(info, current)}
+        return plan
+    stores = line_stores(static, earlier)
+    for name, text in current.locals.items():
+        if name in free or name in stores:
+            plan.slots.append((name, name not in stores, Choice(same=diff)))
+        else:
+            kept = Choice(same=True, free=False) if diff else Choice(text=text, free=False)
+            plan.slots.append((name, True, kept))
+    deleted = [name for name in sorted(stores) if name not in current.locals and name in info.names]
+    plan.pool = {name: Choice() for name in deleted}  # bound before the line, which deleted them
     return plan
 
 
