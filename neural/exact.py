@@ -26,6 +26,19 @@ class NotExact(Exception):
     """The expression is outside what is evaluated here, or its value is not certain."""
 
 
+class Raised(NotExact):
+    """The statement certainly raises `error` (a builtin operation on plain values failed, before the
+    statement changed anything)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(type(error).__name__)
+        self.error = error
+
+
+# Exceptions whose type and message are the program's own when a builtin operation raises them here.
+CERTAIN_ERRORS = (KeyError, IndexError, ZeroDivisionError, ValueError)
+
+
 _BUILTINS: dict[str, Callable[..., Any]] = {
     "len": len, "abs": abs, "min": min, "max": max, "sum": sum, "sorted": sorted, "str": str, "int": int,
     "float": float, "bool": bool, "list": list, "tuple": tuple, "round": round, "ord": ord, "chr": chr,
@@ -55,6 +68,7 @@ _MUTATORS: dict[type, frozenset[str]] = {
                     "intersection_update"}),
 }
 _SCOPES = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda)
+_TAKES_ITERABLES = frozenset({sum, min, max, sorted, list, tuple, set, dict, any, all, enumerate, zip})
 MAX_ITEMS = 10_000  # longest sequence a comprehension or loop is evaluated over
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -159,7 +173,7 @@ class _Evaluator:
 
     def visit_Subscript(self, node: ast.Subscript) -> Any:
         container = self.visit(node.value)
-        if not isinstance(container, list | tuple | str | bytes | dict):
+        if isinstance(container, _Gen) or not isinstance(container, list | tuple | str | bytes | dict):
             raise NotExact("subscript")
         return container[self.visit(node.slice)]
 
@@ -212,10 +226,14 @@ class _Evaluator:
                 raise NotExact("method")
             if attr == "join" and any(isinstance(a, set | frozenset) for a in args):
                 raise NotExact("a set's order")
+            if any(isinstance(a, _Gen) for a in args) and attr not in ("join", "extend", "update"):
+                raise NotExact("a generator where Python would not take one")
             return getattr(owner, attr)(*args, **keywords)
         func = self.visit(node.func)
         if func not in _BUILTINS.values() or any(callable(a) for a in args):
             raise NotExact("call")
+        if any(isinstance(a, _Gen) for a in args) and func not in _TAKES_ITERABLES:
+            raise NotExact("a generator where Python would not take one")
         if func in _ORDERED and any(isinstance(a, set | frozenset) for a in args):
             raise NotExact("a set's order")
         if "key" in keywords and func not in (min, max, sorted):
@@ -405,6 +423,8 @@ def value_of(expression: ast.expr, locals_: Mapping[str, str], shadowed: frozens
     except NotExact:
         raise
     except Exception as exc:  # the program would raise here: not a value
+        if type(exc) in CERTAIN_ERRORS:
+            raise Raised(exc) from None
         raise NotExact(type(exc).__name__) from None
 
 
@@ -512,6 +532,8 @@ def execute(
     except NotExact:
         raise
     except Exception as exc:  # the program raises here: no new state to compute
+        if type(exc) in CERTAIN_ERRORS and not changed and not ev.mutated and not inplace:
+            raise Raised(exc) from None
         raise NotExact(type(exc).__name__) from None
     changed |= ev.mutated
     result = {name: _text(names[name]) for name in changed}
@@ -611,6 +633,29 @@ def completes(static: StaticCode, previous: State) -> bool:
     return True
 
 
+def raises(static: StaticCode, previous: State) -> BaseException | None:
+    """The exception `previous`'s line certainly raises before changing anything (a simple statement or a
+    `return`, evaluated exactly), or None."""
+    if previous.event != "line":
+        return None
+    found = _statement(static, previous.func, previous.line)
+    if found is None or any(isinstance(sub, _SCOPES) for sub in ast.walk(found[0])):
+        return None
+    node = found[0]
+    shadowed = _shadowed(static, previous.func)
+    try:
+        if isinstance(node, ast.Return):
+            if node.value is not None:
+                value_of(node.value, previous.locals, shadowed)
+        else:
+            execute(node, previous.locals, shadowed)
+    except Raised as raised:
+        return raised.error
+    except NotExact:
+        return None
+    return None
+
+
 def returned(static: StaticCode, previous: State) -> str | None:
     """The value of `return EXPR` on `previous`'s line, when certain (not inside try or with)."""
     if previous.event != "line":
@@ -631,6 +676,18 @@ def returned(static: StaticCode, previous: State) -> str | None:
 
 
 __all__ = [
-    "MAX_REPR", "NotExact", "assigned", "bind", "certain_repr", "completes", "effects", "evaluate", "execute",
-    "returned", "value_of",
+    "CERTAIN_ERRORS",
+    "MAX_REPR",
+    "NotExact",
+    "Raised",
+    "assigned",
+    "bind",
+    "certain_repr",
+    "completes",
+    "effects",
+    "evaluate",
+    "execute",
+    "raises",
+    "returned",
+    "value_of",
 ]

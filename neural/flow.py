@@ -21,6 +21,7 @@ this module cannot be certain of (then it says nothing, and the step is predicte
 from __future__ import annotations
 
 import ast
+import builtins
 import copy as copy_module
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from neural.exact import (
     completes,
     evaluate,
     execute,
+    raises,
     returned,
     value_of,
 )
@@ -299,6 +301,16 @@ class _Keyed:
 
 
 @dataclass(slots=True)
+class _Caught:
+    """An exception a line certainly raised, and the handler of this frame that catches it (if known)."""
+
+    line: int
+    error: BaseException
+    handler: ast.ExceptHandler | None = None
+    handlers: list[ast.ExceptHandler] = field(default_factory=list)  # its try's, tested in order
+
+
+@dataclass(slots=True)
 class _Frame:
     func: str
     last_line: int | None  # the frame's latest line event seen (None: not seen, or history unknown)
@@ -306,6 +318,7 @@ class _Frame:
     loops: dict[int, _Loop] = field(default_factory=dict)
     state: State | None = None  # the frame's latest line state (the caller's, while a callee runs)
     keyed: _Keyed | None = None  # a max/min/sorted/sort with key=lambda running on this frame's line
+    error: _Caught | None = None  # an exception the code raised on this frame's line, and its handler
 
 
 class FlowMemory:
@@ -345,8 +358,7 @@ class FlowMemory:
         if frame is None or frame.func != state.func:
             frame = self.frames[depth] = _Frame(state.func, None, False)
         if state.event != "line":
-            frame.last_line = None  # an exception may leave any loop: forget them
-            frame.loops.clear()
+            # An exception event: loops stay (the next line tells whether it left them).
             frame.state = None
             return
         frame.state = state
@@ -386,8 +398,23 @@ class FlowMemory:
             return self._in_lambda(previous)
         if previous.event == "call":
             return self._first_line(previous)
+        if previous.event in ("exception", "handled"):
+            return self._caught(previous)
         if previous.event != "line":
             return None
+        frame = self.frames.get(previous.depth)
+        if frame is not None and frame.error is not None:
+            caught = frame.error
+            if caught.handler is not None and previous.line in [h.lineno for h in caught.handlers]:
+                if previous.line == caught.handler.lineno:
+                    frame.error = None
+                return self._into_handler(previous, caught)
+            frame.error = None  # the run went elsewhere
+        error = raises(self.static, previous)
+        if error is not None and frame is not None and frame.func == previous.func:
+            frame.error = _Caught(previous.line, error)
+            return Decision(only=previous.line, event="exception", value=repr(error), depth=previous.depth,
+                            func=previous.func, frame=tuple(previous.locals.items()))
         node = self._node(previous.func, previous.line)
         if node is None:
             return self._keyed_start(previous) or self._simple(previous)
@@ -628,6 +655,69 @@ class FlowMemory:
             return None
         return Decision(only=next(iter(others)), depth=before.depth, func=before.func,
                         frame=_carried(before.locals, computed), carry=before.locals)
+
+    # -- exceptions the code raises and this frame catches ------------------------------------------------
+    def _caught(self, previous: State) -> Decision | None:
+        frame = self.frames.get(previous.depth)
+        caught = frame.error if frame is not None and frame.func == previous.func else None
+        if caught is None or caught.line != previous.line:
+            return None
+        if previous.event == "handled":
+            if caught.handler is None or not caught.handlers:
+                return None
+            return Decision(only=caught.handlers[0].lineno, keep_rest=True)  # each handler's test in turn
+        found = self._handler(previous, caught.error)
+        if found is None:
+            return None  # not caught here, or by a handler that cannot be resolved: the model's
+        caught.handler, caught.handlers = found
+        return Decision(only=previous.line, event="handled", value=repr(caught.error), depth=previous.depth,
+                        func=previous.func, frame=tuple(previous.locals.items()))
+
+    def _handler(
+        self, previous: State, error: BaseException
+    ) -> tuple[ast.ExceptHandler, list[ast.ExceptHandler]] | None:
+        """The handler of the innermost `try` around the line that catches `error` (builtin types only),
+        with the handlers tested before it (and it)."""
+        found = _statement(self.static, previous.func, previous.line)
+        if found is None:
+            return None
+        statement, parents = found
+        chain = [*parents, statement]
+        for i in range(len(chain) - 1, 0, -1):
+            node = chain[i - 1]
+            if not isinstance(node, ast.Try) or not any(chain[i] is stmt for stmt in node.body):
+                continue
+            shadowed = _shadowed(self.static, previous.func)
+            for number, handler in enumerate(node.handlers):
+                if handler.type is None:
+                    return handler, node.handlers[: number + 1]
+                kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+                classes = []
+                for kind in kinds:
+                    if not isinstance(kind, ast.Name) or kind.id in shadowed or kind.id in previous.locals:
+                        return None
+                    cls = getattr(builtins, kind.id, None)
+                    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+                        return None
+                    classes.append(cls)
+                if isinstance(error, tuple(classes)):
+                    return handler, node.handlers[: number + 1]
+            return None  # this try does not catch it (an outer one, or a finally, is the model's)
+        return None
+
+    def _into_handler(self, previous: State, caught: _Caught) -> Decision | None:
+        """From the `except` line: the handler's body, with its name bound to the exception."""
+        handler = caught.handler
+        lines = [h.lineno for h in caught.handlers]
+        if handler is None or previous.line not in lines or not handler.body:
+            return None
+        if previous.line != handler.lineno:  # an earlier handler's test failed: the next one's
+            return Decision(only=lines[lines.index(previous.line) + 1], keep_rest=True)
+        body = handler.body[0].lineno
+        if body <= previous.line:
+            return None
+        values = {handler.name: repr(caught.error)} if handler.name else {}
+        return Decision(only=body, values=values, keep_rest=True)
 
     def _simple(self, previous: State) -> Decision | None:
         """A simple statement that runs to its end: its one next line, or a computed `return`'s return."""

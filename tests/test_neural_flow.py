@@ -151,6 +151,30 @@ def keyed(words, xs):
     return best, order, xs, low
 
 
+def guarded(d, keys, n):
+    out = []
+    for k in keys:
+        try:
+            out.append(d[k])
+        except KeyError as e:
+            out.append(str(e))
+    try:
+        x = 10 // n
+    except (ValueError, ZeroDivisionError):
+        x = -1
+    try:
+        y = int('q' + str(n))
+    except ValueError as err:
+        y = len(str(err))
+    try:
+        z = [1][n]
+    except KeyError:
+        z = 0
+    except IndexError:
+        z = n
+    return out, x, y, z
+
+
 def gen(n):
     for i in range(n):
         yield i * i
@@ -170,6 +194,7 @@ print(loops(['a', 'bb', 'a', 'z', 'c'], 5))
 print(calls([1, 2, 3]))
 print(rows(2), list(gen(3)), spin('1, 2,,3'), bubble([4, 1, 3, 2]))
 print(fact(5), digits(175), scaled(3, 'z'), keyed(['a', 'b', 'a', 'c'], [4, 9, 8, 6, 2]))
+print(guarded({'n': 4}, ['a', 'n', 'b'], 0), guarded({}, [], 2))
 for t in range(2):
     print(loops(['x'], t))
 """
