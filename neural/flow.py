@@ -384,6 +384,21 @@ class FlowMemory:
         frame.last_line = line
         frame.fresh = False
 
+    def safe_decide(self, previous: State) -> Decision | None:
+        """decide(), where a failure of this module's own reasoning means only "not decided" (the tests
+        call decide itself, so such a failure still shows there)."""
+        try:
+            return self.decide(previous)
+        except Exception:
+            self.forget()
+            return None
+
+    def safe_observe(self, state: State) -> None:
+        try:
+            self.observe(state)
+        except Exception:
+            self.forget()
+
     def decide(self, previous: State) -> Decision | None:
         """What the code decides about the state after `previous` (a line) in the same frame, or None.
 

@@ -254,7 +254,7 @@ class Predictor:
         self._restart(self._in(state))
         self.flow = FlowMemory(self.static)
         assert self.state is not None
-        self.flow.observe(self.state)
+        self.flow.safe_observe(self.state)
 
     def _in(self, state: State) -> State:
         """A state in the model's line numbers (those of the code it reads)."""
@@ -337,7 +337,7 @@ class Predictor:
         self._restart(state)
         if self.flow is not None:
             self.flow.forget()
-            self.flow.observe(state)
+            self.flow.safe_observe(state)
 
     def _predict(self, action: Action, previous: State | None = None) -> Prediction:
         assert self.static is not None
@@ -357,7 +357,7 @@ class Predictor:
         decided = None
         decision: Decision | None = None
         if action.name in ("step_into", "step_over") and self.flow is not None:
-            decision = self.flow.decide(previous)
+            decision = self.flow.safe_decide(previous)
             if decision is not None:
                 allowed = _decided_headers(allowed, previous, decision)
                 decided = decision.values
@@ -402,7 +402,7 @@ class Predictor:
         if self.flow is not None:
             if action.name not in ("step_into", "step_over"):
                 self.flow.forget()  # a jump: loops seen from here on start unknown
-            self.flow.observe(parsed)
+            self.flow.safe_observe(parsed)
         if action.name == "breakpoint" and self._from_model:
             action = Action("breakpoint", self._from_model.get(action.line, action.line))
         return Prediction(
