@@ -373,16 +373,73 @@ class FlowMemory:
                 frame.last_line is not None and not (node.lineno <= frame.last_line <= _body_end(node))
             )
             source: _Source | None = None
-            if started:
-                try:
+            taken = 0
+            try:
+                if started:
                     source = _source(node.iter, node, state.locals, _shadowed(self.static, state.func))
-                except NotExact:
-                    source = None
-                except Exception:  # the program raises at the loop's start: nothing to decide
-                    source = None
-            frame.loops[line] = _Loop(node, source)
+                else:
+                    source, taken = self._resume(node, state)
+            except Exception:  # not certain (NotExact), or the program raises at the loop's start
+                source, taken = None, 0
+            frame.loops[line] = _Loop(node, source, taken)
         frame.last_line = line
         frame.fresh = False
+
+    def _resume(self, node: ast.For, state: State) -> tuple[_Source | None, int]:
+        """A loop first seen mid-way (no history: a restart, an eval item, a what-if fork): where it is,
+        when the state alone says so. The target must be one name that only this loop binds in the
+        function (so a bound target means this loop has taken items; an unbound one, that it has not),
+        the loop must not sit inside another loop (which would start it again), and the items must read
+        the same now as when it started: a live list or dict local not rebound in the loop, or a fresh
+        sequence over immutable locals the loop does not rebind. The position is the target's value,
+        when it occurs once among the items."""
+        target = node.target
+        root = _root(self.static, state.func)
+        if not isinstance(target, ast.Name) or root is None:
+            return None, 0
+        name = target.id
+        for sub in ast.walk(root):
+            if isinstance(sub, ast.For | ast.While | ast.AsyncFor) and sub is not node and any(
+                inner is node for inner in ast.walk(sub)
+            ):
+                return None, 0  # nested in a loop: this one may be on its second run
+            stored = isinstance(sub, ast.Name) and sub.id == name and not isinstance(sub.ctx, ast.Load)
+            if stored and sub is not target:
+                return None, 0
+            if isinstance(sub, ast.arg) and sub.arg == name:
+                return None, 0
+            if isinstance(sub, ast.Global | ast.Nonlocal) and name in sub.names:
+                return None, 0
+        shadowed = _shadowed(self.static, state.func)
+        used = {n.id for n in ast.walk(node.iter) if isinstance(n, ast.Name)}
+        if any(_stores(node, n) for n in used):
+            return None, 0
+        source = _source(node.iter, node, state.locals, shadowed)
+        if not isinstance(source, _Fresh):
+            # A live list or dict: its position could have moved if the loop changed it; only when the
+            # loop never names it and calls none of the program's functions (which could reach it).
+            body = [sub for stmt in node.body for sub in ast.walk(stmt)]
+            if any(isinstance(sub, ast.Name) and sub.id in used for sub in body) or any(
+                isinstance(sub, ast.Call) and _program_call(self.static, sub) for sub in body
+            ):
+                return None, 0
+        else:
+            for n in used & set(state.locals):  # a fresh sequence is the same now only over immutables
+                ok, value = literal_value(state.locals[n])
+                if not ok or not is_immutable(value):
+                    return None, 0
+        if name not in state.locals:
+            return source, 0
+        items: list[Any] = []
+        while len(items) <= MAX_ITEMS:
+            ok, item = source.item(len(items), state.locals)
+            if not ok:
+                break
+            items.append(item)
+        ok, current = literal_value(state.locals[name])
+        if not ok or sum(1 for item in items if item == current and type(item) is type(current)) != 1:
+            return None, 0
+        return source, next(i for i, item in enumerate(items) if item == current) + 1
 
     def safe_decide(self, previous: State) -> Decision | None:
         """decide(), where a failure of this module's own reasoning means only "not decided" (the tests

@@ -290,6 +290,31 @@ def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: Stati
     assert checked >= 300
 
 
+def test_decisions_from_any_recorded_state_without_history(tree: StateTree, static: StaticCode) -> None:
+    """Differential, as an eval item or a restart starts: a memory that sees only one recorded state
+    (no history) must still decide only what is true of the next one; loops it can place resume."""
+    resumed = 0
+    for before, after in zip(tree.states, tree.states[1:]):
+        memory = FlowMemory(static)
+        memory.observe(before)
+        decision = memory.decide(before)
+        if decision is None:
+            continue
+        if decision.only is not None:
+            depth = decision.depth if decision.depth is not None else before.depth
+            func = decision.func if decision.func is not None else before.func
+            happened = (after.event, after.line, after.depth, after.func)
+            assert happened == (decision.event, decision.only, depth, func), (before, decision)
+        same = after.event == "line" and (after.func, after.depth) == (before.func, before.depth)
+        if decision.never is not None:
+            assert not (same and after.line == decision.never), before
+        for name, text in decision.values.items():
+            assert after.locals[name] == text, (before, name)
+        node = memory._node(before.func, before.line)
+        resumed += bool(decision.values) and node is not None and type(node).__name__ == "For"
+    assert resumed >= 10  # loops placed from the state alone
+
+
 def test_loops_over_unknown_or_shared_things_are_left_to_the_model(static: StaticCode) -> None:
     memory = FlowMemory(static)
     code_line = {text.strip(): n for n, text in enumerate(PROGRAM.splitlines(), 1)}
