@@ -131,7 +131,8 @@ def body_plan(
                 name for name, text in previous.locals.items()
                 if name not in computed_now and any(m in text for m in shown)
             ) | (line_stores(static, previous) - set(computed_now))
-    if same_frame and event == "return" and previous.line == probe.line and returned(static, previous):
+    value_text = returned(static, previous) if event == "return" and previous.line == probe.line else None
+    if same_frame and value_text is not None:
         free = frozenset()  # the value was computed without running any code: no local changed
     if free is None:
         plan.pool = {name: Choice(same=diff and name in previous.locals) for name in _ordered(info, previous)}
@@ -142,8 +143,7 @@ def body_plan(
     computed = assigned(static, previous) if event == "line" and probe.line != previous.line else {}
     if event == "line" and decided:
         computed = {**computed, **decided}
-    if event == "return" and previous.line == probe.line:
-        plan.value_text = returned(static, previous)
+    plan.value_text = value_text
     for name, text in previous.locals.items():
         if name in computed:
             value = computed[name]

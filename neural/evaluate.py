@@ -344,11 +344,7 @@ def crux_tasks(predictor: Predictor, item: CruxItem) -> dict[str, Any]:
         out["output_breakpoint"] = value
     else:
         out["output_breakpoint"] = out["output_step_return"]
-    # Step by step: every step predicted with step_into from the call until f returns (the default cap).
-    timeline = NeuralTimeline(predictor, code, "<cruxeval>", start)
-    last = timeline.run_to_end()
-    finished = last.event == "return" and (last.func, last.depth) == ("f", start.depth)
-    out["output_steps"] = last.value if finished and timeline.stopped is None else None
+    out["output_steps"] = predicted_output(predictor, item.code, item.input)
     end = State("return", lines[-1] if lines else start.line, start.depth, "f", {}, item.output)
     blind = driver_code(item.code, "f()")  # the text the model reads must not hold the input it predicts
     predictor.begin(blind, end)
@@ -359,16 +355,18 @@ def crux_tasks(predictor: Predictor, item: CruxItem) -> dict[str, Any]:
 
 
 def predicted_output(predictor: Predictor, code: str, arguments: str) -> str | None:
-    """f(arguments)'s return value as the model predicts it step by step (None: no return, or no call)."""
+    """f(arguments)'s return value as the model predicts it step by step, step_into from the call until f
+    returns within the default cap (None: no return, or not a call f can take)."""
     call = f"f({arguments})"
     try:
         full = driver_code(code, call)
-        timeline = NeuralTimeline(predictor, full, "<cruxeval>", entry_state(full, call))
+        start = entry_state(full, call)
+        timeline = NeuralTimeline(predictor, full, "<cruxeval>", start)
     except (CallError, CodeError, TimelineError, PredictError):
         return None
     last = timeline.run_to_end()
-    finished = last.event == "return" and last.func == "f" and timeline.stopped is None
-    return last.value if finished else None
+    finished = last.event == "return" and (last.func, last.depth) == ("f", start.depth)
+    return last.value if finished and timeline.stopped is None else None
 
 
 def search_input(
@@ -434,12 +432,13 @@ def eval_cruxeval(
             )
             passed["model"]["output_breakpoint"] += same_value(answers.get("output_breakpoint"), item.output)
             passed["model"]["output_steps"] += same_value(answers.get("output_steps"), item.output)
+            checked: dict[str, bool] = {}  # the search often returns the inverse's own guess: run f once
             for key in ("input_inverse", "input_search"):
                 guess = answers.get(key)
                 if check_inputs and guess is not None:
-                    passed["model"][key] += check_input(
-                        item.code, guess, item.output, workdir, 2 * number + 1
-                    )
+                    if guess not in checked:
+                        checked[guess] = check_input(item.code, guess, item.output, workdir, 2 * number + 1)
+                    passed["model"][key] += checked[guess]
             if progress is not None:
                 progress(number + 1, len(items))
     total = len(items)

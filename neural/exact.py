@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import operator
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from neural.constraints import StaticCode, is_immutable, literal_value
@@ -579,6 +580,53 @@ def _shadowed(static: StaticCode, func: str) -> frozenset[str]:
     return static.global_stores | (info.names if info is not None else frozenset())
 
 
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One run of a line's simple statement by `execute` (see `_run`)."""
+
+    node: ast.stmt | None  # the statement (None: not one simple statement)
+    scoped: bool = False  # it holds a comprehension, generator or lambda (steps of their own)
+    computed: dict[str, str] | None = None  # execute's result (None: not certain, or it raises)
+    mutated: frozenset[str] = frozenset()
+    error: BaseException | None = None  # what it certainly raises, before changing anything
+
+
+_RUNS: dict[tuple[str, str, str, int, tuple[tuple[str, str], ...]], _Run] = {}
+
+
+def _run(static: StaticCode, previous: State) -> _Run:
+    """`previous`'s line run once by `execute` (or its `return` value evaluated), shared by assigned,
+    effects, completes and raises: a predicted step asks all of them about the same line."""
+    key = (static.code, str(previous.event), previous.func, previous.line, tuple(previous.locals.items()))
+    if key in _RUNS:
+        return _RUNS[key]
+    found = _statement(static, previous.func, previous.line) if previous.event == "line" else None
+    if found is None:
+        run = _Run(None)
+    else:
+        node = found[0]
+        scoped = any(isinstance(sub, _SCOPES) for sub in ast.walk(node))
+        shadowed = _shadowed(static, previous.func)
+        mutated: set[str] = set()
+        computed: dict[str, str] | None = None
+        error: BaseException | None = None
+        try:
+            if isinstance(node, ast.Return):
+                if node.value is not None:
+                    value_of(node.value, previous.locals, shadowed)
+            else:
+                computed = execute(node, previous.locals, shadowed, mutated)
+        except Raised as raised:
+            error = raised.error
+        except NotExact:
+            pass
+        run = _Run(node, scoped, computed, frozenset(mutated), error)
+    if len(_RUNS) >= 256:
+        _RUNS.clear()
+    _RUNS[key] = run
+    return run
+
+
 def assigned(static: StaticCode, previous: State) -> dict[str, str]:
     """The names `previous`'s line binds or changes and their new reprs, when that line is one simple
     statement `execute` runs (`NAME = EXPR`, `A, B = X, Y`, `NAME += EXPR`, `xs.append(v)`, `d[k] = v`,
@@ -586,74 +634,33 @@ def assigned(static: StaticCode, previous: State) -> dict[str, str]:
 
     Valid for the next state of the same frame that is a "line" (the statement completed).
     """
-    if previous.event != "line":
-        return {}
-    found = _statement(static, previous.func, previous.line)
-    if found is None:
-        return {}
-    try:
-        return execute(found[0], previous.locals, _shadowed(static, previous.func))
-    except NotExact:
-        return {}
+    computed = _run(static, previous).computed
+    return dict(computed) if computed is not None else {}
 
 
 def effects(static: StaticCode, previous: State) -> tuple[dict[str, str], frozenset[str]] | None:
     """When `previous`'s line is one simple statement `execute` runs: the names it binds or changes with
     their new reprs, and the names whose object it changed in place; None when it is not certain."""
-    if previous.event != "line":
+    run = _run(static, previous)
+    if run.scoped or run.computed is None:
         return None
-    found = _statement(static, previous.func, previous.line)
-    if found is None or any(isinstance(sub, _SCOPES) for sub in ast.walk(found[0])):
-        return None
-    mutated: set[str] = set()
-    try:
-        computed = execute(found[0], previous.locals, _shadowed(static, previous.func), mutated)
-    except NotExact:
-        return None
-    return computed, frozenset(mutated)
+    return dict(run.computed), run.mutated
 
 
 def completes(static: StaticCode, previous: State) -> bool:
     """Whether `previous`'s line is one simple statement that certainly runs to its end without calling
     any traced code or raising: one `execute` evaluates, or `pass`/`break`/`continue`."""
-    if previous.event != "line":
-        return False
-    found = _statement(static, previous.func, previous.line)
-    if found is None:
-        return False
-    node = found[0]
-    if any(isinstance(sub, _SCOPES) for sub in ast.walk(node)):
-        return False  # a comprehension or generator has steps of its own
-    if isinstance(node, ast.Pass | ast.Break | ast.Continue):
-        return True
-    try:
-        execute(node, previous.locals, _shadowed(static, previous.func))
-    except NotExact:
-        return False
-    return True
+    run = _run(static, previous)
+    if run.node is None or run.scoped:
+        return False  # (a comprehension or generator has steps of its own)
+    return isinstance(run.node, ast.Pass | ast.Break | ast.Continue) or run.computed is not None
 
 
 def raises(static: StaticCode, previous: State) -> BaseException | None:
     """The exception `previous`'s line certainly raises before changing anything (a simple statement or a
     `return`, evaluated exactly), or None."""
-    if previous.event != "line":
-        return None
-    found = _statement(static, previous.func, previous.line)
-    if found is None or any(isinstance(sub, _SCOPES) for sub in ast.walk(found[0])):
-        return None
-    node = found[0]
-    shadowed = _shadowed(static, previous.func)
-    try:
-        if isinstance(node, ast.Return):
-            if node.value is not None:
-                value_of(node.value, previous.locals, shadowed)
-        else:
-            execute(node, previous.locals, shadowed)
-    except Raised as raised:
-        return raised.error
-    except NotExact:
-        return None
-    return None
+    run = _run(static, previous)
+    return None if run.scoped else run.error
 
 
 def returned(static: StaticCode, previous: State) -> str | None:

@@ -1,10 +1,13 @@
-"""Control flow the code decides: which branch an `if`/`while` test takes, and what a `for` loop binds.
+"""Control flow the code decides, along a predicted run (`FlowMemory`, see docs/prediction.md).
 
-A predicted step from an `if`, `elif` or `while` line whose test `neural.exact` can evaluate (over literal
-locals, without calling traced code) has one possible next state: the first line of the body when the
-test is true; when it is false, anything but that line. A `for` line's next step binds the loop's target
-to the next item, when the items are known: `FlowMemory` follows each frame's loops along the predicted
-run, evaluates the iterable where the loop starts, and counts the items taken since.
+A predicted step has one possible next state when the code leaves no choice: an `if`, `elif` or `while`
+test `neural.exact` can evaluate (over literal locals, without calling traced code) picks the body or the
+other successor line; a `for` line binds its target to the next item, when the items are known
+(`FlowMemory` follows each frame's loops, evaluates the iterable where the loop starts, and counts the
+items taken since); a call goes to its first line; a statement the evaluator runs goes to its one
+successor, a computed `return` returns; a callee's known value finishes the caller's line; `key=lambda`
+in `max`/`min`/`sorted`/`sort` calls the lambda once per item; an exception the line certainly raises
+goes through this frame's handlers.
 
 Items are read the way CPython's iterators read them:
 - a fresh sequence (`range(n)`, `sorted(xs)`, `s.split()`, `xs[1:]`, a string or tuple) is fixed when
@@ -457,9 +460,10 @@ class FlowMemory:
             self.forget()
 
     def decide(self, previous: State) -> Decision | None:
-        """What the code decides about the state after `previous` (a line) in the same frame, or None.
+        """What the code decides about the state after `previous` (step_into/step_over), or None.
 
-        For a `for` line, this takes the item: call it once per prediction from that line.
+        Call it once per prediction from `previous`: a `for` line takes its item, a key lambda records
+        its value, an exception moves through its handlers.
         """
         info = self.static.functions.get(previous.func)
         if info is None:
@@ -494,7 +498,6 @@ class FlowMemory:
         if body not in self.static.successors(previous.func, previous.line):
             return None
         if isinstance(node, ast.For):
-            frame = self.frames.get(previous.depth)
             mine = frame is not None and frame.func == previous.func
             loop = frame.loops.get(previous.line) if frame is not None and mine else None
             if loop is None or loop.source is None:
@@ -508,23 +511,15 @@ class FlowMemory:
                     return self._leave(previous, body, kept, keep_rest=True)  # the target keeps its item
                 values: dict[str, Any] = {}
                 bind(node.target, item, values)
-                texts = {}
-                for name, value in values.items():
-                    texts[name] = certain_repr(value)
-            except NotExact:
-                loop.source = None
-                return None
-            except Exception:
+                texts = {name: certain_repr(value) for name, value in values.items()}
+            except Exception:  # not certain (NotExact), or the item does not unpack: the model's
                 loop.source = None
                 return None
             loop.taken += 1
             return Decision(only=body, values=texts, keep_rest=True)  # a builtin iterator runs no code
         try:
-            test = value_of(node.test, previous.locals, _shadowed(self.static, previous.func))
-            truth = bool(test)
-        except NotExact:
-            return None
-        except Exception:
+            truth = bool(value_of(node.test, previous.locals, _shadowed(self.static, previous.func)))
+        except Exception:  # not certain (NotExact), or the program raises in the test
             return None
         if truth:
             return Decision(only=body, keep_rest=True)  # the test ran no code: nothing changed
