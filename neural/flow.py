@@ -72,7 +72,8 @@ def _carried(
 ) -> tuple[tuple[str, str | None], ...]:
     """The caller's locals after the callee returned: computed ones; immutable ones kept; others (which
     the callee might reach through a global) left to the model, unless the callee was `pure` (a key
-    lambda whose body was evaluated exactly: then every other name is kept)."""
+    lambda whose body was evaluated exactly, or a closed function given immutable arguments: then every
+    other name is kept)."""
     out: list[tuple[str, str | None]] = []
     for name, text in before.items():
         if name in computed:
@@ -101,6 +102,34 @@ def _conditional(statement: ast.AST, target: ast.AST) -> bool:
         if any(target is sub for part in skippable for sub in ast.walk(part)):
             return True
     return False
+
+
+def _builtin_calls_only(
+    statement: ast.AST,
+    previous: State,
+    shadowed: frozenset[str],
+    static: StaticCode,
+    allow: ast.AST | None = None,
+) -> bool:
+    """Whether every call in `statement` but `allow` is a builtin's or a plain local's (or constant's)
+    method: no traced code can run there."""
+    for node in ast.walk(statement):
+        if not isinstance(node, ast.Call) or node is allow:
+            continue
+        func = node.func
+        if isinstance(func, ast.Name):
+            if func.id in shadowed or func.id in previous.locals or func.id in static.defs:
+                return False
+        elif isinstance(func, ast.Attribute):
+            owner = func.value
+            plain = isinstance(owner, ast.Constant) or (
+                isinstance(owner, ast.Name) and literal_value(previous.locals.get(owner.id, "<?>"))[0]
+            )
+            if not plain:
+                return False
+        else:
+            return False
+    return True
 
 
 class _Swap(ast.NodeTransformer):
@@ -561,22 +590,8 @@ class FlowMemory:
         call = keyed[0]
         shadowed = _shadowed(self.static, previous.func)
         # Every other call is a builtin's or a plain value's method: no traced code runs before the key's.
-        for node in ast.walk(statement):
-            if not isinstance(node, ast.Call):
-                continue
-            func = node.func
-            if isinstance(func, ast.Name):
-                if func.id in shadowed or func.id in previous.locals or func.id in self.static.defs:
-                    return None
-            elif isinstance(func, ast.Attribute):
-                owner = func.value
-                plain = isinstance(owner, ast.Constant) or (
-                    isinstance(owner, ast.Name) and literal_value(previous.locals.get(owner.id, "<?>"))[0]
-                )
-                if not plain:
-                    return None
-            else:
-                return None
+        if not _builtin_calls_only(statement, previous, shadowed, self.static):
+            return None
         try:
             if isinstance(call.func, ast.Name) and call.func.id in ("max", "min", "sorted") \
                     and call.func.id not in shadowed and call.func.id not in previous.locals:
@@ -711,7 +726,8 @@ class FlowMemory:
             except NotExact:
                 return None
             return Decision(only=before.line, event="return", depth=before.depth, func=before.func,
-                            frame=_carried(before.locals, {}), value=result, carry=before.locals)
+                            frame=_carried(before.locals, {}, self._closed(call.func.id)), value=result,
+                            carry=before.locals)
         try:
             computed = execute(swapped, locals_, _shadowed(self.static, before.func))
         except NotExact:
@@ -721,7 +737,8 @@ class FlowMemory:
         if len(others) != 1:
             return None
         return Decision(only=next(iter(others)), depth=before.depth, func=before.func,
-                        frame=_carried(before.locals, computed), carry=before.locals)
+                        frame=_carried(before.locals, computed, self._closed(call.func.id)),
+                        carry=before.locals)
 
     # -- exceptions the code raises and this frame catches ------------------------------------------------
     def _caught(self, previous: State) -> Decision | None:
@@ -791,9 +808,63 @@ class FlowMemory:
         if returned(self.static, previous) is not None:
             return Decision(only=previous.line, event="return")
         if not completes(self.static, previous):
-            return None
+            return self._call_into(previous)
         others = self.static.successors(previous.func, previous.line) - {previous.line}
         return Decision(only=next(iter(others))) if len(others) == 1 else None
+
+    def _closed(self, name: str, seen: frozenset[str] = frozenset()) -> bool:
+        """Whether the program's function `name` can reach no object but its arguments (given immutable
+        arguments, it then changed nothing of its caller's): no `global`/`nonlocal`, no class in the
+        program, and every name it reads is its own, a builtin, or a function of the program that is
+        closed too."""
+        definition = self.static.defs.get(name)
+        if definition is None or self.static.has_classes:
+            return False
+        info = self.static.functions.get(name)
+        own = info.names if info is not None else frozenset()
+        for node in ast.walk(definition):
+            if isinstance(node, ast.Global | ast.Nonlocal):
+                return False
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in own:
+                if node.id in self.static.defs:
+                    if node.id not in seen | {name} and not self._closed(node.id, seen | {name}):
+                        return False
+                elif node.id in self.static.global_stores or not hasattr(builtins, node.id):
+                    return False
+        return True
+
+    def _call_into(self, previous: State) -> Decision | None:
+        """A simple statement whose one call of the program's own code comes with exact arguments, after
+        nothing else that runs traced code: the next state is that function's call, its parameters bound."""
+        found = _statement(self.static, previous.func, previous.line)
+        if found is None or any(isinstance(sub, _SCOPES) for sub in ast.walk(found[0])):
+            return None
+        statement = found[0]
+        calls = [n for n in ast.walk(statement) if isinstance(n, ast.Call) and _program_call(self.static, n)]
+        if len(calls) != 1 or _conditional(statement, calls[0]):
+            return None
+        call = calls[0]
+        assert isinstance(call.func, ast.Name)
+        if call.keywords or any(isinstance(a, ast.Starred) for a in call.args):
+            return None
+        shadowed = _shadowed(self.static, previous.func)
+        if call.func.id in previous.locals or self.static.has_classes:
+            return None  # a local's name; or an operator could run a class's dunder method before the call
+        if not _builtin_calls_only(statement, previous, shadowed, self.static, allow=call):
+            return None
+        try:
+            arguments = [certain_repr(value_of(arg, previous.locals, shadowed)) for arg in call.args]
+        except NotExact:
+            return None
+        from neural.timeline import CallError, entry_state  # (timeline sits above this module)
+
+        try:
+            text = f"{call.func.id}({', '.join(arguments)})"
+            state = entry_state(self.static.code, text, previous.depth + 1)
+        except CallError:
+            return None
+        return Decision(only=state.line, event="call", depth=state.depth, func=state.func,
+                        frame=tuple(state.locals.items()))
 
     def _leave(
         self, previous: State, body: int, values: Mapping[str, str] | None = None, keep_rest: bool = False

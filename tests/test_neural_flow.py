@@ -218,7 +218,7 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
     """Walk the recorded run: every decided branch, loop item and computed value is what happened."""
     memory = FlowMemory(static)
     memory.observe(tree.states[0])
-    counts = {"only": 0, "never": 0, "bound": 0, "assigned": 0, "returned": 0, "after_return": 0}
+    counts = {"only": 0, "never": 0, "bound": 0, "assigned": 0, "returned": 0, "after_return": 0, "calls": 0}
     for before, after in zip(tree.states, tree.states[1:]):
         decision = memory.decide(before)
         same_frame = (after.func, after.depth) == (before.func, before.depth)
@@ -230,6 +230,7 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
                 func = decision.func if decision.func is not None else before.func
                 assert happened == (decision.event, decision.only, depth, func), (before, decision)
                 counts["only"] += 1
+                counts["calls"] += decision.event == "call" and not func.endswith("<lambda>")
             if decision.frame is not None:  # the caller after a return: its locals and value
                 assert [name for name, _ in decision.frame] == list(after.locals), (before, decision)
                 for name, text in decision.frame:
@@ -255,6 +256,7 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
     # Everything above was decided at least a few times (the walk is not vacuous).
     assert counts["only"] >= 150 and counts["never"] >= 1 and counts["bound"] >= 100, counts
     assert counts["assigned"] >= 100 and counts["returned"] >= 3 and counts["after_return"] >= 20, counts
+    assert counts["calls"] >= 8, counts  # helper and recursive calls entered with exact arguments
 
 
 def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: StaticCode) -> None:
