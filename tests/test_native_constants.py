@@ -35,9 +35,9 @@ def test_shared_constants_are_the_python_definitions() -> None:
     assert found["G_STORE"] == plan.G_STORE and found["K_UNKNOWN"] == plan.K_UNKNOWN
     assert found["NATIVE_FLOAT_LIMIT"] == values.NATIVE_FLOAT_LIMIT and found["FAST_LEN"] == values._FAST_LEN
     assert set(found) == {
-        *(f"G_{n}" for n in ("GLOBAL", "METHOD", "ITEM_METHOD", "SUBSCR", "STORE", "INPLACE")),
+        *(f"G_{n}" for n in ("GLOBAL", "METHOD", "ITEM_METHOD", "SUBSCR", "STORE", "INPLACE", "CALL")),
         *(f"K_{n}" for n in ("PURE", "MUTATES", "UNKNOWN")),
-        *("NATIVE_INT_LIMIT", "NATIVE_FLOAT_LIMIT", "FAST_LEN", "NESTED_BUDGET"),
+        *("NATIVE_INT_LIMIT", "NATIVE_FLOAT_LIMIT", "FAST_LEN", "NESTED_BUDGET", "HEAD_TRACKED"),
     }
 
 

@@ -241,6 +241,7 @@ def _run_model(start: Any, ops: list[tuple[Any, ...]], apply: Any, native: bool 
             chunk_start = step[0]
             continue
         apply(value, op)
+        tracker.settled.clear()  # what the recorder does when code of unknown effect ran (apply)
         assert tracker.observe(value) == oid  # one object, one id, however it changed
         seen.append((len(columns), step[0] - chunk_start, copy.deepcopy(_expected(value))))
         step[0] += 1
@@ -329,6 +330,73 @@ def test_grown_list_records_only_its_tail() -> None:
     assert not tracker.grow(big)  # shorter: not an append; observe() must compare it
 
 
+def test_settled_containers_are_not_compared_until_unknown_code_runs() -> None:
+    """A container in `settled` is taken as unchanged (the recorder vouches for it); emptying the set
+    makes the next look compare it, and the change is recorded then."""
+    step = [0]
+    tracker = ObjectTracker(text=repr, step=lambda: step[0])
+    big = list(range(3000))
+    oid = tracker.observe(big, ("text", None))
+    assert id(big) in tracker.settled
+    big[1500] = -1
+    ops = len(tracker.ops)
+    tracker.observe(big, ("text", None))
+    assert len(tracker.ops) == ops  # vouched for: not compared
+    tracker.settled.clear()
+    tracker.observe(big, ("text", None))
+    assert tracker.ops[-1][1:] == [oid, tracer.objects.OP_SPLICE, 1500, 1501, [-1]]
+
+
+def _tracked(value: Any, head: Any = ([0], -1)) -> tuple[ObjectTracker, int]:
+    tracker = ObjectTracker(text=repr, step=lambda: 0)
+    oid = tracker.observe(value, ("text", head))  # by default a head of one shown item
+    tracker.confirm_text(value)
+    return tracker, oid
+
+
+def test_end_operations_record_only_the_end() -> None:
+    """LinePlan.end_ops: pops and appends at one end are found from the length alone; a case the hint
+    cannot explain exactly (a full deque(maxlen), a shrunk list said to be appended to) is compared."""
+    q = collections.deque(range(1000))
+    tracker, oid = _tracked(q)
+    q.popleft()
+    q.popleft()
+    assert tracker.end_op(q, "popleft") is None  # its text shows the head: made again
+    assert tracker.ops[-1][1:] == [oid, tracer.objects.OP_SPLICE, 0, 2, []]
+    assert tracker.entries[id(q)].shadow == list(q)
+    xs = list(range(1000))
+    tracker, oid = _tracked(xs)
+    xs.pop()
+    assert tracker.end_op(xs, "pop") is True  # past the shown head: the text stands
+    assert tracker.ops[-1][1:] == [oid, tracer.objects.OP_SPLICE, 999, 1000, []]
+    q = collections.deque(range(1000))
+    tracker, oid = _tracked(q, head=None)  # as the recorder shows a deque: no head
+    q.append(5000)
+    q.append(5001)
+    assert tracker.end_op(q, "append") is None  # a deque's text has no head: made again
+    assert tracker.ops[-1][1:] == [oid, tracer.objects.OP_SPLICE, 1000, 1000, [5000, 5001]]
+    full = collections.deque(range(1000), maxlen=1000)
+    tracker, _ = _tracked(full)
+    full.append(-1)
+    assert tracker.end_op(full, "append") is False
+    xs = list(range(1000))
+    tracker, _ = _tracked(xs)
+    xs.pop()
+    assert tracker.end_op(xs, "append") is False
+
+
+def test_slice_store_compares_only_the_slice() -> None:
+    """LinePlan.slice_stores: `xs[lo:hi] = ...` of the same length records the changed run inside it."""
+    xs = list(range(5000))
+    tracker, oid = _tracked(xs)
+    xs[3000:3010] = [0] * 5 + xs[3005:3010]
+    assert tracker.store_slice(xs, 3000, 3010) is True
+    assert tracker.ops[-1][1:] == [oid, tracer.objects.OP_SPLICE, 3000, 3005, [0] * 5]
+    assert tracker.entries[id(xs)].shadow == xs
+    xs[0:3] = [7, 8]  # shorter: the rest moved
+    assert tracker.store_slice(xs, 0, 3) is False
+
+
 def test_many_chunks_need_few_chunks_to_read() -> None:
     """Snapshots keep a rebuild within SNAP_EVERY + 1 chunks however long the history."""
     step = [0]
@@ -339,6 +407,7 @@ def test_many_chunks_need_few_chunks_to_read() -> None:
     bases: dict[int, list[int]] = {}
     for n in range(40):
         big[n] = -n
+        tracker.settled.clear()  # the recorder's part: code of unknown effect ran
         tracker.observe(big)
         step[0] += 1
         column = tracker.take_chunk(step[0], step[0] - 1)
@@ -579,6 +648,73 @@ def main():
         order.move_to_end(i * 3)
         order[i + 1000] = i
     return len(window)
+
+main()
+"""
+
+
+# Big containers passed down traced calls: the recorder vouches that a container is unchanged (the
+# object tracker's `settled` set) across calls of traced functions, so each way code can change one
+# unseen is here: a callee's item, slice and end operations, the caller's own argument expressions, an
+# alias reached through another name or a global, untraced library code, a traced callback called by a
+# builtin, and one-end operations on lists and deques (a full deque(maxlen) too).
+_PROGRAMS["calls"] = """
+import heapq
+from collections import deque
+
+SHARED = list(range(700))
+
+def touch(xs, i):
+    xs[i] = -i
+
+def shift(xs, lo, hi):
+    xs[lo:hi] = xs[lo + 1:hi] + xs[lo:lo + 1]
+
+def walk(xs, ys, depth):
+    if depth <= 0:
+        return 0
+    touch(xs, depth)
+    walk(xs, ys, depth - 1)
+    shift(ys, depth, depth + 5)
+    walk(ys, xs, depth - 1)
+    grab(SHARED, depth)
+    return walk(xs, ys, depth - 2) + 1
+
+def grab(xs, k):
+    SHARED.append(k)
+    other = xs
+    other[k] = k * 3
+
+def key(x):
+    SHARED.append(x)
+    return -x
+
+def ends(q, xs):
+    for i in range(30):
+        q.append(q.popleft())
+        xs.pop()
+        q.appendleft(xs.pop())
+        if i % 4 == 0:
+            q.pop()
+            xs.pop(0)
+        xs.append(i)
+    return len(q)
+
+def main():
+    xs = list(range(600))
+    ys = list(range(600, 1300))
+    walk(xs, ys, 6)
+    touch(xs, xs.pop() - 100)
+    walk(ys[:650], xs, 3)
+    heapq.heappush(ys, -5)
+    walk(xs, ys, 2)
+    sorted(range(5), key=key)
+    walk(SHARED, xs, 2)
+    q = deque(range(400))
+    ends(q, xs)
+    window = deque(range(400), maxlen=400)
+    ends(window, ys)
+    return len(xs) + len(ys)
 
 main()
 """

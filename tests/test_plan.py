@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from test_differential import ENV, REFERENCE, comparable, first_difference, read_jsonl, run_python
 
 from tracer.plan import (
+    G_CALL,
     G_GLOBAL,
     G_INPLACE,
     G_ITEM_METHOD,
@@ -72,7 +73,10 @@ def test_guards_name_what_each_line_touches() -> None:
     assert kinds(lines[4][1]) == [(G_SUBSCR, "src"), (G_ITEM_METHOD, "src")]
     assert kinds(lines[5][1]) == [(G_METHOD, "d"), (G_STORE, "d")]
     assert lines[6] == (True, ((G_INPLACE, "n", True, None, None),))  # n is stored once: old and new
-    assert lines[7] == (True, None)  # a call of a Python function: cannot tell
+    # a call of a global Python function: only settle() knows whether it is traced; the line's own
+    # recheck cannot tell
+    assert lines[7] == (True, ((G_CALL, "helper", False, None, None),))
+    assert touched_objects(lines[7][1], {"stack": []}, {}, {"helper": len}, {}) is None
     assert lines[8] == (True, None)  # a method of an attribute: cannot tell
     stored = lines[9][1]
     assert kinds(stored) == [(G_METHOD, "stack")] and stored[0][2] is True  # receiver rebound on the line

@@ -22,6 +22,7 @@ callbacks are tracer/_core/ (loaded by tracer/native.py).
 from __future__ import annotations
 
 import _thread
+import collections
 import dis
 import linecache
 import os
@@ -52,12 +53,14 @@ from tracer.format import (
 )
 from tracer.native import core as _built_core
 from tracer.objects import ObjectTracker
-from tracer.plan import G_GLOBAL, CodePlan, analyse, touched_objects
+from tracer.plan import G_CALL, G_GLOBAL, CodePlan, analyse, touched_objects
 from tracer.records import FrameRecord, StepBuffer, ThreadState
 from tracer.tee import OutputTee
 from tracer.values import (
     _NON_LITERAL_FLOATS,
     DEFAULT_LIMIT,
+    FLAG_OBJECT,
+    TRACKED_HEAD,
     ValueEncoder,
     decode_text,
     is_immutable,
@@ -497,6 +500,8 @@ class PythonRecorder(ForkHooks, Flusher):
             head = self.encoder.last_head
             if head is not None:
                 rec.heads[name] = head
+            elif type(enc) is list and len(enc) > 2 and enc[1] & FLAG_OBJECT:
+                rec.heads[name] = TRACKED_HEAD
             else:
                 rec.heads.pop(name, None)
         if not same_encoding(rec.texts.get(name, _MISSING), enc):
@@ -509,6 +514,7 @@ class PythonRecorder(ForkHooks, Flusher):
         return changes
 
     def _full_check(self, rec: FrameRecord) -> list[Any] | None:
+        self.objects.settled.clear()  # this path does not tell what ran before it (tracer/objects.py)
         frame = rec.frame
         if frame is None:
             return None
@@ -555,6 +561,7 @@ class PythonRecorder(ForkHooks, Flusher):
 
     def _check(self, rec: FrameRecord) -> list[Any] | None:
         """Changes in rec's frame since its last step: targeted when only its own line ran, else full."""
+        self.objects.settled.clear()  # this path does not tell what its line changed (tracer/objects.py)
         if rec.last_pos != self._count - 1 or rec.objs is None:
             return self._full_check(rec)
         plan = rec.plan
@@ -656,22 +663,9 @@ class PythonRecorder(ForkHooks, Flusher):
             return None
         if self._guarded and self._touched is not None and self.objects.untouched(obj, self._touched):
             return None
-        if self._guarded and type(obj) is list:
-            # Only the line's own instructions ran, all of known effect: if they only appended to this
-            # list, or stored items at indices that locals hold, the object tracker looks at just those,
-            # and a text already cut stays the same.
-            line_plan = rec.plan.lines.get(rec.last_line)
-            if line_plan is not None:
-                if name in line_plan.appends and self.objects.grow(obj):
-                    return None
-                keys = line_plan.item_stores.get(name)
-                objs = rec.objs
-                if keys is not None and objs is not None:
-                    stored = self.objects.store_items(obj, [objs.get(k) for k in keys])
-                    if stored:
-                        return None
-                    if stored is None:  # recorded, but its text shows a changed item: only the text again
-                        self.objects.show(obj, None)
+        if self._guarded and self._planned_change(rec, name, obj):
+            rec.heads[name] = TRACKED_HEAD  # (a fingerprint taken before would now be stale)
+            return None
         self.objects.touched = self._touched if self._guarded else None
         try:
             enc = self.encode(obj)
@@ -681,12 +675,43 @@ class PythonRecorder(ForkHooks, Flusher):
         new_head = self.encoder.last_head
         if new_head is not None:
             rec.heads[name] = new_head
+        elif type(enc) is list and len(enc) > 2 and enc[1] & FLAG_OBJECT:
+            rec.heads[name] = TRACKED_HEAD  # no fingerprint: the tracker alone says what changed
         elif head is not None:
             del rec.heads[name]
         if not same_encoding(rec.texts[name], enc):
             rec.texts[name] = enc
             return enc
         return None
+
+    def _planned_change(self, rec: FrameRecord, name: str, obj: Any) -> bool:
+        """Only the line's own instructions ran, all of known effect (the guards held): when the bytecode
+        plan says they only appended to this list, stored items at indices or a slice that locals hold,
+        or acted at one end of a list or deque, the object tracker records just that. True when it did
+        and the text is still the one recorded; False when the value must be encoded again."""
+        t = type(obj)
+        if t is not list and t is not collections.deque:
+            return False
+        line_plan = rec.plan.lines.get(rec.last_line)
+        if line_plan is None:
+            return False
+        objects = self.objects
+        op = line_plan.end_ops.get(name)
+        if op is not None and (t is collections.deque or op != "append"):
+            done = objects.end_op(obj, op)
+        elif t is not list:
+            return False
+        elif name in line_plan.appends and objects.grow(obj):
+            return True
+        elif (keys := line_plan.item_stores.get(name)) is not None and rec.objs is not None:
+            done = objects.store_items(obj, [rec.objs.get(k) for k in keys])
+        elif (bounds := line_plan.slice_stores.get(name)) is not None and rec.objs is not None:
+            done = objects.store_slice(obj, rec.objs.get(bounds[0]), rec.objs.get(bounds[1]))
+        else:
+            return False
+        if done is None:  # recorded, but its text shows a changed item: only the text again
+            objects.show(obj, None)
+        return bool(done)
 
     # -- emitting --------------------------------------------------------------------------------------
     def _emit(self, event: int, rec: FrameRecord, line: int, changes: list[Any] | None, value: Any) -> None:
@@ -1052,8 +1077,8 @@ def fast_info(code: types.CodeType, plan: CodePlan) -> tuple[Any, ...]:
         guards = lp.guards
         if guards is not None:
             guards = tuple(
-                (kind, varnames.index(name) if kind != G_GLOBAL and name in varnames else -1, stored, name,
-                 attr_kinds, expected)
+                (kind, varnames.index(name) if kind not in (G_GLOBAL, G_CALL) and name in varnames else -1,
+                 stored, name, attr_kinds, expected)
                 for kind, name, stored, attr_kinds, expected in guards
             )
         return (lp.stores, slots, lp.may_mutate, lp.full, guards)
@@ -1081,6 +1106,10 @@ if _core is not None:
         _thread_type = _core.ThreadState
         _new_lock = staticmethod(_core.Lock)
         _new_steps = _core.StepBuffer
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._settled = self.objects.settled  # kept true by the C settle() (tracer/_core/guards.c)
 
         def _register_callbacks(self) -> None:
             super()._register_callbacks()

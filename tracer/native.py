@@ -51,13 +51,14 @@ def shared_constants() -> dict[str, int]:
     them, and the layout size of its fast_info."""
     from tracer import plan, values  # neither imports this module
 
-    names = ("G_GLOBAL", "G_METHOD", "G_ITEM_METHOD", "G_SUBSCR", "G_STORE", "G_INPLACE")
+    names = ("G_GLOBAL", "G_METHOD", "G_ITEM_METHOD", "G_SUBSCR", "G_STORE", "G_INPLACE", "G_CALL")
     found = {name: getattr(plan, name) for name in (*names, "K_PURE", "K_MUTATES", "K_UNKNOWN")}
     found.update(
         NATIVE_INT_LIMIT=values.NATIVE_INT_LIMIT,
         NATIVE_FLOAT_LIMIT=values.NATIVE_FLOAT_LIMIT,
         FAST_LEN=values._FAST_LEN,
         NESTED_BUDGET=values._NESTED_BUDGET,
+        HEAD_TRACKED=values.HEAD_TRACKED,
     )
     return found
 

@@ -257,6 +257,13 @@ class ObjectTracker:
         # An object whose changes were just recorded from the bytecode plan (store_items): the next
         # observe() of it only takes its new text, without comparing it.
         self.in_step: Any = None
+        # ids of tracked containers known to equal their shadow now: compared (or recorded from the plan)
+        # since the last time code of unknown effect ran. The recorder keeps it true: it empties the set
+        # when such code may have run and drops what a line's guards say it changed (the compiled core's
+        # settle(), tracer/_core/guards.c; the Python recorder empties it at every step). A container in
+        # it is not compared again at its next look, only its nested elements: so a big list passed down a
+        # recursion of traced calls costs nothing per call.
+        self.settled: set[int] = set()
 
     # -- observing ------------------------------------------------------------------------------------
     def _ref_of(self, obj: Any) -> int | None:
@@ -296,14 +303,26 @@ class ObjectTracker:
         if entry is None or entry.obj is not obj:
             oid = self._new(obj)
             self.entries[id(obj)].shown = shown
+            self.settled.add(id(obj))
             return oid
         entry.shown = shown
         self.nested_changed = False
         if self.in_step is not None:
             in_step, self.in_step = self.in_step, None
             if in_step is obj:
+                self.settled.add(id(obj))
                 return entry.oid
         code = entry.code
+        settled = self.settled
+        if id(obj) in settled and code not in _DICT_CODES:
+            # Nothing that could change it unseen ran since it was last compared: only a nested element
+            # (reachable from elsewhere) can have changed.
+            if code in _SEQ_CODES and self._nested_may_change(entry):
+                self._diff_nested(entry, entry.shadow, None)
+            elif code == T_FROZENSET and self._nested_may_change(entry):
+                self._diff_frozen(entry, obj)
+            return entry.oid
+        settled.add(id(obj))
         if code in _SEQ_CODES:
             self._diff_list(entry, obj)
         elif code in _DICT_CODES:
@@ -472,6 +491,7 @@ class ObjectTracker:
         if len(obj) > n:
             self._grow_list(entry, obj, n)
         entry.text_version = entry.version  # the tail is past the head its text shows
+        self.settled.add(id(obj))  # its shadow is exact again
         return True
 
     def store_items(self, obj: list[Any], indexes: list[Any]) -> bool | None:
@@ -513,6 +533,101 @@ class ObjectTracker:
             self.in_step = obj
             return None
         entry.text_version = entry.version  # every index lies past the head its text shows
+        self.settled.add(id(obj))  # its shadow is exact again
+        return True
+
+    def store_slice(self, obj: list[Any], lo: Any, hi: Any) -> bool | None:
+        """obj, a tracked list whose text was cut, changed at most by one slice store obj[lo:hi] = ...
+        since it was last observed (LinePlan.slice_stores and the guards say so): when its length is the
+        same, record what changed inside the slice only; returns as store_items does."""
+        entry = self.entries.get(id(obj))
+        if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
+            return False
+        if entry.version != entry.text_version or (type(lo) is not int and lo is not None) or (
+            type(hi) is not int and hi is not None
+        ):
+            return False
+        head = entry.shown[1]
+        old = entry.shadow
+        n = len(old)
+        if head is None or len(obj) != n:
+            return False
+        start, stop, _ = slice(lo, hi).indices(n)
+        segment = obj[start:stop]
+        prefix, suffix = common_affixes(old[start:stop], segment)
+        if prefix == len(segment):  # (an empty slice too)
+            entry.text_version = entry.version
+            self.settled.add(id(obj))
+            return True
+        changed = segment[prefix:len(segment) - suffix]
+        if any(type(x) not in _NATIVE and _is_nested_mutable(x) for x in changed):
+            return False
+        first, last = start + prefix, stop - suffix
+        self._op(entry, OP_SPLICE, first, last, self.nodes.items(changed), size=len(changed) + 1)
+        old[first:last] = changed
+        if first < len(head[0]):
+            self.in_step = obj
+            return None
+        entry.text_version = entry.version
+        self.settled.add(id(obj))
+        return True
+
+    def end_op(self, obj: Any, op: str) -> bool | None:
+        """obj, a tracked list or deque whose text was cut, changed at most by calls of one end method
+        since it was last observed (LinePlan.end_ops and the guards say so): record the items that left or
+        joined at that end, found from its length alone; returns as store_items does."""
+        entry = self.entries.get(id(obj))
+        if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
+            return False
+        head = entry.shown[1]
+        if entry.version != entry.text_version or entry.code not in _SEQ_CODES:
+            return False
+        old = entry.shadow
+        n, m = len(old), len(obj)
+        shown = len(head[0]) if head is not None else n + 1  # no head (a deque): its text is made again
+        if op == "pop" or op == "popleft":
+            if m > n:
+                return False
+            if m == n:
+                self.settled.add(id(obj))
+                return True
+            if op == "popleft":
+                if m and obj[0] is not old[n - m]:
+                    return False
+                self._op(entry, OP_SPLICE, 0, n - m, [], size=1)
+                del old[: n - m]
+                in_head = True
+            else:
+                if m and obj[-1] is not old[m - 1]:
+                    return False
+                self._op(entry, OP_SPLICE, m, n, [], size=1)
+                del old[m:]
+                in_head = m < shown
+        else:
+            if m < n or (m == n and getattr(obj, "maxlen", None) is not None):
+                return False  # a full deque(maxlen) drops items at the other end: compare it
+            if getattr(obj, "maxlen", None) is not None and m == obj.maxlen:
+                return False
+            if op == "append":
+                if n and obj[n - 1] is not old[n - 1]:
+                    return False
+                segment = [obj[i] for i in range(n, m)]
+                at, in_head = n, n < shown
+            else:
+                if n and obj[m - n] is not old[0]:
+                    return False
+                segment = [obj[i] for i in range(m - n)]
+                at, in_head = 0, True
+            if any(type(x) not in _NATIVE and _is_nested_mutable(x) for x in segment):
+                return False
+            if segment:
+                self._op(entry, OP_SPLICE, at, at, self.nodes.items(segment), size=len(segment) + 1)
+                old[at:at] = segment
+        if in_head:
+            self.in_step = obj
+            return None
+        entry.text_version = entry.version
+        self.settled.add(id(obj))
         return True
 
     def _grow_list(self, entry: _Entry, obj: list[Any], n: int) -> None:
@@ -639,6 +754,7 @@ class ObjectTracker:
     def take_chunk(self, stop: int, start: int) -> list[Any] | None:
         """The objects column of the chunk of steps [start, stop) ([bases, snaps, ops]), given the bases
         taken at its start; None when no object was ever tracked. Advances to the next chunk."""
+        self.settled.clear()  # a look at each container per chunk, whatever ran unseen (an untraced thread)
         if not self.entries and not self.ops:
             self.chunk += 1
             return None
@@ -694,6 +810,7 @@ class ObjectTracker:
 
     def _forget(self, entry: _Entry) -> None:
         del self.entries[id(entry.obj)]
+        self.settled.discard(id(entry.obj))
         if entry.watched and _dict_unwatch is not None:
             entry.watched = False
             try:
@@ -707,6 +824,7 @@ class ObjectTracker:
         if _dict_events is not None:
             _dict_events()  # drop the log
         self.ops.clear()
+        self.settled.clear()
 
 
 # -- reading --------------------------------------------------------------------------------------------

@@ -78,15 +78,19 @@ _INPLACE_MIN = 13  # BinaryOp.INPLACE_ADD; every in-place operator has a value a
 #   G_SUBSCR: a subscript load from local `name`: no effect on an exact list, tuple, str, bytes, dict,
 #             range, OrderedDict or Counter; a defaultdict may insert the key (only that object changes
 #             when its default_factory is a builtin type or None; any other factory: "cannot tell").
-#   G_STORE:  a subscript store or delete into local `name`: changes only that object when it is an exact
-#             list or dict, defaultdict, OrderedDict or Counter. (G_METHOD treats those three as dicts.)
+#   G_STORE:  a subscript or slice store, or a delete, into local `name`: changes only that object when it
+#             is an exact list or dict, defaultdict, OrderedDict or Counter. (G_METHOD treats those three
+#             as dicts.)
 #   G_INPLACE: an in-place operator on local `name`: nothing for an immutable builtin, only that object
 #             for an exact list, dict or set.
 # `stored`: the line also binds `name` (once), so the object involved is its value before the line or
 # after it; both are looked at.
 # The C callbacks use the same numbers (tracer/_core/core.h): tracer/native.py refuses a build where one
 # differs.
-G_GLOBAL, G_METHOD, G_ITEM_METHOD, G_SUBSCR, G_STORE, G_INPLACE = range(6)
+#   G_CALL:   a call of global `name` that is not a builtin. The line's own recheck cannot tell what it
+#             changed; the object tracker's settled set (tracer/_core/guards.c settle) counts it as known
+#             when `name` is a plain function the recorder traces (its frame's steps account for it).
+G_GLOBAL, G_METHOD, G_ITEM_METHOD, G_SUBSCR, G_STORE, G_INPLACE, G_CALL = range(7)
 K_PURE, K_MUTATES, K_UNKNOWN = range(3)
 # Only builtins that neither iterate over an argument nor call one (those could run a bound method of a
 # container, e.g. map(stack.pop, ...)); their dunder calls are treated like operators'.
@@ -112,6 +116,8 @@ _METHODS: dict[type, tuple[frozenset[str], frozenset[str]]] = {  # (changes noth
 }
 _METHOD_TYPES = (list, dict, set, collections.deque)  # the order of attr_kinds
 _GROW_METHODS = frozenset({"append", "extend"})  # of a list: add items at its end, change nothing else
+# Methods that act at one end of a list or deque only (pop: with no argument), for LinePlan.end_ops.
+_END_METHODS = frozenset({"append", "appendleft", "pop", "popleft"})
 IMMUTABLE_TYPES = (str, bytes, int, float, bool, complex, tuple, frozenset, type(None), range)
 SUBSCR_PURE_TYPES = (list, tuple, str, bytes, dict, range)
 # The guards read the instructions of CPython 3.12 and 3.13 (call and stack layout); other versions keep
@@ -149,6 +155,14 @@ class LinePlan:
     # line does not rebind: name -> those key names. With the guards holding, an exact list changed at
     # most at those indices (the object tracker then compares just them).
     item_stores: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Names whose only effect on this line is one slice store `name[lo:hi] = ...` with bounds that are
+    # locals the line does not rebind: name -> (lo, hi). With the guards holding, an exact list whose
+    # length did not change changed only inside that slice.
+    slice_stores: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Names whose only effect on this line is calls of one end method (append, appendleft, pop(),
+    # popleft): name -> that method. With the guards holding, an exact list or deque changed only at that
+    # end, by as many items as its length changed (tracer/objects.py end_op: no comparison of the rest).
+    end_ops: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -231,6 +245,8 @@ def touched_objects(guards: tuple[tuple[Any, ...], ...], now: Any, before: dict[
     """
     touched: list[object] = []
     for kind, name, stored, attr_kinds, expected in guards:
+        if kind == G_CALL:  # only settle() can tell (it knows which functions are traced)
+            return None
         if kind == G_GLOBAL:
             if name in globals_ or builtins_.get(name) is not expected:
                 return None
@@ -264,9 +280,11 @@ class _Effects:
         # In module code the frame's "locals" are its globals: LOAD_NAME reads one (or a builtin, which
         # the run-time check finds missing from the globals: "cannot tell").
         self.local_loads = _LOCAL_LOADS | {"LOAD_NAME"} if module else _LOCAL_LOADS
+        self.module_code = module
         self.guards: dict[int, list[tuple[Any, ...]]] = {}
         self.uses: dict[int, dict[str, set[tuple[int, str]]]] = {}  # line -> name -> {(guard kind, attr)}
         self.item_keys: dict[int, dict[str, list[str | None]]] = {}  # line -> name -> STORE_SUBSCR keys
+        self.slice_keys: dict[int, dict[str, list[tuple[str | None, str | None]]]] = {}  # STORE_SLICE bounds
         self.unknown: set[int] = set()
         self.stack: list[Any] = []
         self.run = 0
@@ -372,11 +390,15 @@ class _Effects:
             if tag[0] == "global" and tag[2] == self.run and tag[1] in PURE_BUILTINS:
                 self._guard(line, G_GLOBAL, tag[1], expected=getattr(builtins, tag[1]))
                 return
+            if tag[0] == "global" and tag[2] == self.run and not self.module_code:
+                self._guard(line, G_CALL, tag[1])
+                return
             if tag[0] == "method" and tag[3] == self.run:
                 receiver = tag[1]
                 kinds = method_kinds(tag[2])
                 if self._local(receiver) is not None:
-                    self.attr = tag[2]
+                    # pop(i) acts anywhere: only pop() is an end operation (LinePlan.end_ops)
+                    self.attr = tag[2] if tag[2] != "pop" or instr.arg == 0 else "pop(i)"
                     self._guard(line, G_METHOD, receiver[1], kinds)
                     return
                 if receiver is not None and receiver[0] == "item" and receiver[2] == self.run:
@@ -388,6 +410,14 @@ class _Effects:
             if target is not None:  # a delete shifts the items after it: no key can say where it acted
                 key = self._local(popped[0]) if name == "STORE_SUBSCR" else None
                 self.item_keys.setdefault(line, {}).setdefault(target, []).append(key)
+            return
+        elif name == "STORE_SLICE" and len(popped) == 4:  # stop, start, container, value (top first)
+            target = self._local(popped[2])
+            self._guard(line, G_STORE, target)
+            if target is not None:  # a slice store can shift the items after it: no key says where it acted
+                self.item_keys.setdefault(line, {}).setdefault(target, []).append(None)
+                bounds = (self._local(popped[1]), self._local(popped[0]))
+                self.slice_keys.setdefault(line, {}).setdefault(target, []).append(bounds)
             return
         elif name == "BINARY_OP" and len(popped) == 2:
             self._guard(line, G_INPLACE, self._local(popped[1]), inplace=True)
@@ -481,7 +511,28 @@ def analyse(code: types.CodeType, code_id: int) -> CodePlan:
                     and all(key is not None and key not in line_names for key in keys)
                 ):
                     item_stores[name] = tuple(sorted({key for key in keys if key is not None}))
+        slice_stores: dict[str, tuple[str, str]] = {}
+        if guards is not None:
+            for name, bounds_list in effects.slice_keys.get(line, {}).items():
+                uses = effects.uses.get(line, {}).get(name, set())
+                if len(bounds_list) != 1 or len(effects.item_keys.get(line, {}).get(name, ())) != 1:
+                    continue
+                lo, hi = bounds_list[0]
+                if (
+                    name not in line_names and lo is not None and hi is not None
+                    and lo not in line_names and hi not in line_names
+                    and all(kind in (G_STORE, G_SUBSCR) for kind, _attr in uses)
+                ):
+                    slice_stores[name] = (lo, hi)
+        end_ops: dict[str, str] = {}
+        if guards is not None:
+            for name, uses in effects.uses.get(line, {}).items():
+                if name not in line_names and len(uses) == 1:
+                    ((kind, attr),) = uses
+                    if kind == G_METHOD and attr in _END_METHODS:
+                        end_ops[name] = attr
         plan.lines[line] = LinePlan(tuple(sorted(line_names | always)), may_mutate, guards=guards,
-                                    appends=appends, item_stores=item_stores)
+                                    appends=appends, item_stores=item_stores, slice_stores=slice_stores,
+                                    end_ops=end_ops)
     plan.default = LinePlan(tuple(sorted(always)), lineless_mutation)
     return plan

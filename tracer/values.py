@@ -465,6 +465,11 @@ def _int_text(value: int, limit: int) -> str:
     return "-" + text if value < 0 else text
 
 
+# rec.heads[name] of a value the object tracker records (tracer/objects.py): no fingerprint (one would
+# cost a pass over the whole container, and would go stale when the tracker is told of a change by the
+# bytecode plan); only the tracker says whether it changed.
+HEAD_TRACKED = -4
+TRACKED_HEAD: tuple[list[Any], int] = ([], HEAD_TRACKED)
 _NESTED_BUDGET = 2048  # elements in the inner containers that a direct repr may render
 
 

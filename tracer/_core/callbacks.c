@@ -15,6 +15,7 @@ static PyObject *Core_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     self->limit = 1000;
     self->next_check = 1;
     self->renders_oldest = -1;
+    self->settle_thread = -1;
     if (!self->steps || !self->threads || !self->codes || !self->suspended || !self->lock) {
         Py_DECREF(self);
         return NULL;
@@ -31,6 +32,7 @@ static int Core_traverse(Core *self, visitproc visit, void *arg) {
     Py_VISIT(self->ts_dict);
     Py_VISIT(self->ts_cached);
     Py_VISIT(self->touched_tuple);
+    Py_VISIT(self->settled);
     for (int i = 0; i < CODE_CACHE; i++) {
         Py_VISIT(self->code_cache[i].entry);
         Py_VISIT(self->code_cache[i].dict);
@@ -55,6 +57,7 @@ static int Core_clear(Core *self) {
     Py_CLEAR(self->ts_dict);
     Py_CLEAR(self->ts_cached);
     Py_CLEAR(self->touched_tuple);
+    Py_CLEAR(self->settled);
     for (int i = 0; i < CODE_CACHE; i++) {
         Py_CLEAR(self->code_cache[i].code);
         Py_CLEAR(self->code_cache[i].entry);
@@ -202,7 +205,7 @@ static ThreadState *thread_lookup(Core *self, PyObject *tid_obj) {
 }
 
 /* self.codes.get(id(code)) (borrowed) or NULL, with no error unless it returns NULL with one set. */
-static PyObject *code_entry(Core *self, PyObject *code) {
+PyObject *code_entry(Core *self, PyObject *code) {
     PyObject *codes = self->codes;
     struct CodeSlot *slot = &self->code_cache[((uintptr_t)code >> 4) % CODE_CACHE];
     if (slot->code == code && slot->dict == codes && dict_version(codes) == slot->version) return slot->entry;
@@ -486,6 +489,8 @@ static PyObject *Core_on_start(Core *self, PyObject *const *args, Py_ssize_t nar
         PyObject *changes;
         PyObject *caller = n > 0 ? PyList_GET_ITEM(ts->stack, n - 1) : NULL;
         if (caller != NULL && !Py_IS_TYPE(caller, &FrameRecordType)) caller = NULL;
+        /* What the caller's line ran before this call (its arguments) happened before this step. */
+        if (settle(self, (FrameRecord *)caller) < 0) goto error;
         if (full_check_from(self, rec, (FrameRecord *)caller, &changes) < 0) goto error;
         if (emit(self, EV_CALL, rec, offset_line(info, args[1], frame), changes, NULL) < 0) goto error;
     }
@@ -616,6 +621,7 @@ static PyMemberDef Core_members[] = {
     {"_value_limit", Py_T_PYSSIZET, CORE_OFF(limit), 0, NULL},
     {"_active", Py_T_BOOL, CORE_OFF(active), 0, NULL},
     {"_guarded", Py_T_BOOL, CORE_OFF(guarded), 0, NULL},
+    {"_settled", Py_T_OBJECT_EX, CORE_OFF(settled), 0, NULL},
     {NULL},
 };
 

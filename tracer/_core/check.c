@@ -433,6 +433,7 @@ int check(Core *self, FrameRecord *rec, PyObject **out) {
     if (!has_info(rec) || info_item(rec, INFO_IS_MODULE) == Py_True || info_item(rec, INFO_SIMPLE) != Py_True) {
         return from_python(PyObject_CallMethodOneArg((PyObject *)self, S_check, (PyObject *)rec), out);
     }
+    if (settle(self, rec) < 0) return -1;
     if (rec->last_pos != self->count - 1 || is_none(rec->objs)) return full_check(self, rec, out);
     PyObject *lines = info_item(rec, INFO_LINES);
     Py_ssize_t base = PyLong_AsSsize_t(info_item(rec, INFO_LINE_BASE));
@@ -455,7 +456,7 @@ int check(Core *self, FrameRecord *rec, PyObject **out) {
     PyObject *touched[MAX_TOUCHED];
     int n_touched = -1; /* -1: every mutable */
     if (mutate && n_mutables(rec) > 0 && PyTuple_GET_SIZE(lp) > 4 && PyTuple_GET_ITEM(lp, 4) != Py_None) {
-        int rc = guard_touched(rec, PyTuple_GET_ITEM(lp, 4), objs, touched, &n_touched);
+        int rc = guard_touched(NULL, rec, PyTuple_GET_ITEM(lp, 4), objs, touched, &n_touched);
         if (rc < 0) goto error;
         if (rc == 1) n_touched = -1;
         if (n_touched == 0) mutate = 0; /* the line changed no object */

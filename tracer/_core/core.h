@@ -83,7 +83,7 @@ enum {
 };
 /* LinePlan tuple: (names, slots, may_mutate, full, guards); guards: None or a tuple of
  * (kind, slot, stored, name, attr_kinds, expected), see tracer/plan.py "effect guards". */
-enum { G_GLOBAL = 0, G_METHOD, G_ITEM_METHOD, G_SUBSCR, G_STORE, G_INPLACE };
+enum { G_GLOBAL = 0, G_METHOD, G_ITEM_METHOD, G_SUBSCR, G_STORE, G_INPLACE, G_CALL };
 enum { K_PURE = 0, K_MUTATES, K_UNKNOWN };
 
 /* Limits the scalar and container encoders share with tracer/values.py (checked at import). */
@@ -182,6 +182,10 @@ struct Core {
     PyObject **touched_arr;
     int touched_n;
     PyObject *touched_tuple;
+    /* The object tracker's `settled` set (tracer/objects.py): ids of tracked containers known equal to their
+     * shadow. settle() empties it when code of unknown effect ran, and drops what a guarded line touched. */
+    PyObject *settled;
+    Py_ssize_t settle_thread; /* the thread of the last settled step */
     unsigned long tid_cached; /* the last thread id seen, and its int object */
     PyObject *tid_obj;
     /* Lookup caches, valid while the dict they came from has the same version tag (CPython gives a dict a
@@ -202,6 +206,7 @@ struct Core {
 
 #define FINGERPRINT (-2) /* rec.heads[name] = (fingerprint, FINGERPRINT): see "fingerprints" below */
 #define FP_FLAT (-3)     /* the same, for a value whose repr shows no container but itself */
+#define HEAD_TRACKED (-4) /* values.py HEAD_TRACKED: an object the tracker records (only it can tell a change) */
 
 static inline int is_none(PyObject *o) { return o == NULL || o == Py_None; }
 
@@ -302,7 +307,9 @@ int check(Core *self, FrameRecord *rec, PyObject **out);
 
 /* guards.c: effect guards */
 #define MAX_TOUCHED 8 /* objects a line's guards may name as changed */
-int guard_touched(FrameRecord *rec, PyObject *guards, PyObject *objs, PyObject **touched, int *n);
+int guard_touched(Core *calls, FrameRecord *rec, PyObject *guards, PyObject *objs, PyObject **touched, int *n);
+int settle(Core *self, FrameRecord *rec);
+PyObject *code_entry(Core *self, PyObject *code);
 int shows_touched(FrameRecord *rec, PyObject *name, PyObject *obj, PyObject **touched, int n);
 
 /* pack.c: msgpack */

@@ -58,9 +58,22 @@ static int guard_effect(long kind, PyObject *obj, PyObject *attr_kinds) {
     return t == &PyList_Type || t == &PyDict_Type || t == &PySet_Type ? K_MUTATES : K_UNKNOWN; /* G_INPLACE */
 }
 
+/* A G_CALL guard: global `name` is a plain function whose code the recorder traces (it has a plan), so what
+ * the call ran is that frame's own steps, each accounted for by settle(). */
+static int traced_function(Core *self, _PyInterpreterFrame *f, PyObject *name) {
+    PyObject *fn = PyDict_GetItemWithError(f->f_globals, name);
+    if (fn == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (!PyFunction_Check(fn)) return 0;
+    PyObject *entry = code_entry(self, PyFunction_GET_CODE(fn));
+    if (entry == NULL) return PyErr_Occurred() ? -1 : 0;
+    return PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) >= 2 && PyTuple_GET_ITEM(entry, 1) != Py_None;
+}
+
 /* plan.touched_objects for a simple frame: 0 with touched[0..*n) the objects the line may have changed
- * (borrowed, only compared), 1 when the guards cannot tell, -1 on error. */
-int guard_touched(FrameRecord *rec, PyObject *guards, PyObject *objs, PyObject **touched, int *n) {
+ * (borrowed, only compared), 1 when the guards cannot tell, -1 on error. `calls`: NULL, or the core when a
+ * call of a traced function counts as known (settle(): its frame's steps account for it); for the line's
+ * own recheck it does not (its callee's changes are looked for by the full check that follows it). */
+int guard_touched(Core *calls, FrameRecord *rec, PyObject *guards, PyObject *objs, PyObject **touched, int *n) {
     *n = 0;
     if (!PyTuple_CheckExact(guards)) return 1;
     _PyInterpreterFrame *f = ((PyFrameObject *)rec->frame)->f_frame;
@@ -71,6 +84,13 @@ int guard_touched(FrameRecord *rec, PyObject *guards, PyObject *objs, PyObject *
         Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(guard, 1));
         if ((kind == -1 || slot == -1) && PyErr_Occurred()) return -1;
         PyObject *name = PyTuple_GET_ITEM(guard, 3);
+        if (kind == G_CALL) {
+            if (calls == NULL) return 1;
+            int traced = traced_function(calls, f, name);
+            if (traced < 0) return -1;
+            if (!traced) return 1;
+            continue;
+        }
         if (kind == G_GLOBAL) {
             PyObject *hidden = PyDict_GetItemWithError(f->f_globals, name);
             if (hidden != NULL) return 1;
@@ -130,3 +150,46 @@ int shows_touched(FrameRecord *rec, PyObject *name, PyObject *obj, PyObject **to
 }
 
 /* Changes in rec's frame since its last step (PythonRecorder._check). */
+
+/* After rec's last line ran (at rec's next step, or at a call it makes): which tracked containers may have
+ * changed unseen? The object tracker skips comparing a container whose id is in self->settled; this keeps
+ * that set true. When the line's guards name what it changed (calls of traced functions count: their
+ * frames' own steps settle them), only those leave the set; when they cannot tell, or the frame is not a
+ * simple one, or another thread ran, the set is emptied (every container is compared at its next look). */
+int settle(Core *self, FrameRecord *rec) {
+    PyObject *settled = self->settled;
+    if (settled == NULL || !PySet_CheckExact(settled) || PySet_GET_SIZE(settled) == 0) {
+        if (rec != NULL) self->settle_thread = rec->thread;
+        return 0;
+    }
+    if (rec == NULL || rec->thread != self->settle_thread || !has_info(rec) ||
+        info_item(rec, INFO_IS_MODULE) == Py_True || info_item(rec, INFO_SIMPLE) != Py_True || is_none(rec->objs) ||
+        is_none(rec->frame) || !PyFrame_Check(rec->frame)) {
+        if (rec != NULL) self->settle_thread = rec->thread;
+        return PySet_Clear(settled);
+    }
+    PyObject *lines = info_item(rec, INFO_LINES);
+    Py_ssize_t base = PyLong_AsSsize_t(info_item(rec, INFO_LINE_BASE));
+    if (base == -1 && PyErr_Occurred()) return -1;
+    Py_ssize_t k = rec->last_line - base;
+    PyObject *lp = (k >= 0 && k < PyTuple_GET_SIZE(lines)) ? PyTuple_GET_ITEM(lines, k) : Py_None;
+    if (lp == Py_None) {
+        lp = info_item(rec, INFO_DEFAULT);
+        if (PyTuple_GET_ITEM(lp, 3) == Py_True) return PySet_Clear(settled);
+    }
+    if (PyTuple_GET_ITEM(lp, 2) != Py_True) return 0; /* the line changes no object */
+    if (PyTuple_GET_SIZE(lp) <= 4 || PyTuple_GET_ITEM(lp, 4) == Py_None) return PySet_Clear(settled);
+    PyObject *touched[MAX_TOUCHED];
+    int n = 0;
+    int rc = guard_touched(self, rec, PyTuple_GET_ITEM(lp, 4), rec->objs, touched, &n);
+    if (rc < 0) return -1;
+    if (rc == 1) return PySet_Clear(settled);
+    for (int i = 0; i < n; i++) {
+        PyObject *key = PyLong_FromVoidPtr(touched[i]);
+        if (key == NULL) return -1;
+        int d = PySet_Discard(settled, key);
+        Py_DECREF(key);
+        if (d < 0) return -1;
+    }
+    return 0;
+}

@@ -107,6 +107,7 @@ int head_unchanged(PyObject *value, PyObject *head) {
     Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(head, 1));
     if (length == -1 && PyErr_Occurred()) return -1;
     if (!PyList_CheckExact(elements)) return -2;
+    if (length == HEAD_TRACKED) return 0; /* recorded by the object tracker: it compares it */
     if (length == FINGERPRINT || length == FP_FLAT) {
         Py_ssize_t pos = 0;
         int rc = fp_match(value, elements, &pos);
