@@ -59,12 +59,12 @@ from tracer.tee import OutputTee
 from tracer.values import (
     _NON_LITERAL_FLOATS,
     DEFAULT_LIMIT,
-    FLAG_OBJECT,
     TRACKED_HEAD,
     ValueEncoder,
     decode_text,
     is_immutable,
     native,
+    object_id,
     same_encoding,
 )
 
@@ -497,13 +497,7 @@ class PythonRecorder(ForkHooks, Flusher):
             rec.heads.pop(name, None)
         else:
             rec.mutables.add(name)
-            head = self.encoder.last_head
-            if head is not None:
-                rec.heads[name] = head
-            elif type(enc) is list and len(enc) > 2 and enc[1] & FLAG_OBJECT:
-                rec.heads[name] = TRACKED_HEAD
-            else:
-                rec.heads.pop(name, None)
+            self._remember_head(rec, name, enc)
         if not same_encoding(rec.texts.get(name, _MISSING), enc):
             rec.texts[name] = enc
             if changes is None:
@@ -672,17 +666,23 @@ class PythonRecorder(ForkHooks, Flusher):
         finally:
             self.objects.touched = None
             self.objects.in_step = None
-        new_head = self.encoder.last_head
-        if new_head is not None:
-            rec.heads[name] = new_head
-        elif type(enc) is list and len(enc) > 2 and enc[1] & FLAG_OBJECT:
-            rec.heads[name] = TRACKED_HEAD  # no fingerprint: the tracker alone says what changed
-        elif head is not None:
-            del rec.heads[name]
+        self._remember_head(rec, name, enc)
         if not same_encoding(rec.texts[name], enc):
             rec.texts[name] = enc
             return enc
         return None
+
+    def _remember_head(self, rec: FrameRecord, name: str, enc: Any) -> None:
+        """After encoding name's mutable value as enc: the head that shows its text unchanged next time
+        (the encoder's), or TRACKED_HEAD for a value the object tracker records (no fingerprint: the tracker
+        alone says what changed), or none."""
+        head = self.encoder.last_head
+        if head is not None:
+            rec.heads[name] = head
+        elif object_id(enc) is not None:
+            rec.heads[name] = TRACKED_HEAD
+        else:
+            rec.heads.pop(name, None)
 
     def _planned_change(self, rec: FrameRecord, name: str, obj: Any) -> bool:
         """Only the line's own instructions ran, all of known effect (the guards held): when the bytecode

@@ -479,10 +479,8 @@ class ObjectTracker:
         """obj, a tracked list whose text was cut, was at most appended to since it was last observed (the
         bytecode plan and its run-time guards say so: tracer/plan.py LinePlan.appends): record its new tail
         and return True (its text is still the same), or False when observe() must compare it."""
-        entry = self.entries.get(id(obj))
-        if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
-            return False
-        if entry.version != entry.text_version:  # its text is not known to be right: observe() makes it
+        entry = self._planned_entry(obj)
+        if entry is None:
             return False
         old = entry.shadow
         n = len(old)
@@ -490,9 +488,7 @@ class ObjectTracker:
             return False
         if len(obj) > n:
             self._grow_list(entry, obj, n)
-        entry.text_version = entry.version  # the tail is past the head its text shows
-        self.settled.add(id(obj))  # its shadow is exact again
-        return True
+        return bool(self._planned_done(entry, obj, in_head=False))  # the tail is past the head its text shows
 
     def store_items(self, obj: list[Any], indexes: list[Any]) -> bool | None:
         """obj, a tracked list whose text was cut, changed at most at these indexes since it was last
@@ -500,10 +496,8 @@ class ObjectTracker:
         its text is still the same (every index lies past the head it shows); None when they were
         recorded but one lies in the head its text shows (the text must be made again, and observe() will
         not compare the list again: it is in step); False when observe() must compare it."""
-        entry = self.entries.get(id(obj))
-        if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
-            return False
-        if entry.version != entry.text_version:  # its text is not known to be right: observe() makes it
+        entry = self._planned_entry(obj)
+        if entry is None:
             return False
         head = entry.shown[1]
         old = entry.shadow
@@ -529,23 +523,32 @@ class ObjectTracker:
             if x is not old[i]:
                 old[i] = x
                 self._op(entry, OP_SET, i, self.nodes.node(x))
+        return self._planned_done(entry, obj, in_head)
+
+    def _planned_entry(self, obj: Any) -> _Entry | None:
+        """obj's entry when the plan's hints may update it in place: it is tracked, its text was cut and
+        is known to be right, and it holds no nested mutable element; else None (observe() compares it)."""
+        entry = self.entries.get(id(obj))
+        if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
+            return None
+        return entry if entry.version == entry.text_version else None
+
+    def _planned_done(self, entry: _Entry, obj: Any, in_head: bool) -> bool | None:
+        """After a plan's hint made obj's shadow exact: None when the change shows in its text (made
+        again by the next observe(), which will not compare it: it is in step), else True."""
         if in_head:
             self.in_step = obj
             return None
-        entry.text_version = entry.version  # every index lies past the head its text shows
-        self.settled.add(id(obj))  # its shadow is exact again
+        entry.text_version = entry.version
+        self.settled.add(id(obj))
         return True
 
     def store_slice(self, obj: list[Any], lo: Any, hi: Any) -> bool | None:
         """obj, a tracked list whose text was cut, changed at most by one slice store obj[lo:hi] = ...
         since it was last observed (LinePlan.slice_stores and the guards say so): when its length is the
         same, record what changed inside the slice only; returns as store_items does."""
-        entry = self.entries.get(id(obj))
-        if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
-            return False
-        if entry.version != entry.text_version or (type(lo) is not int and lo is not None) or (
-            type(hi) is not int and hi is not None
-        ):
+        entry = self._planned_entry(obj)
+        if entry is None or not (type(lo) is int or lo is None) or not (type(hi) is int or hi is None):
             return False
         head = entry.shown[1]
         old = entry.shadow
@@ -555,33 +558,24 @@ class ObjectTracker:
         start, stop, _ = slice(lo, hi).indices(n)
         segment = obj[start:stop]
         prefix, suffix = common_affixes(old[start:stop], segment)
-        if prefix == len(segment):  # (an empty slice too)
-            entry.text_version = entry.version
-            self.settled.add(id(obj))
-            return True
+        if prefix == len(segment):  # nothing changed (an empty slice too)
+            return self._planned_done(entry, obj, in_head=False)
         changed = segment[prefix:len(segment) - suffix]
         if any(type(x) not in _NATIVE and _is_nested_mutable(x) for x in changed):
             return False
         first, last = start + prefix, stop - suffix
         self._op(entry, OP_SPLICE, first, last, self.nodes.items(changed), size=len(changed) + 1)
         old[first:last] = changed
-        if first < len(head[0]):
-            self.in_step = obj
-            return None
-        entry.text_version = entry.version
-        self.settled.add(id(obj))
-        return True
+        return self._planned_done(entry, obj, in_head=first < len(head[0]))
 
     def end_op(self, obj: Any, op: str) -> bool | None:
         """obj, a tracked list or deque whose text was cut, changed at most by calls of one end method
         since it was last observed (LinePlan.end_ops and the guards say so): record the items that left or
         joined at that end, found from its length alone; returns as store_items does."""
-        entry = self.entries.get(id(obj))
-        if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
+        entry = self._planned_entry(obj)
+        if entry is None or entry.code not in _SEQ_CODES:
             return False
         head = entry.shown[1]
-        if entry.version != entry.text_version or entry.code not in _SEQ_CODES:
-            return False
         old = entry.shadow
         n, m = len(old), len(obj)
         shown = len(head[0]) if head is not None else n + 1  # no head (a deque): its text is made again
@@ -589,8 +583,7 @@ class ObjectTracker:
             if m > n:
                 return False
             if m == n:
-                self.settled.add(id(obj))
-                return True
+                return self._planned_done(entry, obj, in_head=False)
             if op == "popleft":
                 if m and obj[0] is not old[n - m]:
                     return False
@@ -604,10 +597,9 @@ class ObjectTracker:
                 del old[m:]
                 in_head = m < shown
         else:
-            if m < n or (m == n and getattr(obj, "maxlen", None) is not None):
+            maxlen = getattr(obj, "maxlen", None)
+            if m < n or (maxlen is not None and m == maxlen):
                 return False  # a full deque(maxlen) drops items at the other end: compare it
-            if getattr(obj, "maxlen", None) is not None and m == obj.maxlen:
-                return False
             if op == "append":
                 if n and obj[n - 1] is not old[n - 1]:
                     return False
@@ -623,12 +615,7 @@ class ObjectTracker:
             if segment:
                 self._op(entry, OP_SPLICE, at, at, self.nodes.items(segment), size=len(segment) + 1)
                 old[at:at] = segment
-        if in_head:
-            self.in_step = obj
-            return None
-        entry.text_version = entry.version
-        self.settled.add(id(obj))
-        return True
+        return self._planned_done(entry, obj, in_head)
 
     def _grow_list(self, entry: _Entry, obj: list[Any], n: int) -> None:
         old = entry.shadow

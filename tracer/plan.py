@@ -83,13 +83,13 @@ _INPLACE_MIN = 13  # BinaryOp.INPLACE_ADD; every in-place operator has a value a
 #             as dicts.)
 #   G_INPLACE: an in-place operator on local `name`: nothing for an immutable builtin, only that object
 #             for an exact list, dict or set.
+#   G_CALL:   a call of global `name` that is not a builtin. The line's own recheck cannot tell what it
+#             changed; the object tracker's settled set (tracer/_core/guards.c settle) counts it as known
+#             when `name` is a plain function the recorder traces (its frame's steps account for it).
 # `stored`: the line also binds `name` (once), so the object involved is its value before the line or
 # after it; both are looked at.
 # The C callbacks use the same numbers (tracer/_core/core.h): tracer/native.py refuses a build where one
 # differs.
-#   G_CALL:   a call of global `name` that is not a builtin. The line's own recheck cannot tell what it
-#             changed; the object tracker's settled set (tracer/_core/guards.c settle) counts it as known
-#             when `name` is a plain function the recorder traces (its frame's steps account for it).
 G_GLOBAL, G_METHOD, G_ITEM_METHOD, G_SUBSCR, G_STORE, G_INPLACE, G_CALL = range(7)
 K_PURE, K_MUTATES, K_UNKNOWN = range(3)
 # Only builtins that neither iterate over an argument nor call one (those could run a bound method of a

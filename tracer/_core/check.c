@@ -435,14 +435,9 @@ int check(Core *self, FrameRecord *rec, PyObject **out) {
     }
     if (settle(self, rec) < 0) return -1;
     if (rec->last_pos != self->count - 1 || is_none(rec->objs)) return full_check(self, rec, out);
-    PyObject *lines = info_item(rec, INFO_LINES);
-    Py_ssize_t base = PyLong_AsSsize_t(info_item(rec, INFO_LINE_BASE));
-    Py_ssize_t k = rec->last_line - base;
-    PyObject *lp = (k >= 0 && k < PyTuple_GET_SIZE(lines)) ? PyTuple_GET_ITEM(lines, k) : Py_None;
-    if (lp == Py_None) {
-        lp = info_item(rec, INFO_DEFAULT);
-        if (PyTuple_GET_ITEM(lp, 3) == Py_True) return full_check(self, rec, out);
-    }
+    PyObject *lp = last_line_plan(rec);
+    if (lp == NULL) return -1;
+    if (PyTuple_GET_ITEM(lp, 3) == Py_True) return full_check(self, rec, out); /* no analysis: all of it */
     PyObject *names = PyTuple_GET_ITEM(lp, 0);
     PyObject *slots = PyTuple_GET_ITEM(lp, 1);
     int mutate = PyTuple_GET_ITEM(lp, 2) == Py_True;

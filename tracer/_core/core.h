@@ -272,6 +272,17 @@ static inline int has_info(FrameRecord *rec) {
     return rec->info != NULL && PyTuple_CheckExact(rec->info) && PyTuple_GET_SIZE(rec->info) == INFO_SIZE;
 }
 
+/* The LinePlan tuple of rec's last line (the plan's default for a line it has none of), borrowed; NULL on
+ * error. rec has info. */
+static inline PyObject *last_line_plan(FrameRecord *rec) {
+    PyObject *lines = info_item(rec, INFO_LINES);
+    Py_ssize_t base = PyLong_AsSsize_t(info_item(rec, INFO_LINE_BASE));
+    if (base == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t k = rec->last_line - base;
+    PyObject *lp = (k >= 0 && k < PyTuple_GET_SIZE(lines)) ? PyTuple_GET_ITEM(lines, k) : Py_None;
+    return lp != Py_None ? lp : info_item(rec, INFO_DEFAULT);
+}
+
 /* -- functions shared between the units (hidden: not exported from the extension) --------------- */
 #pragma GCC visibility push(hidden)
 

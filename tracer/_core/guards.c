@@ -149,8 +149,6 @@ int shows_touched(FrameRecord *rec, PyObject *name, PyObject *obj, PyObject **to
     return 0;
 }
 
-/* Changes in rec's frame since its last step (PythonRecorder._check). */
-
 /* After rec's last line ran (at rec's next step, or at a call it makes): which tracked containers may have
  * changed unseen? The object tracker skips comparing a container whose id is in self->settled; this keeps
  * that set true. When the line's guards name what it changed (calls of traced functions count: their
@@ -168,15 +166,9 @@ int settle(Core *self, FrameRecord *rec) {
         if (rec != NULL) self->settle_thread = rec->thread;
         return PySet_Clear(settled);
     }
-    PyObject *lines = info_item(rec, INFO_LINES);
-    Py_ssize_t base = PyLong_AsSsize_t(info_item(rec, INFO_LINE_BASE));
-    if (base == -1 && PyErr_Occurred()) return -1;
-    Py_ssize_t k = rec->last_line - base;
-    PyObject *lp = (k >= 0 && k < PyTuple_GET_SIZE(lines)) ? PyTuple_GET_ITEM(lines, k) : Py_None;
-    if (lp == Py_None) {
-        lp = info_item(rec, INFO_DEFAULT);
-        if (PyTuple_GET_ITEM(lp, 3) == Py_True) return PySet_Clear(settled);
-    }
+    PyObject *lp = last_line_plan(rec);
+    if (lp == NULL) return -1;
+    if (PyTuple_GET_ITEM(lp, 3) == Py_True) return PySet_Clear(settled); /* no analysis of the line */
     if (PyTuple_GET_ITEM(lp, 2) != Py_True) return 0; /* the line changes no object */
     if (PyTuple_GET_SIZE(lp) <= 4 || PyTuple_GET_ITEM(lp, 4) == Py_None) return PySet_Clear(settled);
     PyObject *touched[MAX_TOUCHED];
