@@ -385,6 +385,33 @@ def test_end_operations_record_only_the_end() -> None:
     assert tracker.end_op(xs, "append") is False
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_scattered_changes_are_recorded_item_by_item(native: bool) -> None:
+    """A big flat list changed in a few places far apart (and grown at its end) becomes SET ops and one
+    splice, not a splice of everything between the first and the last change; replay rebuilds it."""
+    positions = tracer.objects._core_positions if native else None  # the C helper, or the Python twin
+    with mock.patch.object(tracer.objects, "_core_positions", positions):
+        tracker = ObjectTracker(text=repr, step=lambda: 0)
+        xs = list(range(5000))
+        oid = tracker.observe(xs)
+        xs[10], xs[2500], xs[4990] = -1, -2, -3
+        xs.append(-4)
+        tracker.settled.clear()
+        tracker.observe(xs)
+        ops = [op[2:] for op in tracker.ops[1:]]
+        set_, splice = tracer.objects.OP_SET, tracer.objects.OP_SPLICE
+        assert ops == [[set_, 10, -1], [set_, 2500, -2], [set_, 4990, -3], [splice, 5000, 5000, [-4]]]
+        xs.insert(100, 7)  # every later item moved: one splice
+        tracker.settled.clear()
+        tracker.observe(xs)
+        assert tracker.ops[-1][2] == splice and len(tracker.ops) == 6
+        column = tracker.take_chunk(1, 0)
+        assert column is not None
+        column[0] = {}
+        resolver = ObjectResolver(lambda n: _roundtrip(column))
+        assert resolver.value(oid, 0, 0) == xs
+
+
 def test_slice_store_compares_only_the_slice() -> None:
     """LinePlan.slice_stores: `xs[lo:hi] = ...` of the same length records the changed run inside it."""
     xs = list(range(5000))
@@ -715,6 +742,28 @@ def main():
     window = deque(range(400), maxlen=400)
     ends(window, ys)
     return len(xs) + len(ys)
+
+main()
+"""
+
+
+# A heap: each push or pop changes a few items far apart (the path from a leaf to the root) and one end,
+# all by untraced C code; recorded item by item, rebuilt exactly.
+_PROGRAMS["heap"] = """
+import heapq
+
+def main():
+    h = []
+    for i in range(700):
+        heapq.heappush(h, (i * 7919) % 700)
+    pairs = [(i % 13, str(i)) for i in range(300)]
+    heapq.heapify(pairs)
+    out = []
+    while len(h) > 650:
+        out.append(heapq.heappop(h))
+        heapq.heapreplace(pairs, (len(out), "x"))
+    h.sort()
+    return out
 
 main()
 """

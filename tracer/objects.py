@@ -64,6 +64,7 @@ _WATCHABLE = frozenset({T_DICT, T_DEFAULTDICT, T_COUNTER})
 # Op codes.
 OP_NEW, OP_SPLICE, OP_SET, OP_DEL, OP_ADD, OP_DISCARD = range(6)
 
+_SCATTER_MIN = 64  # a list change spread wider than this may be recorded item by item (_diff_scattered)
 SNAP_EVERY = 8  # an object's state is never more than this many chunks of ops away from a snapshot
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _NATIVE = frozenset({int, float, bool, type(None), str, bytes})
@@ -191,11 +192,26 @@ def common_affixes(old: list[Any], new: list[Any] | tuple[Any, ...]) -> tuple[in
     return prefix, suffix
 
 
+def changed_positions(old: list[Any], new: list[Any], start: int, stop: int, cap: int) -> list[int] | None:
+    """The indices i in [start, stop) where old[i] is not new[i], or None when there are more than cap."""
+    if _core_positions is not None:
+        found: list[int] | None = _core_positions(old, new, start, stop, cap)
+        return found
+    out: list[int] = []
+    for i in range(start, stop):
+        if old[i] is not new[i]:
+            if len(out) >= cap:
+                return None
+            out.append(i)
+    return out
+
+
 try:
     from tracer.native import core as _native_core
 except ImportError:  # pragma: no cover - tracer.native always imports
     _native_core = None
 _core_affixes = getattr(_native_core, "common_affixes", None)
+_core_positions = getattr(_native_core, "changed_positions", None)
 # Dict watchers (the compiled core, CPython 3.12+): a tracked dict's changes arrive as they happen.
 _dict_watch = getattr(_native_core, "dict_watch", None)
 _dict_unwatch = getattr(_native_core, "dict_unwatch", None)
@@ -436,10 +452,14 @@ class ObjectTracker:
         return [code, items, nodes.extra(obj, code)] if code == T_DEQUE else [code, items]
 
     def _diff_list(self, entry: _Entry, obj: Any) -> None:
-        """A list's (or deque's) change since last seen: one splice, then its nested elements."""
+        """A list's (or deque's) change since last seen: one splice, then its nested elements. A flat list
+        changed in a few places far apart (a heap push or pop) is recorded item by item instead."""
         old = entry.shadow
         prefix, suffix = common_affixes(old, obj)
         n, m = len(old), len(obj)
+        scattered = type(obj) is list and not entry.nested and min(n, m) - suffix - prefix > _SCATTER_MIN
+        if scattered and self._diff_scattered(entry, obj, prefix, n, m):
+            return
         if prefix < n or n != m:
             stop_old, stop_new = n - suffix, m - suffix
             if type(obj) is list:
@@ -465,6 +485,28 @@ class ObjectTracker:
                     entry.nested_ids = None
         if self._nested_may_change(entry):
             self._diff_nested(entry, old, skip=(prefix, m - suffix) if (prefix < n or n != m) else None)
+
+    def _diff_scattered(self, entry: _Entry, obj: list[Any], prefix: int, n: int, m: int) -> bool:
+        """SET ops for the positions where obj differs from its shadow, then a splice for what it gained or
+        lost at its end, when that is a small part of the splice between the common affixes (no items
+        moved); False, recording nothing, when items moved (an insert or a delete: one splice is right)."""
+        old = entry.shadow
+        overlap = min(n, m)
+        window = max(n, m) - prefix
+        positions = changed_positions(old, obj, prefix, overlap, window // 8)
+        if positions is None:
+            return False
+        changed = [obj[i] for i in positions]
+        tail = obj[n:] if m > n else []
+        if any(type(x) not in _NATIVE and _is_nested_mutable(x) for x in (*changed, *tail)):
+            return False
+        for i, x in zip(positions, changed, strict=True):
+            old[i] = x
+            self._op(entry, OP_SET, i, self.nodes.node(x))
+        if m != n:
+            self._op(entry, OP_SPLICE, overlap, n, self.nodes.items(tail), size=len(tail) + 1)
+            old[overlap:n] = tail
+        return True
 
     def untouched(self, obj: Any, touched: tuple[Any, ...]) -> bool:
         """True when obj is a tracked container that cannot have changed: it is none of the touched

@@ -201,6 +201,41 @@ static PyObject *common_affixes(PyObject *module, PyObject *const *args, Py_ssiz
     return Py_BuildValue("(nn)", prefix, suffix);
 }
 
+/* changed_positions(old, new, start, stop, cap): the indices i in [start, stop) where old[i] is not new[i]
+ * (two lists or tuples at least `stop` long), or None when there are more than cap of them (tracer/objects.py:
+ * a list changed in a few scattered places, as a heap push or pop changes one, is recorded item by item).
+ * Pointer comparisons only. */
+static PyObject *changed_positions(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t start, stop, cap;
+    if (nargs != 5 || !(PyList_CheckExact(args[0]) || PyTuple_CheckExact(args[0])) ||
+        !(PyList_CheckExact(args[1]) || PyTuple_CheckExact(args[1])) ||
+        (start = PyLong_AsSsize_t(args[2])) < 0 || (stop = PyLong_AsSsize_t(args[3])) < 0 ||
+        (cap = PyLong_AsSsize_t(args[4])) < 0 || stop > Py_SIZE(args[0]) || stop > Py_SIZE(args[1])) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "changed_positions(old, new, start, stop, cap): lists, in range");
+        }
+        return NULL;
+    }
+    PyObject **a = PySequence_Fast_ITEMS(args[0]), **b = PySequence_Fast_ITEMS(args[1]);
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = start; i < stop; i++) {
+        if (a[i] == b[i]) continue;
+        if (PyList_GET_SIZE(out) >= cap) {
+            Py_DECREF(out);
+            Py_RETURN_NONE;
+        }
+        PyObject *index = PyLong_FromSsize_t(i);
+        if (index == NULL || PyList_Append(out, index) < 0) {
+            Py_XDECREF(index);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(index);
+    }
+    return out;
+}
+
 /* -- dict watchers (tracer/objects.py): the changes of tracked dicts, as they happen ------------------------
  * One watcher for the process. Each event on a watched dict is logged as (id(dict), event, key, value);
  * the object tracker drains the log (dict_events) when it next looks at a dict, so a dict's change costs
@@ -287,6 +322,8 @@ static PyMethodDef module_methods[] = {
      "The keys of nested elements not provably unchanged (tracer/objects.py)."},
     {"common_affixes", (PyCFunction)(void (*)(void))common_affixes, METH_FASTCALL,
      "(prefix, suffix): leading and trailing elements two lists share by identity."},
+    {"changed_positions", (PyCFunction)(void (*)(void))changed_positions, METH_FASTCALL,
+     "The indices where two lists hold different objects, or None past a cap."},
     {"simple_locals", simple_locals, METH_O, "True when code has only plain fast locals."},
     {"frame_locals", frame_locals, METH_O, "A function frame's bound variables as a dict (f_locals safely)."},
     {NULL},
