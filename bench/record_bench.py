@@ -60,6 +60,8 @@ WORKLOADS = [
     # what they change, not the size of the container.
     # The collections containers (defaultdict of lists, Counter, deque, OrderedDict LRU): their repr used to
     # be taken whole at each change; now bounded and recorded by structure like the builtins.
+    # heapq (untraced C code changing a big list in scattered places) and a quicksort written as methods.
+    Workload("sorting", WORKLOAD_DIR / "sorting.py", 20000, 1000, "heapq priority queue + quicksort methods"),
     Workload("collections", WORKLOAD_DIR / "collections_mix.py", 20000, 1000,
              "topological sort, LRU, Counter on collections types"),
     Workload("bigstate", WORKLOAD_DIR / "bigstate.py", 200000, 20000, "200k list and dict built, changed"),

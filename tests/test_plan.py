@@ -287,7 +287,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "workloads"
 
 
 WORKLOADS = [("interp", 12), ("containers", 300), ("calls", 12), ("loops", 12), ("recursion", 5),
-             ("nbody", 30), ("graph", 300), ("collections_mix", 300)]
+             ("nbody", 30), ("graph", 300), ("collections_mix", 300), ("sorting", 400)]
 
 
 @pytest.mark.parametrize(("workload", "size"), WORKLOADS)
