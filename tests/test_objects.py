@@ -684,7 +684,8 @@ main()
 # object tracker's `settled` set) across calls of traced functions, so each way code can change one
 # unseen is here: a callee's item, slice and end operations, the caller's own argument expressions, an
 # alias reached through another name or a global, untraced library code, a traced callback called by a
-# builtin, and one-end operations on lists and deques (a full deque(maxlen) too).
+# builtin, methods (one the instance shadows with untraced code), and one-end operations on lists and
+# deques (a full deque(maxlen) too).
 _PROGRAMS["calls"] = """
 import heapq
 from collections import deque
@@ -716,6 +717,25 @@ def key(x):
     SHARED.append(x)
     return -x
 
+class Walker:
+    def __repr__(self):
+        return "Walker()"
+
+    def step(self, xs, i):
+        xs[i] = i * 5
+        return self.again(xs, i + 1)
+
+    def again(self, xs, i):
+        xs.append(i)
+
+def methods(xs):
+    w = Walker()
+    w.step(xs, 3)
+    w.again = list.append  # the instance shadows the method with untraced code
+    w.step(xs, 4)
+    w.again(xs, 7)
+    return len(xs)
+
 def ends(q, xs):
     for i in range(30):
         q.append(q.popleft())
@@ -737,6 +757,8 @@ def main():
     walk(xs, ys, 2)
     sorted(range(5), key=key)
     walk(SHARED, xs, 2)
+    methods(xs)
+    methods(SHARED)
     q = deque(range(400))
     ends(q, xs)
     window = deque(range(400), maxlen=400)

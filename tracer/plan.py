@@ -75,6 +75,8 @@ _INPLACE_MIN = 13  # BinaryOp.INPLACE_ADD; every in-place operator has a value a
 #             when that local is a str or bytes: its items are too). attr_kinds: (list, dict, set, deque)
 #             -> K_PURE / K_MUTATES / K_UNKNOWN for that method of an exact list, dict, set or
 #             collections.deque; a method of an immutable builtin (str, int, tuple, ...) changes nothing.
+#             `expected` holds attr: for settle(), a method of the program's own class that the recorder
+#             traces is known (its frame's steps account for it), as for G_CALL.
 #   G_SUBSCR: a subscript load from local `name`: no effect on an exact list, tuple, str, bytes, dict,
 #             range, OrderedDict or Counter; a defaultdict may insert the key (only that object changes
 #             when its default_factory is a builtin type or None; any other factory: "cannot tell").
@@ -86,6 +88,7 @@ _INPLACE_MIN = 13  # BinaryOp.INPLACE_ADD; every in-place operator has a value a
 #   G_CALL:   a call of global `name` that is not a builtin. The line's own recheck cannot tell what it
 #             changed; the object tracker's settled set (tracer/_core/guards.c settle) counts it as known
 #             when `name` is a plain function the recorder traces (its frame's steps account for it).
+#             (Calls of local functions, closures and attributes of globals remain "cannot tell".)
 # `stored`: the line also binds `name` (once), so the object involved is its value before the line or
 # after it; both are looked at.
 # The C callbacks use the same numbers (tracer/_core/core.h): tracer/native.py refuses a build where one
@@ -399,7 +402,7 @@ class _Effects:
                 if self._local(receiver) is not None:
                     # pop(i) acts anywhere: only pop() is an end operation (LinePlan.end_ops)
                     self.attr = tag[2] if tag[2] != "pop" or instr.arg == 0 else "pop(i)"
-                    self._guard(line, G_METHOD, receiver[1], kinds)
+                    self._guard(line, G_METHOD, receiver[1], kinds, expected=tag[2])
                     return
                 if receiver is not None and receiver[0] == "item" and receiver[2] == self.run:
                     self._guard(line, G_ITEM_METHOD, self._local(receiver[1]), kinds)

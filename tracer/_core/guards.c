@@ -58,15 +58,41 @@ static int guard_effect(long kind, PyObject *obj, PyObject *attr_kinds) {
     return t == &PyList_Type || t == &PyDict_Type || t == &PySet_Type ? K_MUTATES : K_UNKNOWN; /* G_INPLACE */
 }
 
-/* A G_CALL guard: global `name` is a plain function whose code the recorder traces (it has a plan), so what
- * the call ran is that frame's own steps, each accounted for by settle(). */
-static int traced_function(Core *self, _PyInterpreterFrame *f, PyObject *name) {
-    PyObject *fn = PyDict_GetItemWithError(f->f_globals, name);
-    if (fn == NULL) return PyErr_Occurred() ? -1 : 0;
-    if (!PyFunction_Check(fn)) return 0;
+/* fn is a plain function whose code the recorder traces (it has a plan): what a call of it runs is that
+ * frame's own steps, each accounted for by settle(). */
+static int traced_code(Core *self, PyObject *fn) {
+    if (fn == NULL || !PyFunction_Check(fn)) return 0;
     PyObject *entry = code_entry(self, PyFunction_GET_CODE(fn));
     if (entry == NULL) return PyErr_Occurred() ? -1 : 0;
     return PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) >= 2 && PyTuple_GET_ITEM(entry, 1) != Py_None;
+}
+
+/* A G_CALL guard: global `name` is a traced plain function. */
+static int traced_function(Core *self, _PyInterpreterFrame *f, PyObject *name) {
+    PyObject *fn = PyDict_GetItemWithError(f->f_globals, name);
+    if (fn == NULL) return PyErr_Occurred() ? -1 : 0;
+    return traced_code(self, fn);
+}
+
+/* A G_METHOD guard whose receiver is not a builtin container: obj.attr is a traced plain function bound to
+ * obj (the type's attribute lookup is the generic one, the type holds the function, the instance does not
+ * shadow it). Only the generic lookup runs, and only once the type's attribute is known to be a function
+ * (not a property, whose getter would be the program's code). */
+static int traced_method(Core *self, PyObject *obj, PyObject *attr) {
+    if (!PyUnicode_CheckExact(attr)) return 0;
+    PyTypeObject *t = Py_TYPE(obj);
+    if (t->tp_getattro != PyObject_GenericGetAttr) return 0;
+    PyObject *fn = _PyType_Lookup(t, attr); /* borrowed; runs no code */
+    int traced = traced_code(self, fn);
+    if (traced <= 0) return traced;
+    PyObject *bound = PyObject_GetAttr(obj, attr);
+    if (bound == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int same = PyMethod_Check(bound) && PyMethod_GET_FUNCTION(bound) == fn;
+    Py_DECREF(bound);
+    return same;
 }
 
 /* plan.touched_objects for a simple frame: 0 with touched[0..*n) the objects the line may have changed
@@ -111,6 +137,11 @@ int guard_touched(Core *calls, FrameRecord *rec, PyObject *guards, PyObject *obj
             PyObject *obj = candidates[c];
             if (obj == NULL) continue;
             int effect = guard_effect(kind, obj, PyTuple_GET_ITEM(guard, 4));
+            if (effect == K_UNKNOWN && calls != NULL && kind == G_METHOD) { /* self.helper(...) */
+                int traced = traced_method(calls, obj, PyTuple_GET_ITEM(guard, 5));
+                if (traced < 0) return -1;
+                if (traced) continue;
+            }
             if (effect == K_UNKNOWN) return 1;
             if (effect == K_MUTATES) {
                 int known = 0;
