@@ -410,11 +410,49 @@ def test_flipped_bytes_in_chunks(tmp_path: Path, traces: dict[str, Path], which:
             continue
         # Every byte of the default trace's chunks; every 3rd payload byte of the small one's many chunks.
         stride = 3 if which == "small" and kind == "chunk payload" else 1
+        # A head byte under several masks: 0x91 ^ 0x55 turns a one-item array into a bin8 whose length swallows
+        # the next chunk's record, whose intact payload must not pass for this chunk's.
+        masks = (0xFF, 0x55, 0x01, 0x80) if kind == "chunk head" else (0xFF,)
         for position in range(start, end, stride):
-            outcome = _flip_outcome(path, data, position, 0xFF, full)
-            assert outcome in ALLOWED[kind], f"{which}: byte {position} ({kind}) flipped: {outcome}"
-            seen.setdefault(kind, set()).add(outcome)
+            for mask in masks:
+                outcome = _flip_outcome(path, data, position, mask, full)
+                assert outcome in ALLOWED[kind], f"{which}: byte {position} ^ {mask:#x} ({kind}): {outcome}"
+                seen.setdefault(kind, set()).add(outcome)
     assert seen["chunk payload"] == {"error"}
+
+
+def test_damaged_head_cannot_borrow_the_next_payload(tmp_path: Path, traces: dict[str, Path]) -> None:
+    """A head whose summary turns into a byte string long enough to swallow the rest of its record and the
+    next chunk's head (what 0x91 ^ 0x55 did in CI: a one-item array became a bin8) parses as a chunk record
+    whose payload is the next chunk's, intact and of the same step count: the reader refuses it, it never
+    shows the next chunk's steps as this one's."""
+    data = traces["small"].read_bytes()
+    full = full_dump(RecordedTimeline(traces["small"]))
+    heads = [(start, end) for start, end, kind in _regions(data) if kind == "chunk head"]
+
+    def item(start: int, index: int) -> int:
+        """Where item `index` of the chunk record at `start` begins."""
+        unpacker = msgpack.Unpacker(io.BytesIO(data[start:]), raw=False)
+        unpacker.read_array_header()
+        for _ in range(index):
+            unpacker.skip()
+        return start + unpacker.tell()
+
+    for number in (0, len(heads) // 2):
+        summary, next_payload = item(heads[number][0], 4), item(heads[number + 1][0], 5)
+        # Only 6 bytes change: the summary becomes [bin32 up to the next chunk's payload].
+        corrupt = bytearray(data)
+        corrupt[summary : summary + 6] = b"\x91\xc6" + struct.pack(">I", next_payload - summary - 6)
+        path = tmp_path / f"borrowed{number}.rtrace"
+        path.write_bytes(bytes(corrupt))
+        with pytest.raises((TraceFormatError, TimelineError)) as caught:
+            timeline = RecordedTimeline(path)
+            try:
+                assert full_dump(timeline) == full, "the next chunk's steps were shown as this one's"
+            finally:
+                timeline.close()
+        assert_clear(str(caught.value))
+        assert f"chunk {number}" in str(caught.value)
 
 
 def test_flipped_bytes_everywhere(tmp_path: Path, traces: dict[str, Path]) -> None:

@@ -656,6 +656,7 @@ class TraceReader:
         self.codes: dict[int, CodeInfo] = {}
         self.chunks: list[ChunkEntry] = []
         self.footer: dict[str, Any] | None = None
+        self._footer_offset: int | None = None  # where the footer record starts (None: no footer read)
         self.truncated_at: int | None = None
         # What the checksums record says (None: a file written before it, or no footer), and the damage
         # found so far: on opening (header, footer), then by every chunk read (read_chunk) and by verify().
@@ -778,6 +779,7 @@ class TraceReader:
             expected = start + count
         _check(expected == footer.get("steps", expected), f"{name}: the index and the step count disagree")
         self.footer = footer
+        self._footer_offset = offset
         return True
 
     def _scan(self, name: str) -> None:
@@ -844,11 +846,15 @@ class TraceReader:
         entry = self.chunks[number]
         try:
             self._file.seek(entry.offset)
-            record = msgpack.Unpacker(self._file, **_UNPACK_LIMITS).unpack()
+            unpacker = msgpack.Unpacker(self._file, **_UNPACK_LIMITS)
+            record = unpacker.unpack()
             _check(
                 isinstance(record, list) and len(record) == 6 and isinstance(record[5], bytes),
                 "its record is not a chunk record",
             )
+            # A damaged head (a length byte) can make the record swallow the next one, whose intact payload
+            # would then pass for this chunk's: a record must end before the next record the index knows.
+            _check(entry.offset + unpacker.tell() <= self._record_limit(number), "its record runs into the next")
             data = ChunkData.unpack_payload(entry.start, entry.count, record[5], version=self.version)
         except msgpack.OutOfData:
             reason = "its record runs past the end of the file"
@@ -867,6 +873,12 @@ class TraceReader:
         error = CorruptChunkError(self.path, number, len(self.chunks), entry.start, entry.count, reason)
         self.damaged_chunks[number] = error
         raise error
+
+    def _record_limit(self, number: int) -> int:
+        """Where chunk `number`'s record must end at the latest: the next chunk's record, else the footer."""
+        if number + 1 < len(self.chunks):
+            return self.chunks[number + 1].offset
+        return self.size if self._footer_offset is None else self._footer_offset
 
     @property
     def damage(self) -> list[Damage]:
