@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from neural.constraints import CodeInfo, StaticCode, changeable, line_stores
+from neural.constraints import CodeInfo, StaticCode, changeable, fixed_text, line_stores, may_be_bound
 from neural.exact import assigned, effects, returned
 from neural.textformat import escape, is_diff
 from neural.trajectory import CLOSE_EVENTS, OPEN_EVENTS, Action, State
@@ -99,7 +99,17 @@ def body_plan(
     if info is None:
         return plan
     if event == "call" and info.function and info.params:
-        plan.slots = [(name, True, Choice()) for name in info.params]
+        fixed: dict[str, str] = {}
+        if (previous.func, previous.depth) == (probe.func, probe.depth) and previous.event not in OPEN_EVENTS:
+            if action.name == "back_to_call":
+                fixed = _kept_since_call(static, previous, info)
+            elif action.name in ("step_back", "step_back_over") and previous.event == "line" and \
+                    set(previous.locals) <= set(info.params) | set(info.free):
+                fixed = dict(previous.locals)  # the first line's state: nothing of the frame ran since
+        plan.slots = [
+            (name, True, Choice(text=fixed[name], free=False) if name in fixed else Choice())
+            for name in info.params
+        ]
         plan.slots += [(name, False, Choice()) for name in info.free]
         return plan
     backward = (
@@ -184,7 +194,10 @@ def _backward_plan(
         plan.pool = {name: Choice(same=diff and name in current.locals) for name in _ordered(info, current)}
         return plan
     stores = line_stores(static, earlier)
+    unbound = _unbound_before(static, probe) & stores
     for name, text in current.locals.items():
+        if name in unbound:
+            continue  # the line bound it, and nothing before it can have
         if name in free or name in stores:
             plan.slots.append((name, name not in stores, Choice(same=diff)))
         else:
@@ -193,6 +206,52 @@ def _backward_plan(
     deleted = [name for name in sorted(stores) if name not in current.locals and name in info.names]
     plan.pool = {name: Choice() for name in deleted}  # bound before the line, which deleted them
     return plan
+
+
+def _unbound_before(static: StaticCode, probe: State) -> frozenset[str]:
+    """Names certainly unbound in `probe`'s frame when its line is about to run: no path through the
+    frame to that line binds them (neural.constraints.may_be_bound over the line's predecessors)."""
+    info = static.functions.get(probe.func)
+    before = static.predecessors(probe.func, probe.line)
+    if info is None or not info.function or before is None or not before:
+        return frozenset()
+    bound: set[str] = set()
+    for line in before:
+        names = (
+            frozenset(info.params) | frozenset(info.free) if line in info.calls and line not in info.lines
+            else may_be_bound(static, probe.func, line)
+        )
+        if line in info.calls:
+            names = frozenset(info.params) | frozenset(info.free) | (names or frozenset())
+        if names is None:
+            return frozenset()
+        bound |= names
+    return frozenset(info.names - bound)
+
+
+def _kept_since_call(static: StaticCode, current: State, info: CodeInfo) -> dict[str, str]:
+    """The parameters that no line of `current`'s function can have changed since its call, with their
+    values: never rebound nor deleted (tracer.plan's store analysis, over every line), and holding a value
+    that only rebinding changes, or one no line can change in place (neural.constraints.changeable)."""
+    table = static.effects(info.qualname)
+    if table is None or current.event in OPEN_EVENTS:
+        return {}
+    stores: set[str] = set()
+    for effect in table.values():
+        stores |= effect.stores
+    out: dict[str, str] = {}
+    for name in info.params:
+        text = current.locals.get(name)
+        if text is None or name in stores or name in info.cells:
+            continue
+        if not fixed_text(text):
+            lines = [line for line in info.lines if line not in info.calls]
+            at = [replace(current, event="line", line=one) for one in lines]
+            frees = [changeable(static, state, "step_over") for state in at]
+            if any(free is None or name in free for free in frees):
+                continue
+        out[name] = text
+    return out
 
 
 def frame_plan(

@@ -158,6 +158,48 @@ class StaticCode:
             self._effects[func] = _effects(self.functions[func].codes) if func in self.functions else None
         return self._effects[func]
 
+    def predecessors(self, func: str, line: int) -> frozenset[int] | None:
+        """The lines of `func` whose control flow can lead to `line` (the function's first line, `calls`,
+        for its entry), or None when the flow graph cannot say (a generator resumes at any yield; code that
+        catches or cleans up can reach a line from an exception event)."""
+        info = self.functions.get(func)
+        if info is None or info.generator or line not in info.lines or self.catches(func):
+            return None
+        return frozenset(before for before, after in info.successors.items() if line in after)
+
+    def may_call(self, func: str, line: int) -> bool:
+        """Whether running `line` of `func` may start another frame of this code: a call, a `for` (a
+        generator), a decorator, a class body; with classes in the program, any line (dunder methods)."""
+        if self.has_classes:
+            return True
+        if func == "<module>":
+            nodes: Iterable[ast.AST] = _own_nodes(self.tree)
+        elif func in self.defs:
+            nodes = _own_nodes(self.defs[func])
+        else:
+            return True
+        for node in nodes:
+            if isinstance(node, ast.Call | ast.For | ast.AsyncFor | ast.With | ast.AsyncWith | ast.Await):
+                if node.lineno <= line <= (node.end_lineno or node.lineno):
+                    return True
+            elif (
+                isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                and node.decorator_list
+                and node.lineno - len(node.decorator_list) <= line <= node.lineno
+            ):
+                return True
+        return False
+
+    def catches(self, func: str) -> bool:
+        """Whether `func`'s own code has a try or with statement (exceptions can jump inside it)."""
+        if func == "<module>":
+            nodes: Iterable[ast.AST] = _own_nodes(self.tree)
+        elif func in self.defs:
+            nodes = _own_nodes(self.defs[func])
+        else:
+            return True
+        return any(isinstance(node, ast.Try | ast.TryStar | ast.With | ast.AsyncWith) for node in nodes)
+
     def successors(self, func: str, line: int) -> frozenset[int]:
         info = self.functions.get(func)
         if info is None:
@@ -478,7 +520,19 @@ def allowed_headers(static: StaticCode, previous: State, action: Action) -> Head
         for depth in range(0, d + 1):
             frame(depth, None, ("return", "unwind"))
     elif name == "back_to_call" and previous.event not in OPEN_EVENTS and same is not None:
-        frame(d, same, ("call", "resume"))  # the open node of this very frame: where its inputs are
+        # The open node of this very frame, where its inputs are: a call, or a generator's resume.
+        frame(d, same, ("call", "resume") if same.generator else ("call",))
+    elif name in ("step_back", "step_back_over") and same is not None and (
+        earlier := _earlier_in_frame(static, previous)
+    ) is not None:
+        # The frame's own previous node: the flow graph's predecessors of the line (or the call, at its
+        # first line); a close event follows its line. step_back may instead land on a callee's close.
+        for event, line in earlier:
+            frame(d, same, (event,), (line,))
+        if name == "step_back" and any(
+            event != "call" and static.may_call(same.qualname, line) for event, line in earlier
+        ):
+            frame(d + 1, None, CLOSE_EVENTS)
     else:  # other inverse actions: history is less structured (async tasks, sibling calls): any frame nearby
         events = ("call", "resume") if name == "back_to_call" else ("call", "resume", *_FRAME_EVENTS)
         for depth in range(d - 1, d + (2 if name == "step_back" else 1)):
@@ -487,6 +541,71 @@ def allowed_headers(static: StaticCode, previous: State, action: Action) -> Head
         for depth in range(max(0, d - 1), d + 2):
             frame(depth, None, ("line", "call", "return"))
     return HeaderSet(out)
+
+
+def may_be_bound(static: StaticCode, func: str, line: int) -> frozenset[str] | None:
+    """The names a frame of `func` may have bound once `line` has run (None: cannot tell): the stores of
+    every line that can run before it, itself included, with the parameters, cells and free variables, and
+    in module code the globals other code may bind."""
+    info = static.functions.get(func)
+    table = static.effects(func)
+    if info is None or table is None or info.generator:
+        return None
+    before: dict[int, set[int]] = {}
+    for earlier, later in info.successors.items():
+        for one in later:
+            before.setdefault(one, set()).add(earlier)
+    seen = {line}
+    todo = [line]
+    while todo:
+        for earlier in before.get(todo.pop(), ()):
+            if earlier not in seen:
+                seen.add(earlier)
+                todo.append(earlier)
+    names = set(info.params) | set(info.free) | set(info.cells)
+    if not info.function:
+        names |= static.global_stores
+    for one in seen | {0}:
+        effect = table.get(one)
+        if effect is _ANYTHING:
+            return None
+        if effect is not None:
+            names |= effect.stores
+    return frozenset(names)
+
+
+def _earlier_in_frame(static: StaticCode, current: State) -> list[tuple[str, int]] | None:
+    """(event, line) of each node the frame of `current` can have had just before it (None: cannot say)."""
+    info = static.functions.get(current.func)
+    if info is None or current.line not in info.lines:
+        return None
+    if current.event == "return":
+        return [("line", current.line)]  # the return statement's own line event
+    if current.event != "line":
+        return None
+    before = static.predecessors(current.func, current.line)
+    if before is None or (not before and info.function):
+        return None
+    out = []
+    for line in sorted(before):
+        if line in info.calls and info.function:
+            out.append(("call", line))  # the function's first line follows its call
+        elif line in info.calls and line not in info.lines:
+            continue
+        else:
+            out.append(("line", line))
+    if not info.function and min(info.lines) == current.line:
+        out.append(("call", min(info.calls)))  # a module or class body starts with its first line
+    # A node after which the frame cannot yet have bound every name `current` shows is not the one.
+    possible = []
+    for event, line in out:
+        bound = (
+            frozenset(info.params) | frozenset(info.free) if event == "call" and info.function
+            else frozenset() if event == "call" else may_be_bound(static, current.func, line)
+        )
+        if bound is None or set(current.locals) <= bound or (not info.function and event != "call"):
+            possible.append((event, line))
+    return possible or out or None
 
 
 # -- what a step can change ---------------------------------------------------------------------------------
@@ -512,8 +631,17 @@ def is_immutable(value: Any) -> bool:
     return False
 
 
+# Reprs no change in place can alter: functions, builtins, classes, modules (addresses normalised or not).
+_OPAQUE_FIXED = re.compile(
+    r"<(?:function [\w.<>]+ at 0x[0-9a-f?]+|built-in function \w+|class '[\w.]+'|module '[\w.]+'[^<>]*)>"
+)
+
+
 def fixed_text(text: str) -> bool:
-    """Whether a repr shows a value that only rebinding can change (an int, a str, a tuple of those...)."""
+    """Whether a repr shows a value that only rebinding can change (an int, a str, a tuple of those, a
+    function or a class...)."""
+    if text.startswith("<") and _OPAQUE_FIXED.fullmatch(text):
+        return True
     ok, value = literal_value(text)
     return ok and is_immutable(value)
 
@@ -546,6 +674,10 @@ def changeable(static: StaticCode, previous: State, action: str = "step_into") -
     skipped_code = action != "step_into" and (effect.iterates or static.has_classes)
     if not effect.mutates and not skipped_code:
         return frozenset(free)
+    from neural.exact import pure_line  # (exact builds on this module)
+
+    if previous.event == "line" and pure_line(static, previous):
+        return frozenset(free)  # builtin operations on plain values only: nothing else ran
     locals_ = previous.locals
     mutable = [name for name, text in locals_.items() if not fixed_text(text)]
     touched = None if skipped_code else _touched(static, effect.guards, locals_)

@@ -663,6 +663,50 @@ def raises(static: StaticCode, previous: State) -> BaseException | None:
     return None if run.scoped else run.error
 
 
+def pure_line(static: StaticCode, state: State) -> bool:
+    """Whether `state`'s line certainly runs no code and changes no object in place: a simple statement
+    `execute` runs without an in-place change, a `return` whose value is evaluated, or an `if`/`elif`/
+    `while` header whose test is (the exact evaluator handles only builtin operations on plain values)."""
+    if state.event != "line":
+        return False
+    run = _run(static, state)
+    if run.node is not None:
+        if run.scoped or run.error is not None:
+            return False
+        if isinstance(run.node, ast.Return):
+            return returned(static, state) is not None
+        return run.computed is not None and not run.mutated
+    test = _header_test(static, state.func, state.line)
+    if test is None:
+        return False
+    try:
+        value_of(test, state.locals, _shadowed(static, state.func))
+    except NotExact:
+        return False
+    return True
+
+
+def _header_test(static: StaticCode, func: str, line: int) -> ast.expr | None:
+    """The test of the `if`/`elif`/`while` whose header is `line` of `func` (all of it on that line)."""
+    root: ast.AST | None = static.tree if func == "<module>" else static.defs.get(func)
+    if root is None:
+        return None
+    todo = list(ast.iter_child_nodes(root))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.If | ast.While) and node.lineno == line:
+            test = node.test
+            if test.lineno == line == test.end_lineno and not any(
+                isinstance(sub, _SCOPES) for sub in ast.walk(test)
+            ):
+                return test
+            return None
+        todo.extend(ast.iter_child_nodes(node))
+    return None
+
+
 def returned(static: StaticCode, previous: State) -> str | None:
     """The value of `return EXPR` on `previous`'s line, when certain (not inside try or with)."""
     if previous.event != "line":

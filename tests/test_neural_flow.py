@@ -430,3 +430,41 @@ def test_step_return_and_breakpoint_walk_the_decided_steps(tokenizer: Any) -> No
     got = short.predict(Action("step_return"))
     assert got.state.event in CLOSE_EVENTS  # one jump from the call: the decoder allows only a frame's end
     assert short.state is not None and short.state.event == got.state.event
+
+
+@pytest.mark.parametrize("name", ["step_back", "step_back_over", "back_to_call"])
+def test_inverse_constraints_accept_every_recorded_step(
+    tree: StateTree, static: StaticCode, name: str
+) -> None:
+    """Differential, backwards: from every recorded state, the node the inverse action leads to has a header
+    the decoder allows (the flow graph's predecessors, pruned by the names already bound) and a body its
+    plan accepts (parameters kept since the call, names the line bound absent before it, names it cannot
+    change kept). Counts show the constraints decide: one header only, values fixed, names dropped."""
+    from neural.bodies import SAME_CHAR, VALUE_CHAR, BodyGrammar, body_plan
+    from neural.constraints import allowed_headers, header
+    from neural.textformat import LOCALS, SAME, VALUE, serialize_state
+    from neural.trajectory import Action
+
+    action = Action(name)
+    counts = {"checked": 0, "one_header": 0, "fixed": 0, "dropped": 0}
+    for node, state in enumerate(tree.states):
+        target = tree.apply(node, action)
+        if target is None:
+            continue
+        truth = tree.states[target]
+        allowed = allowed_headers(static, state, action)
+        assert header(truth.event, truth.line, truth.depth, truth.func) in allowed.items, (state, truth)
+        counts["one_header"] += len(allowed) == 1
+        body = serialize_state(tree.code, truth, state, action).split(LOCALS, 1)[1]
+        body = body.replace(SAME, SAME_CHAR).replace(VALUE, VALUE_CHAR)
+        plan = body_plan(static, state, action, State(truth.event, truth.line, truth.depth, truth.func, {}))
+        grammar = BodyGrammar(plan)
+        states = grammar.advance(grammar.start(), body)
+        assert states and grammar.complete(states), (state, truth, plan)
+        counts["checked"] += 1
+        counts["fixed"] += sum(not choice.free for _n, _r, choice in plan.slots)
+        slotted = {n for n, _r, _c in plan.slots} | set(plan.pool)
+        counts["dropped"] += bool(plan.slots or plan.pool) and any(n not in slotted for n in state.locals)
+    assert counts["checked"] >= 300 and counts["one_header"] >= 60 and counts["fixed"] >= 100, counts
+    if name != "back_to_call":
+        assert counts["dropped"] >= 20, counts
