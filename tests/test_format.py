@@ -410,8 +410,8 @@ def test_flipped_bytes_in_chunks(tmp_path: Path, traces: dict[str, Path], which:
             continue
         # Every byte of the default trace's chunks; every 3rd payload byte of the small one's many chunks.
         stride = 3 if which == "small" and kind == "chunk payload" else 1
-        # A head byte under several masks: 0x91 ^ 0x55 turns a one-item array into a bin8 whose length swallows
-        # the next chunk's record, whose intact payload must not pass for this chunk's.
+        # A head byte under several masks: 0x91 ^ 0x55 turns a one-item array into a bin8 whose length
+        # swallows the next chunk's record, whose intact payload must not pass for this chunk's.
         masks = (0xFF, 0x55, 0x01, 0x80) if kind == "chunk head" else (0xFF,)
         for position in range(start, end, stride):
             for mask in masks:

@@ -854,7 +854,8 @@ class TraceReader:
             )
             # A damaged head (a length byte) can make the record swallow the next one, whose intact payload
             # would then pass for this chunk's: a record must end before the next record the index knows.
-            _check(entry.offset + unpacker.tell() <= self._record_limit(number), "its record runs into the next")
+            end = entry.offset + unpacker.tell()
+            _check(end <= self._record_limit(number), "its record runs into the next")
             data = ChunkData.unpack_payload(entry.start, entry.count, record[5], version=self.version)
         except msgpack.OutOfData:
             reason = "its record runs past the end of the file"
