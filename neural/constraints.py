@@ -75,6 +75,7 @@ class StaticCode:
     returns: dict[str, list[int]]  # qualified name -> lines of its return statements
     defs: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]
     global_stores: frozenset[str] = frozenset()  # module names any code of the program may rebind
+    global_rebinds: frozenset[str] = frozenset()  # module names functions rebind (`global`): calls may
     has_classes: bool = False  # a class can give operators traced code (dunder methods)
     tree: ast.Module = field(default_factory=lambda: ast.Module([], []))
     _effects: dict[str, dict[int, LineEffect] | None] = field(default_factory=dict)
@@ -90,11 +91,14 @@ class StaticCode:
             raise CodeError(f"the code does not compile: {exc}") from None
         functions: dict[str, CodeInfo] = {}
         global_stores: frozenset[str] = frozenset()
+        rebinds: frozenset[str] = frozenset()
         for obj in _code_objects(module):
             name = "<module>" if obj is module else obj.co_qualname
             lines = frozenset(line for _s, _e, line in obj.co_lines() if line is not None and line > 0)
             stored = _stored_names(obj)
             global_stores |= stored["global"]
+            if obj is not module:
+                rebinds |= stored["global"]
             function = bool(obj.co_flags & 0x1)  # CO_OPTIMIZED: a function, not a module or class body
             count = obj.co_argcount + obj.co_kwonlyargcount
             count += bool(obj.co_flags & 0x4) + bool(obj.co_flags & 0x8)  # *args, **kwargs
@@ -144,7 +148,7 @@ class StaticCode:
             n for n in top.names | global_stores if not (n.startswith("__") and n.endswith("__"))
         )
         classes = any(isinstance(node, ast.ClassDef) for node in ast.walk(tree))
-        return cls(code, functions, returns, defs, global_stores, classes, tree)
+        return cls(code, functions, returns, defs, global_stores, rebinds, classes, tree)
 
     def function_of_line(self, line: int) -> list[str]:
         """The code objects with instructions on `line`, innermost (latest starting) first."""
@@ -204,7 +208,8 @@ class StaticCode:
         info = self.functions.get(func)
         if info is None:
             return frozenset()
-        return info.successors.get(line, frozenset()) or info.lines
+        # A line the graph knows that leads nowhere (a return, a raise, the module's end) has no next line.
+        return info.successors.get(line, info.lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -683,7 +688,7 @@ def changeable(static: StaticCode, previous: State, action: str = "step_into") -
     touched = None if skipped_code else _touched(static, effect.guards, locals_)
     if touched is None:  # any object may have changed, and callees may rebind globals and cells
         free.update(mutable)
-        free |= static.global_stores if not info.function else info.cells
+        free |= static.global_rebinds if not info.function else info.cells
         return frozenset(free)
     for name in touched:
         free.add(name)

@@ -518,6 +518,9 @@ def execute(
                 inplace.add(node.target.value.id)
             else:
                 raise NotExact("target")
+        elif isinstance(node, ast.Assert):
+            if not ev.visit(node.test):
+                raise NotExact("the assertion fails")  # (AssertionError, with a message to evaluate)
         elif isinstance(node, ast.Delete):
             for target in node.targets:
                 if not (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)):

@@ -27,10 +27,10 @@ import ast
 import builtins
 import copy as copy_module
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from neural.constraints import StaticCode, is_immutable, is_literal, literal_value
+from neural.constraints import StaticCode, fixed_text, is_immutable, is_literal, literal_value
 from neural.exact import (
     _SCOPES,
     MAX_ITEMS,
@@ -688,9 +688,23 @@ class FlowMemory:
         value = returned_state.value
         if caller is not None and caller.keyed is not None:
             return self._keyed_next(returned_state, caller, caller.keyed)
-        if caller is None or caller.state is None or value is None or not is_literal(value):
+        if value is None or not is_literal(value):
             return None
-        before = caller.state
+        unknown: frozenset[str] = frozenset()
+        if caller is None or caller.state is None:
+            unseen = self._unseen_caller(returned_state)
+            if unseen is None:
+                return None
+            before, unknown = unseen
+        else:
+            before = caller.state
+        decision = self._finish_caller(returned_state, before, value)
+        if decision is None or not unknown or decision.frame is None:
+            return decision
+        frame = tuple((name, None if name in unknown else text) for name, text in decision.frame)
+        return replace(decision, frame=frame, carry=None)
+
+    def _finish_caller(self, returned_state: State, before: State, value: str) -> Decision | None:
         found = _statement(self.static, before.func, before.line)
         if found is None or any(isinstance(sub, _SCOPES) for sub in ast.walk(found[0])):
             return None
@@ -705,13 +719,14 @@ class FlowMemory:
         arguments = [*call.args, *call.keywords]
         if any(isinstance(n, ast.Call | ast.NamedExpr) for arg in arguments for n in ast.walk(arg)):
             return None  # an argument with effects of its own
-        read = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        slot = "__returned__"
+        swapped = _swapped(statement, call, slot)
+        # What the statement reads once the call has returned (not the function's own name).
+        read = {n.id for n in ast.walk(swapped) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
         for name in read & set(before.locals):
             ok, parsed = literal_value(before.locals[name])
             if not ok or not is_immutable(parsed):
                 return None
-        slot = "__returned__"
-        swapped = _swapped(statement, call, slot)
         locals_ = {**before.locals, slot: value}
         info = self.static.functions.get(before.func)
         if info is None:
@@ -734,11 +749,91 @@ class FlowMemory:
             return None
         computed.pop(slot, None)
         others = self.static.successors(before.func, before.line) - {before.line}
+        if not others and not info.function and before.func == "<module>":
+            # The module's last statement: the module returns.
+            return Decision(only=before.line, event="return", depth=before.depth, func=before.func,
+                            frame=_carried(before.locals, computed, self._closed(call.func.id)), value="None",
+                            carry=before.locals)
         if len(others) != 1:
             return None
         return Decision(only=next(iter(others)), depth=before.depth, func=before.func,
                         frame=_carried(before.locals, computed, self._closed(call.func.id)),
                         carry=before.locals)
+
+    def _unseen_caller(self, returned_state: State) -> tuple[State, frozenset[str]] | None:
+        """The module's line and state when a function returns to module code the run has not seen (an
+        eval item, a restart): the one module statement that calls it with arguments equal to the
+        parameters it still holds, and the module's names then, from its straight-line statements before
+        that one (a `def`'s function, a computed constant; imported names are the model's: the second
+        item holds those names)."""
+        static = self.static
+        callee = returned_state.func
+        if returned_state.depth != 1 or callee not in static.defs or "." in callee or static.global_rebinds:
+            return None
+        info = static.functions.get(callee)
+        if info is None or not info.params:
+            return None
+        table = static.effects(callee)
+        if table is None:
+            return None
+        stores: set[str] = set()
+        for effect in table.values():
+            stores |= effect.stores
+        shown = returned_state.locals
+        held = {
+            i: shown[name] for i, name in enumerate(info.params)
+            if name in shown and name not in stores and fixed_text(shown[name])
+        }
+        sites: list[int] = []
+        for line in sorted(static.functions["<module>"].lines):
+            found = _statement(static, "<module>", line)
+            if found is None:
+                continue
+            calls = [n for n in ast.walk(found[0]) if isinstance(n, ast.Call) and _program_call(static, n)]
+            mine = [c for c in calls if isinstance(c.func, ast.Name) and c.func.id == callee]
+            if not mine:
+                continue
+            if len(calls) != 1 or mine[0].keywords or any(isinstance(a, ast.Starred) for a in mine[0].args):
+                return None  # a site this cannot tell apart
+            try:
+                given = [certain_repr(value_of(arg, {}, static.global_stores)) for arg in mine[0].args]
+            except NotExact:
+                return None
+            if all(i < len(given) and given[i] == text for i, text in held.items()):
+                sites.append(line)
+        if len(sites) != 1:
+            return None
+        line = sites[0]
+        names: dict[str, str] = {}
+        unknown: set[str] = set()
+        for statement in static.tree.body:
+            if statement.lineno >= line:
+                break
+            if isinstance(statement, ast.FunctionDef) and not statement.decorator_list:
+                names[statement.name] = f"<function {statement.name} at 0x?>"
+                unknown.discard(statement.name)
+            elif isinstance(statement, ast.ImportFrom):
+                for alias in statement.names:
+                    if alias.name == "*":
+                        return None
+                    names[alias.asname or alias.name] = "<?>"
+                    unknown.add(alias.asname or alias.name)
+            elif isinstance(statement, ast.Assign) and all(
+                isinstance(t, ast.Name) for t in statement.targets
+            ):
+                try:
+                    text = evaluate(statement.value, {n: t for n, t in names.items() if n not in unknown},
+                                    static.global_stores - set(names))
+                except NotExact:
+                    return None
+                for target in statement.targets:
+                    assert isinstance(target, ast.Name)
+                    names[target.id] = text
+                    unknown.discard(target.id)
+            elif not isinstance(statement, ast.Import | ast.Assert | ast.Expr | ast.Pass):
+                return None  # a branch, a loop, a class, a decorated function...: not straight-line
+        names = {n: t for n, t in names.items() if not (n.startswith("__") and n.endswith("__"))}
+        return State("line", line, 0, "<module>", names), frozenset(unknown)
 
     # -- exceptions the code raises and this frame catches ------------------------------------------------
     def _caught(self, previous: State) -> Decision | None:

@@ -189,6 +189,7 @@ class Predictor:
         self.banned_in_body = frozenset({ids[PAD], ids[CODE], ids[STATE], ids[SRC], ids[LOCALS]})
         self.special_ids = frozenset(ids.values()) | frozenset(tokenizer.all_special_ids)
         self._trie: dict[str, Any] | None = None
+        self._reserve = self.max_state_tokens  # tokens kept free for the next prediction (see _restart)
         self.grammar_text = list(self.token_text)  # token texts as the body grammar reads them
         for other in self.special_ids - set(ids.values()):
             self.grammar_text[other] = ""  # a foreign tokenizer's own special tokens never fit a body
@@ -265,22 +266,27 @@ class Predictor:
             return state
         return replace(state, line=self._from_model.get(state.line, state.line))
 
-    def _room(self) -> int:
-        return self.lm.context - self.max_state_tokens - 16
+    def _room(self, reserve: int | None = None) -> int:
+        return self.lm.context - (self.max_state_tokens if reserve is None else reserve) - 16
 
     def _restart(self, state: State) -> None:
-        ids = self._code_ids + self.encode(serialize_state(self.code, state))
-        if len(ids) > self._room() and self.state is not None:
-            # Mid-run, a state too big to restart from is shown with its long reprs cut (as the recorder
-            # cuts them), then without locals: the prediction goes on rather than stopping.
+        """Start the text again: the code, then `state` in full. When that leaves less than the usual
+        room for a prediction, the room shrinks to what a state of this size needs (twice its tokens);
+        a state still too big is shown with its long reprs cut (as the recorder cuts them), then without
+        locals: the prediction goes on rather than stopping (the decoder reads names it keeps, and their
+        values, from the state itself, not from the cut text)."""
+        state_ids = self.encode(serialize_state(self.code, state))
+        ids = self._code_ids + state_ids
+        self._reserve = min(self.max_state_tokens, max(64, 2 * len(state_ids) + 16))
+        if len(ids) > self._room(self._reserve):
             for shown in (_shortened(state, 40), _shortened(state, 12), replace(state, locals={})):
                 ids = self._code_ids + self.encode(serialize_state(self.code, shown))
-                if len(ids) <= self._room():
+                if len(ids) <= self._room(self._reserve):
                     break
-        if len(ids) > self._room():
+        if len(ids) > self._room(self._reserve):
             raise PredictError(
                 f"the code and its state take {len(ids)} tokens, more than the model's context allows "
-                f"({self.lm.context} tokens, {self.max_state_tokens} kept for the prediction)"
+                f"({self.lm.context} tokens, {self._reserve} kept for the prediction)"
             )
         self.lm.reset()
         self.lm.feed(ids)
@@ -349,7 +355,7 @@ class Predictor:
         assert self.state is not None
         previous = self.state
         prompt = [*self.encode(serialize_action(action)), self.special[STATE]]
-        if self.lm.length + len(prompt) + self.max_state_tokens >= self.lm.context:
+        if self.lm.length + len(prompt) + self._reserve >= self.lm.context:
             self._restart(previous)  # the window is full: code + latest full state, as in training
         logits = self.lm.feed(prompt)
         base = self.lm.length

@@ -190,6 +190,16 @@ def spin(m):
     return sum(acc)
 
 
+def area(w, h):
+    return w * h
+
+
+from collections import Counter
+LIMIT = 3 * 2
+assert area(4, 5) == 20
+assert area(2, 3) == LIMIT
+size = area(1, 7) + LIMIT
+print(Counter('aab')['a'], size)
 print(loops(['a', 'bb', 'a', 'z', 'c'], 5))
 print(calls([1, 2, 3]))
 print(rows(2), list(gen(3)), spin('1, 2,,3'), bubble([4, 1, 3, 2]))
@@ -295,7 +305,7 @@ def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: Stati
 def test_decisions_from_any_recorded_state_without_history(tree: StateTree, static: StaticCode) -> None:
     """Differential, as an eval item or a restart starts: a memory that sees only one recorded state
     (no history) must still decide only what is true of the next one; loops it can place resume."""
-    resumed = 0
+    resumed = unseen = 0
     for before, after in zip(tree.states, tree.states[1:]):
         memory = FlowMemory(static)
         memory.observe(before)
@@ -312,9 +322,16 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
             assert not (same and after.line == decision.never), before
         for name, text in decision.values.items():
             assert after.locals[name] == text, (before, name)
+        if decision.frame is not None:  # a caller the memory never saw: module names rebuilt from the code
+            assert [name for name, _ in decision.frame] == list(after.locals), (before, decision)
+            for name, text in decision.frame:
+                assert text is None or after.locals[name] == text, (before, name)
+            assert decision.value is None or decision.value == after.value, (before, decision)
+            unseen += before.event == "return" and after.func == "<module>"
         node = memory._node(before.func, before.line)
         resumed += bool(decision.values) and node is not None and type(node).__name__ == "For"
     assert resumed >= 10  # loops placed from the state alone
+    assert unseen >= 3  # area's returns: the module line found by its arguments, the module state rebuilt
 
 
 def test_loops_over_unknown_or_shared_things_are_left_to_the_model(static: StaticCode) -> None:
