@@ -44,7 +44,7 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
     "len": len, "abs": abs, "min": min, "max": max, "sum": sum, "sorted": sorted, "str": str, "int": int,
     "float": float, "bool": bool, "list": list, "tuple": tuple, "round": round, "ord": ord, "chr": chr,
     "repr": repr, "any": any, "all": all, "divmod": divmod, "range": range, "enumerate": enumerate,
-    "zip": zip, "reversed": reversed, "set": set, "dict": dict,
+    "zip": zip, "reversed": reversed, "set": set, "dict": dict, "type": type, "isinstance": isinstance,
 }
 # Builtins whose result depends on the order they iterate an argument in: never given a set, whose
 # parsed order may differ from the program's.

@@ -642,7 +642,7 @@ class FlowMemory:
         caller = self.frames.get(previous.depth - 1)
         keyed = caller.keyed if caller is not None else None
         if keyed is None or previous.func != keyed.qualname:
-            return None
+            return self._plain_lambda(previous)
         frame = tuple(previous.locals.items())
         if previous.event == "call":
             return Decision(only=keyed.lam.lineno, depth=previous.depth, func=previous.func, frame=frame)
@@ -656,6 +656,32 @@ class FlowMemory:
             return Decision(only=previous.line, event="return", depth=previous.depth, func=previous.func,
                             frame=frame, value=text)
         return None
+
+    def _plain_lambda(self, previous: State) -> Decision | None:
+        """Any other one-line lambda: its call is followed by its line; its line, when the body calls
+        nothing (and no class can lend an operator a method), by its return, with the value when exact."""
+        info = self.static.functions.get(previous.func)
+        if info is None or len(info.lines) != 1 or previous.line not in info.lines:
+            return None
+        frame = tuple(previous.locals.items())
+        if previous.event == "call":
+            return Decision(only=previous.line, depth=previous.depth, func=previous.func, frame=frame)
+        if previous.event != "line" or self.static.has_classes:
+            return None
+        outer = previous.func.rsplit(".<locals>.", 1)[0] if ".<locals>." in previous.func else "<module>"
+        root = _root(self.static, outer)
+        if root is None:
+            return None
+        lambdas = [n for n in ast.walk(root) if isinstance(n, ast.Lambda) and n.lineno == previous.line]
+        if len(lambdas) != 1 or any(isinstance(n, (ast.Call, *_SCOPES)) for n in ast.walk(lambdas[0].body)):
+            return None
+        try:
+            shadowed = _shadowed(self.static, previous.func)
+            text = certain_repr(value_of(lambdas[0].body, previous.locals, shadowed))
+        except NotExact:
+            return None  # (it may raise instead of returning)
+        return Decision(only=previous.line, event="return", depth=previous.depth, func=previous.func,
+                        frame=frame, value=text)
 
     def _keyed_next(self, returned_state: State, caller: _Frame, keyed: _Keyed) -> Decision | None:
         """After a key lambda returned: the next item's call, or the caller's line finished."""

@@ -271,18 +271,16 @@ class Predictor:
 
     def _restart(self, state: State) -> None:
         """Start the text again: the code, then `state` in full. When that leaves less than the usual
-        room for a prediction, the room shrinks to what a state of this size needs (twice its tokens);
+        room for a prediction, the room shrinks to what a state of this size needs (its tokens and 48);
         a state still too big is shown with its long reprs cut (as the recorder cuts them), then without
         locals: the prediction goes on rather than stopping (the decoder reads names it keeps, and their
         values, from the state itself, not from the cut text)."""
-        state_ids = self.encode(serialize_state(self.code, state))
-        ids = self._code_ids + state_ids
-        self._reserve = min(self.max_state_tokens, max(64, 2 * len(state_ids) + 16))
-        if len(ids) > self._room(self._reserve):
-            for shown in (_shortened(state, 40), _shortened(state, 12), replace(state, locals={})):
-                ids = self._code_ids + self.encode(serialize_state(self.code, shown))
-                if len(ids) <= self._room(self._reserve):
-                    break
+        for shown in (state, _shortened(state, 40), _shortened(state, 12), replace(state, locals={})):
+            state_ids = self.encode(serialize_state(self.code, shown))
+            ids = self._code_ids + state_ids
+            self._reserve = min(self.max_state_tokens, max(64, len(state_ids) + 48))
+            if len(ids) <= self._room(self._reserve):
+                break
         if len(ids) > self._room(self._reserve):
             raise PredictError(
                 f"the code and its state take {len(ids)} tokens, more than the model's context allows "

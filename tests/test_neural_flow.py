@@ -194,12 +194,23 @@ def area(w, h):
     return w * h
 
 
+def kinds(items):
+    out = []
+    for item in items:
+        if type(item) == type([]):
+            out.append(len(item))
+        elif isinstance(item, int):
+            out.append(item)
+    return list(filter(lambda v: v % 2 == 0, out))
+
+
 from collections import Counter
 LIMIT = 3 * 2
 assert area(4, 5) == 20
 assert area(2, 3) == LIMIT
 size = area(1, 7) + LIMIT
 print(Counter('aab')['a'], size)
+print(kinds([1, [2, 3], 4, 'x', [5, 6, 7, 8]]))
 print(loops(['a', 'bb', 'a', 'z', 'c'], 5))
 print(calls([1, 2, 3]))
 print(rows(2), list(gen(3)), spin('1, 2,,3'), bubble([4, 1, 3, 2]))
@@ -305,13 +316,14 @@ def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: Stati
 def test_decisions_from_any_recorded_state_without_history(tree: StateTree, static: StaticCode) -> None:
     """Differential, as an eval item or a restart starts: a memory that sees only one recorded state
     (no history) must still decide only what is true of the next one; loops it can place resume."""
-    resumed = unseen = 0
+    resumed = unseen = lambdas = 0
     for before, after in zip(tree.states, tree.states[1:]):
         memory = FlowMemory(static)
         memory.observe(before)
         decision = memory.decide(before)
         if decision is None:
             continue
+        lambdas += before.func == "kinds.<locals>.<lambda>"  # filter's lambda: its line, its return
         if decision.only is not None:
             depth = decision.depth if decision.depth is not None else before.depth
             func = decision.func if decision.func is not None else before.func
@@ -331,6 +343,7 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
         node = memory._node(before.func, before.line)
         resumed += bool(decision.values) and node is not None and type(node).__name__ == "For"
     assert resumed >= 10  # loops placed from the state alone
+    assert lambdas >= 6, lambdas
     assert unseen >= 3  # area's returns: the module line found by its arguments, the module state rebuilt
 
 

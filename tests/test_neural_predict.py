@@ -252,6 +252,47 @@ def test_long_code_is_shortened_and_lines_translated(tree: StateTree, tokenizer:
     assert prediction.state == shifted.states[target]  # the true line of the long file
 
 
+def test_a_state_too_big_for_the_usual_room_is_predicted_not_refused(
+    tokenizer: Any, tmp_path: Path, run_retrograde: Any
+) -> None:
+    """A first state that leaves less than the usual room for a prediction (a long local): the room shrinks
+    to the state's size, then the state is shown with its reprs cut; the prediction still starts, and the
+    names it keeps have their full values (read from the state, not from the cut text)."""
+    from neural.predict import Predictor
+    from neural.textformat import serialize_state
+
+    program = (
+        "def grow(n):\n    text = 'word ' * 150\n    count = 0\n    for i in range(n):\n"
+        "        count += len(text) + i\n    return count\n\nprint(grow(3))\n"
+    )
+    (tmp_path / "grow.py").write_text(program)
+    done = run_retrograde(["record", "-o", "grow.rtrace", "grow.py"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    big = StateTree.from_recorded(str(tmp_path / "grow.rtrace"))
+    over = 0
+    for node, state in enumerate(big.states):
+        target = big.apply(node, Action("step_into"))
+        if "text" not in state.locals or target is None:
+            continue
+        oracle = OracleModel(big, tokenizer, 512)
+        predictor = Predictor(oracle, tokenizer, retries=0, max_state_tokens=160)  # a first state, each time
+        size = len(predictor.encode(serialize_code_text(big.code))) + len(
+            predictor.encode(serialize_state(big.code, state))
+        )
+        over += size > 512 - 160 - 16  # the usual room: these were refused before
+        oracle.node = node
+        predictor.begin(big.code, state)
+        prediction = predictor.predict(Action("step_into"))
+        assert prediction.state == big.states[target], node
+    assert over >= 5
+
+
+def serialize_code_text(code: str) -> str:
+    from neural.textformat import serialize_code
+
+    return serialize_code(code)
+
+
 def test_an_unknown_unchanged_marker_is_dropped_not_fatal(tree: StateTree, tokenizer: Any) -> None:
     """A model that marks a name `<|same|>` which the previous state lacks gets that entry repaired away."""
     from neural.textformat import LOCALS, STATE, serialize_state
