@@ -91,6 +91,16 @@ def _program_call(static: StaticCode, node: ast.Call) -> bool:
     return isinstance(func, ast.Name) and func.id in static.defs and func.id in static.functions
 
 
+def _plain_call(node: ast.Call, shadowed: frozenset[str]) -> bool:
+    """A call of a builtin function or of a method that changes nothing (no traced code can run)."""
+    from neural.exact import _BUILTINS, _METHODS  # (what the evaluator itself accepts)
+
+    func = node.func
+    if isinstance(func, ast.Name):
+        return func.id in _BUILTINS and func.id not in shadowed
+    return isinstance(func, ast.Attribute) and any(func.attr in names for names in _METHODS.values())
+
+
 def _conditional(statement: ast.AST, target: ast.AST) -> bool:
     """Whether `target` sits where Python may skip it (after `and`/`or`, in a branch of `if else`)."""
     for node in ast.walk(statement):
@@ -522,7 +532,7 @@ class FlowMemory:
                             func=previous.func, frame=tuple(previous.locals.items()))
         node = self._node(previous.func, previous.line)
         if node is None:
-            return self._keyed_start(previous) or self._simple(previous)
+            return self._keyed_start(previous) or self._comprehension(previous) or self._simple(previous)
         body = node.body[0].lineno
         if body not in self.static.successors(previous.func, previous.line):
             return None
@@ -924,9 +934,98 @@ class FlowMemory:
         values = {handler.name: repr(caught.error)} if handler.name else {}
         return Decision(only=body, values=values, keep_rest=True)
 
+    def _comprehension(self, previous: State) -> Decision | None:
+        """A simple statement around one inlined list, set or dict comprehension (one `for`, over a value
+        the evaluator computes, calling no traced code): its line comes back once per item, the target
+        bound to the item just taken; after the last item the statement completes, the target gone.
+        Without history the item is found by its value (left to the model when it repeats)."""
+        static = self.static
+        info = static.functions.get(previous.func)
+        found = _statement(static, previous.func, previous.line)
+        if info is None or not info.function or found is None or static.has_classes:
+            return None
+        statement = found[0]
+        comps = [n for n in ast.walk(statement) if isinstance(n, ast.ListComp | ast.SetComp | ast.DictComp)]
+        if len(comps) != 1 or len(comps[0].generators) != 1 or comps[0].generators[0].is_async:
+            return None
+        if any(isinstance(n, ast.GeneratorExp | ast.Lambda | ast.NamedExpr) for n in ast.walk(statement)):
+            return None
+        shadowed = _shadowed(static, previous.func)
+        if any(isinstance(n, ast.Call) and not _plain_call(n, shadowed) for n in ast.walk(statement)):
+            return None  # traced code, or a method that could change the items while they are read
+        generator = comps[0].generators[0]
+        targets = [n.id for n in ast.walk(generator.target) if isinstance(n, ast.Name)]
+        table = static.effects(previous.func) or {}
+        elsewhere = {n for line, effect in table.items() if line != previous.line for n in effect.stores}
+        if not targets or set(targets) & (elsewhere | set(info.params) | info.cells):
+            return None  # a name the frame also has outside the comprehension
+        outer = {n: t for n, t in previous.locals.items() if n not in targets}
+        try:
+            value_of(comps[0], outer, shadowed)  # every item's element and tests compute (nothing raises)
+            iterable = value_of(generator.iter, outer, shadowed)
+            if not isinstance(iterable, list | tuple | str | range | dict):
+                return None  # (a set's order is not the repr's)
+            items = list(iterable)
+            if len(items) > MAX_ITEMS:
+                return None
+            texts = []
+            for item in items:
+                bound: dict[str, Any] = {}
+                bind(generator.target, item, bound)
+                texts.append({name: certain_repr(bound[name]) for name in targets})
+        except Exception:  # not certain, or the program raises there
+            return None
+        now = {n: previous.locals[n] for n in targets if n in previous.locals}
+        if not now:
+            at = [-1]  # the statement's first line event: no item taken yet
+        elif len(now) != len(targets):
+            return None
+        else:
+            at = [k for k, item in enumerate(texts) if item == now]
+        if not at:
+            return None
+        if all(k + 1 < len(texts) for k in at):
+            following = texts[at[0] + 1] if len(at) == 1 else {}  # (a repeated item: the model's)
+            return Decision(only=previous.line, values=following, keep_rest=True)
+        if any(k + 1 < len(texts) for k in at):
+            return None  # the last item or not: the model's
+        return self._completed(previous, statement, outer, targets)
+
+    def _completed(
+        self, previous: State, statement: ast.stmt, outer: Mapping[str, str], targets: list[str]
+    ) -> Decision | None:
+        """After a comprehension's last item: the statement's effects, its target names gone."""
+        shadowed = _shadowed(self.static, previous.func)
+        order = [n for code in self.static.functions[previous.func].codes[:1]
+                 for n in (*code.co_varnames, *code.co_cellvars, *code.co_freevars)]
+        if isinstance(statement, ast.Return):
+            try:
+                value = evaluate(statement.value, outer, shadowed) if statement.value is not None else "None"
+            except NotExact:
+                return None
+            return Decision(only=previous.line, event="return", depth=previous.depth, func=previous.func,
+                            frame=tuple(outer.items()), value=value)
+        mutated: set[str] = set()
+        try:
+            computed = execute(statement, outer, shadowed, mutated)
+        except NotExact:
+            return None
+        if mutated:
+            return None  # an object changed in place: its aliases are the model's
+        others = self.static.successors(previous.func, previous.line) - {previous.line}
+        if len(others) != 1:
+            return None
+        after = {**outer, **computed}
+        names = sorted(after, key=lambda n: order.index(n) if n in order else len(order))
+        return Decision(only=next(iter(others)), depth=previous.depth, func=previous.func,
+                        frame=tuple((n, after[n]) for n in names))
+
     def _simple(self, previous: State) -> Decision | None:
         """A simple statement that runs to its end: its one next line, or a computed `return`'s return."""
-        if returned(self.static, previous) is not None:
+        found = _statement(self.static, previous.func, previous.line)
+        scoped = found is not None and any(isinstance(sub, _SCOPES) for sub in ast.walk(found[0]))
+        if not scoped and returned(self.static, previous) is not None:
+            # (a comprehension's items come first, each a step of this line; a lambda or generator is a call)
             return Decision(only=previous.line, event="return")
         if not completes(self.static, previous):
             return self._call_into(previous)

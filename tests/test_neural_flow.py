@@ -194,6 +194,14 @@ def area(w, h):
     return w * h
 
 
+def comps(xs, n):
+    sq = [x * n for x in xs if x > 1]
+    sizes = {k: len(k) for k in ['a', 'bb']}
+    total = sum([y for y in xs]) + len(sq)
+    odd = {z % 2 for z in range(4)}
+    return sorted([w for w in xs if w > 1]), sizes, total, odd
+
+
 def kinds(items):
     out = []
     for item in items:
@@ -211,6 +219,7 @@ assert area(2, 3) == LIMIT
 size = area(1, 7) + LIMIT
 print(Counter('aab')['a'], size)
 print(kinds([1, [2, 3], 4, 'x', [5, 6, 7, 8]]))
+print(comps([1, 2, 3, 2], 2), comps([], 1))
 print(loops(['a', 'bb', 'a', 'z', 'c'], 5))
 print(calls([1, 2, 3]))
 print(rows(2), list(gen(3)), spin('1, 2,,3'), bubble([4, 1, 3, 2]))
@@ -316,7 +325,7 @@ def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: Stati
 def test_decisions_from_any_recorded_state_without_history(tree: StateTree, static: StaticCode) -> None:
     """Differential, as an eval item or a restart starts: a memory that sees only one recorded state
     (no history) must still decide only what is true of the next one; loops it can place resume."""
-    resumed = unseen = lambdas = 0
+    resumed = unseen = lambdas = comprehensions = 0
     for before, after in zip(tree.states, tree.states[1:]):
         memory = FlowMemory(static)
         memory.observe(before)
@@ -324,6 +333,7 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
         if decision is None:
             continue
         lambdas += before.func == "kinds.<locals>.<lambda>"  # filter's lambda: its line, its return
+        comprehensions += before.func == "comps" and before.event == "line"
         if decision.only is not None:
             depth = decision.depth if decision.depth is not None else before.depth
             func = decision.func if decision.func is not None else before.func
@@ -344,6 +354,7 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
         resumed += bool(decision.values) and node is not None and type(node).__name__ == "For"
     assert resumed >= 10  # loops placed from the state alone
     assert lambdas >= 6, lambdas
+    assert comprehensions >= 20, comprehensions  # each item's step, the statement's end, from any state
     assert unseen >= 3  # area's returns: the module line found by its arguments, the module state rebuilt
 
 
