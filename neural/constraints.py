@@ -494,8 +494,9 @@ def allowed_headers(static: StaticCode, previous: State, action: Action) -> Head
         successors = None
         if previous.line in same.lines and previous.event not in ("exception", "handled"):
             successors = static.successors(same.qualname, previous.line)  # (exceptions can go anywhere)
-        if successors is not None and previous.event in OPEN_EVENTS and not same.function:
-            successors = successors | {previous.line}  # a class body's first line is its `class` line
+        if successors is not None and previous.event in OPEN_EVENTS and (not same.function or not successors):
+            # A class body's first line is its `class` line; a one-line function's (a lambda's) is its own.
+            successors = successors | {previous.line}
         for event in events:
             lines = successors if event == "line" and successors is not None else None
             frame(d, same, (event,), lines)

@@ -83,7 +83,18 @@ _COMPARE: dict[type, Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
     ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
     ast.NotIn: lambda a, b: a not in b,
+    ast.Is: lambda a, b: _identity(a, b), ast.IsNot: lambda a, b: not _identity(a, b),
 }
+
+
+def _identity(a: Any, b: Any) -> bool:
+    """`a is b` where the answer does not depend on object identity the repr cannot show: one side is
+    None, a bool or a class (`x is None`, `type(x) is int`)."""
+    if any(v is None or isinstance(v, bool | type) for v in (a, b)):
+        return a is b
+    raise NotExact("identity")
+
+
 _INPLACE: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.iadd, ast.Sub: operator.isub, ast.Mult: operator.imul, ast.Div: operator.itruediv,
     ast.FloorDiv: operator.ifloordiv, ast.Mod: operator.imod, ast.BitOr: operator.ior,

@@ -955,8 +955,20 @@ class FlowMemory:
             return None  # traced code, or a method that could change the items while they are read
         generator = comps[0].generators[0]
         targets = [n.id for n in ast.walk(generator.target) if isinstance(n, ast.Name)]
-        table = static.effects(previous.func) or {}
-        elsewhere = {n for line, effect in table.items() if line != previous.line for n in effect.stores}
+        root = _root(static, previous.func)
+        if root is None:
+            return None
+        # Names the function binds outside any comprehension's target (another comprehension's target
+        # is its own, cleared after it).
+        comprehended = {
+            id(n) for comp in ast.walk(root) if isinstance(comp, ast.ListComp | ast.SetComp | ast.DictComp
+                                                              | ast.GeneratorExp)
+            for gen in comp.generators for n in ast.walk(gen.target)
+        }
+        elsewhere = {
+            n.id for n in ast.walk(root)
+            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and id(n) not in comprehended
+        }
         if not targets or set(targets) & (elsewhere | set(info.params) | info.cells):
             return None  # a name the frame also has outside the comprehension
         outer = {n: t for n, t in previous.locals.items() if n not in targets}
