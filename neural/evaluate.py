@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from neural.constraints import CodeError, StaticCode, is_literal
+from neural.constraints import CodeError, StaticCode, is_literal, literal_value
 from neural.predict import PredictError, Predictor
 from neural.timeline import CallError, NeuralTimeline, driver_code, entry_state
 from neural.trajectory import INVERSE, Action, State, StateTree
@@ -393,10 +393,44 @@ def search_input(
         predictor.sampling = False
     if output not in candidates:
         candidates.append(output)
+    candidates += [c for c in shaped_candidates(code, output) if c not in candidates]
     for candidate in candidates:
         if same_value(predicted_output(predictor, code, candidate), output):
             return candidate
     return output if is_literal(output) else greedy
+
+
+def shaped_candidates(code: str, output: str, limit: int = 6) -> list[str]:
+    """For an f of one plain parameter, inputs of the output's own type that simple functions map to it
+    (reversed, sorted, cased, shifted by one...): more guesses for the search to check by forward
+    prediction, never by running f."""
+    try:
+        definition = StaticCode.from_source(code).defs.get("f")
+    except CodeError:
+        return []
+    if definition is None:
+        return []
+    a = definition.args
+    if len(a.posonlyargs) + len(a.args) != 1 or a.vararg or a.kwarg or a.kwonlyargs or a.defaults:
+        return []
+    ok, value = literal_value(output)
+    if not ok:
+        return []
+    shaped: list[Any] = []
+    if isinstance(value, list | tuple) and value and all(type(v) is type(value[0]) for v in value):
+        kind = type(value)
+        shaped = [kind(reversed(value)), kind(sorted(value)), kind(sorted(value, reverse=True)),
+                  value[1:], value[:-1]]
+    elif isinstance(value, str) and value:
+        shaped = [value[::-1], value.lower(), value.upper(), value.swapcase(), value + value]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        shaped = [value - 1, value + 1, value * 2, -value] + ([value // 2] if value % 2 == 0 else [])
+    out: list[str] = []
+    for item in shaped:
+        text = repr(item)
+        if text != output and text not in out:
+            out.append(text)
+    return out[:limit]
 
 
 def eval_cruxeval(

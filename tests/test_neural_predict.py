@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 from dataclasses import replace
@@ -695,3 +696,29 @@ def test_tui_shows_the_models_next_step_beside_the_recording(
     for text in seen:
         assert "all fields match" in text, text
         assert "✓ line = " in text
+
+
+def test_shaped_candidates_keep_the_outputs_type_and_cover_simple_inverses() -> None:
+    """The search's extra guesses: of the output's type, for a one-parameter f only, and they include the
+    input of simple functions (reverse, sort, case, +1), which forward prediction then has to confirm."""
+    from neural.evaluate import shaped_candidates
+
+    cases = [
+        ("def f(xs):\n    return xs[::-1]\n", [3, 1, 2]),
+        ("def f(xs):\n    return sorted(xs)\n", [2, 3, 1]),
+        ("def f(s):\n    return s.upper()\n", "abc"),
+        ("def f(n):\n    return n + 1\n", 4),
+        ("def f(n):\n    return n // 2\n", 6),
+    ]
+    for code, given in cases:
+        namespace: dict[str, Any] = {}
+        exec(code, namespace)  # the test may run f: it checks the guesses, the search never runs it
+        output = repr(namespace["f"](given))
+        found = shaped_candidates(code, output)
+        assert found and output not in found and len(found) <= 6
+        assert all(type(ast.literal_eval(text)) is type(given) for text in found)
+        if code.endswith("sorted(xs)\n"):
+            continue  # sorting loses the order: no guess can be sure, the search just tries orders
+        assert repr(given) in found, (code, found)
+    assert shaped_candidates("def f(a, b):\n    return a\n", "3") == []
+    assert shaped_candidates("def f(x):\n    return str(x)\n", "<object>") == []
