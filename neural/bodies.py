@@ -25,7 +25,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from neural.constraints import CodeInfo, StaticCode, changeable, fixed_text, line_stores, may_be_bound
-from neural.exact import assigned, effects, returned
+from neural.exact import assigned, effects, returned, value_before
+from neural.flow import target_before
 from neural.textformat import escape, is_diff
 from neural.trajectory import CLOSE_EVENTS, OPEN_EVENTS, Action, State
 
@@ -195,9 +196,22 @@ def _backward_plan(
         return plan
     stores = line_stores(static, earlier)
     unbound = _unbound_before(static, probe) & stores
+    forward = current.event == "line" and probe.event == "line"  # the line ran to its end, into `current`
+    undone = value_before(static, current, probe.line) if forward else None
+    item = target_before(static, current, probe.line) if forward and undone is None else None
+    if item is not None:
+        if item[1] is None:
+            unbound = unbound | {item[0]}
+        else:
+            undone = (item[0], item[1])
     for name, text in current.locals.items():
         if name in unbound:
             continue  # the line bound it, and nothing before it can have
+        if undone is not None and name == undone[0]:
+            unchanged = diff and undone[1] == text
+            choice = Choice(same=unchanged, text=None if unchanged else undone[1], free=False)
+            plan.slots.append((name, True, choice))
+            continue
         if name in free or name in stores:
             plan.slots.append((name, name not in stores, Choice(same=diff)))
         else:

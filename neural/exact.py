@@ -677,6 +677,77 @@ def raises(static: StaticCode, previous: State) -> BaseException | None:
     return None if run.scoped else run.error
 
 
+def value_before(static: StaticCode, after: State, line: int) -> tuple[str, str] | None:
+    """(NAME, its repr before `line` ran) when `line` of `after`'s frame is one statement that rebinds only
+    NAME from its own old value by arithmetic (`n += 1`, `p *= 10`, `num = num * 10 + d`, `s = s + c`) and
+    running it from that value gives NAME's value in `after`, which holds the state just after the line.
+
+    The old value is found by undoing the operations from the outside in (each other operand evaluated
+    over `after`'s locals, which the line did not change), then checked by running the line forward."""
+    found = _statement(static, after.func, line)
+    if found is None:
+        return None
+    node = found[0]
+    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+        name = node.target.id
+        expression: ast.expr = ast.BinOp(ast.Name(name, ast.Load()), node.op, node.value)
+    elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        name, expression = node.targets[0].id, node.value
+    else:
+        return None
+    if name not in after.locals or any(isinstance(n, (ast.Call, *_SCOPES)) for n in ast.walk(expression)):
+        return None
+    shadowed = _shadowed(static, after.func)
+    others = {n: t for n, t in after.locals.items() if n != name}
+    ok, wanted = literal_value(after.locals[name])
+    if not ok or not isinstance(wanted, int | str) or isinstance(wanted, bool):
+        return None  # (floats do not undo exactly)
+    try:
+        old = _undo(expression, name, wanted, others, shadowed)
+        text = certain_repr(old)
+        computed = execute(node, {**others, name: text}, shadowed)
+    except (NotExact, ArithmeticError, TypeError, ValueError):
+        return None
+    return (name, text) if computed.get(name) == after.locals[name] else None
+
+
+def _undo(
+    expression: ast.expr, name: str, wanted: Any, others: Mapping[str, str], shadowed: frozenset[str]
+) -> Any:
+    """The value of `name` that makes `expression` (which reads `name` once) evaluate to `wanted`."""
+    if isinstance(expression, ast.Name) and expression.id == name:
+        return wanted
+    if not isinstance(expression, ast.BinOp):
+        raise NotExact("not arithmetic")
+    in_left = any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(expression.left))
+    in_right = any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(expression.right))
+    if in_left == in_right:
+        raise NotExact("the name on both sides, or neither")
+    other = value_of(expression.right if in_left else expression.left, others, shadowed)
+    op = type(expression.op)
+    if op is ast.Add:
+        if isinstance(wanted, str):
+            if not isinstance(other, str):
+                raise NotExact("str")
+            if in_left and wanted.endswith(other):
+                part = wanted[: len(wanted) - len(other)]
+            elif in_right and wanted.startswith(other):
+                part = wanted[len(other):]
+            else:
+                raise NotExact("str")
+        else:
+            part = wanted - other
+    elif op is ast.Sub:
+        part = wanted + other if in_left else other - wanted
+    elif op is ast.Mult and isinstance(other, int) and not isinstance(wanted, str) and other != 0:
+        if wanted % other:
+            raise NotExact("not a multiple")
+        part = wanted // other
+    else:
+        raise NotExact("operator")
+    return _undo(expression.left if in_left else expression.right, name, part, others, shadowed)
+
+
 def pure_line(static: StaticCode, state: State) -> bool:
     """Whether `state`'s line certainly runs no code and changes no object in place: a simple statement
     `execute` runs without an in-place change, a `return` whose value is evaluated, or an `if`/`elif`/

@@ -1108,4 +1108,31 @@ class FlowMemory:
         return Decision(never=body, values=values or {}, keep_rest=keep_rest)
 
 
-__all__ = ["Decision", "FlowMemory", "compound"]
+def target_before(static: StaticCode, current: State, header: int) -> tuple[str, str | None] | None:
+    """Stepping back from `current` to the `for` line `header` of the same frame: (target, its repr when
+    that line's event came, None when unbound then), when certain. From the body's first line the loop
+    had just taken an item, so the target held the item before it (nothing before the first one); from
+    the line after the loop the items had run out, which binds nothing."""
+    node = compound(static, current.func, header)
+    if not isinstance(node, ast.For) or not isinstance(node.target, ast.Name) or current.event != "line":
+        return None
+    name = node.target.id
+    if current.line != node.body[0].lineno:
+        if node.lineno <= current.line <= _body_end(node) or name not in current.locals:
+            return None
+        return name, current.locals[name]  # left the loop: the exhausted loop bound nothing
+    at_header = State("line", header, current.depth, current.func, current.locals)
+    memory = FlowMemory(static)
+    try:
+        source, taken = memory._resume(node, at_header)
+        if source is None or taken < 1:
+            return None
+        if taken == 1:
+            return name, None  # the first item: the loop's target was unbound (only this loop binds it)
+        ok, item = source.item(taken - 2, current.locals)
+        return (name, certain_repr(item)) if ok else None
+    except Exception:  # not certain (NotExact), or the items cannot be read
+        return None
+
+
+__all__ = ["Decision", "FlowMemory", "compound", "target_before"]

@@ -486,8 +486,11 @@ def test_inverse_constraints_accept_every_recorded_step(
     from neural.textformat import LOCALS, SAME, VALUE, serialize_state
     from neural.trajectory import Action
 
+    from neural.exact import value_before
+    from neural.flow import target_before
+
     action = Action(name)
-    counts = {"checked": 0, "one_header": 0, "fixed": 0, "dropped": 0}
+    counts = {"checked": 0, "one_header": 0, "fixed": 0, "dropped": 0, "undone": 0, "item": 0}
     for node, state in enumerate(tree.states):
         target = tree.apply(node, action)
         if target is None:
@@ -504,8 +507,12 @@ def test_inverse_constraints_accept_every_recorded_step(
         assert states and grammar.complete(states), (state, truth, plan)
         counts["checked"] += 1
         counts["fixed"] += sum(not choice.free for _n, _r, choice in plan.slots)
+        same_frame = (truth.func, truth.depth) == (state.func, state.depth)
+        if same_frame and state.event == truth.event == "line" and name != "back_to_call":
+            counts["undone"] += value_before(static, state, truth.line) is not None  # (`n += 1` undone)
+            counts["item"] += target_before(static, state, truth.line) is not None  # a loop's earlier item
         slotted = {n for n, _r, _c in plan.slots} | set(plan.pool)
         counts["dropped"] += bool(plan.slots or plan.pool) and any(n not in slotted for n in state.locals)
     assert counts["checked"] >= 300 and counts["one_header"] >= 60 and counts["fixed"] >= 100, counts
     if name != "back_to_call":
-        assert counts["dropped"] >= 20, counts
+        assert counts["dropped"] >= 20 and counts["undone"] >= 5 and counts["item"] >= 5, counts
