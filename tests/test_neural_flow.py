@@ -483,11 +483,10 @@ def test_inverse_constraints_accept_every_recorded_step(
     change kept). Counts show the constraints decide: one header only, values fixed, names dropped."""
     from neural.bodies import SAME_CHAR, VALUE_CHAR, BodyGrammar, body_plan
     from neural.constraints import allowed_headers, header
-    from neural.textformat import LOCALS, SAME, VALUE, serialize_state
-    from neural.trajectory import Action
-
     from neural.exact import value_before
     from neural.flow import target_before
+    from neural.textformat import LOCALS, SAME, VALUE, serialize_state
+    from neural.trajectory import Action
 
     action = Action(name)
     counts = {"checked": 0, "one_header": 0, "fixed": 0, "dropped": 0, "undone": 0, "item": 0}
