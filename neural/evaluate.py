@@ -338,8 +338,8 @@ def crux_tasks(predictor: Predictor, item: CruxItem) -> dict[str, Any]:
         predictor.begin(code, start)
         hit = predictor.predict(Action("breakpoint", lines[-1]))
         value = _returned(static, hit.state, lines[-1]) if hit.state.line == lines[-1] else None
-        if value is None:
-            after = predictor.predict(Action("step_into"))
+        if value is None:  # not computable at the line: finish the frame (walked, as `r` in the debugger)
+            after = predictor.predict(Action("step_return"))
             value = after.state.value if after.state.event == "return" else None
         out["output_breakpoint"] = value
     else:
