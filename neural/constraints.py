@@ -171,16 +171,17 @@ class StaticCode:
             return None
         return frozenset(before for before, after in info.successors.items() if line in after)
 
+    def _own(self, func: str) -> Iterable[ast.AST] | None:
+        """The nodes of `func`'s own code (not of code nested in it); None for code without a def."""
+        if func == "<module>":
+            return _own_nodes(self.tree)
+        return _own_nodes(self.defs[func]) if func in self.defs else None
+
     def may_call(self, func: str, line: int) -> bool:
         """Whether running `line` of `func` may start another frame of this code: a call, a `for` (a
         generator), a decorator, a class body; with classes in the program, any line (dunder methods)."""
-        if self.has_classes:
-            return True
-        if func == "<module>":
-            nodes: Iterable[ast.AST] = _own_nodes(self.tree)
-        elif func in self.defs:
-            nodes = _own_nodes(self.defs[func])
-        else:
+        nodes = self._own(func)
+        if self.has_classes or nodes is None:
             return True
         for node in nodes:
             if isinstance(node, ast.Call | ast.For | ast.AsyncFor | ast.With | ast.AsyncWith | ast.Await):
@@ -196,11 +197,8 @@ class StaticCode:
 
     def catches(self, func: str) -> bool:
         """Whether `func`'s own code has a try or with statement (exceptions can jump inside it)."""
-        if func == "<module>":
-            nodes: Iterable[ast.AST] = _own_nodes(self.tree)
-        elif func in self.defs:
-            nodes = _own_nodes(self.defs[func])
-        else:
+        nodes = self._own(func)
+        if nodes is None:
             return True
         return any(isinstance(node, ast.Try | ast.TryStar | ast.With | ast.AsyncWith) for node in nodes)
 

@@ -773,7 +773,18 @@ def pure_line(static: StaticCode, state: State) -> bool:
 
 def _header_test(static: StaticCode, func: str, line: int) -> ast.expr | None:
     """The test of the `if`/`elif`/`while` whose header is `line` of `func` (all of it on that line)."""
-    root: ast.AST | None = static.tree if func == "<module>" else static.defs.get(func)
+    node = compound(static, func, line)
+    return node.test if isinstance(node, ast.If | ast.While) else None
+
+
+def _root(static: StaticCode, func: str) -> ast.AST | None:
+    return static.tree if func == "<module>" else static.defs.get(func)
+
+
+def compound(static: StaticCode, func: str, line: int) -> ast.If | ast.While | ast.For | None:
+    """The `if`/`elif`/`while`/`for` statement of `func` whose header is on `line` (one-line headers only,
+    and a body that starts on a later line)."""
+    root = _root(static, func)
     if root is None:
         return None
     todo = list(ast.iter_child_nodes(root))
@@ -781,13 +792,17 @@ def _header_test(static: StaticCode, func: str, line: int) -> ast.expr | None:
         node = todo.pop()
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
             continue
-        if isinstance(node, ast.If | ast.While) and node.lineno == line:
-            test = node.test
-            if test.lineno == line == test.end_lineno and not any(
-                isinstance(sub, _SCOPES) for sub in ast.walk(test)
-            ):
-                return test
-            return None
+        if isinstance(node, ast.If | ast.While | ast.For) and node.lineno == line:
+            head = node.iter if isinstance(node, ast.For) else node.test
+            if head.end_lineno != line or node.body[0].lineno <= line:
+                return None
+            if isinstance(node, ast.For) and node.target.end_lineno != line:
+                return None
+            if any(isinstance(sub, _SCOPES) for sub in ast.walk(head)):
+                return None  # a comprehension's own steps (line events, a generator's frame) come first
+            return node
+        if isinstance(node, ast.stmt) and not (node.lineno <= line <= (node.end_lineno or node.lineno)):
+            continue
         todo.extend(ast.iter_child_nodes(node))
     return None
 

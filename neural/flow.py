@@ -36,11 +36,13 @@ from neural.exact import (
     MAX_ITEMS,
     NotExact,
     _plain,
+    _root,
     _shadowed,
     _statement,
     bind,
     certain_repr,
     completes,
+    compound,
     evaluate,
     execute,
     raises,
@@ -167,36 +169,6 @@ def _swapped(statement: ast.stmt, call: ast.Call, name: str) -> ast.stmt:
 
 
 # -- the compound statement on a line ---------------------------------------------------------------------
-def _root(static: StaticCode, func: str) -> ast.AST | None:
-    return static.tree if func == "<module>" else static.defs.get(func)
-
-
-def compound(static: StaticCode, func: str, line: int) -> ast.If | ast.While | ast.For | None:
-    """The `if`/`elif`/`while`/`for` statement of `func` whose header is on `line` (one-line headers only,
-    and a body that starts on a later line)."""
-    root = _root(static, func)
-    if root is None:
-        return None
-    todo = list(ast.iter_child_nodes(root))
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
-            continue
-        if isinstance(node, ast.If | ast.While | ast.For) and node.lineno == line:
-            head = node.iter if isinstance(node, ast.For) else node.test
-            if head.end_lineno != line or node.body[0].lineno <= line:
-                return None
-            if isinstance(node, ast.For) and node.target.end_lineno != line:
-                return None
-            if any(isinstance(sub, _SCOPES) for sub in ast.walk(head)):
-                return None  # a comprehension's own steps (line events, a generator's frame) come first
-            return node
-        if isinstance(node, ast.stmt) and not (node.lineno <= line <= (node.end_lineno or node.lineno)):
-            continue
-        todo.extend(ast.iter_child_nodes(node))
-    return None
-
-
 def _body_end(node: ast.For | ast.While) -> int:
     return max(stmt.end_lineno or stmt.lineno for stmt in node.body)
 
