@@ -19,6 +19,7 @@ decoding keeps every token a prefix of an acceptable body.
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -204,9 +205,16 @@ def _backward_plan(
             unbound = unbound | {item[0]}
         else:
             undone = (item[0], item[1])
+    # A comprehension's targets on this line come and go between its steps, in an order the recorder
+    # keeps as it found them: they may appear in any order, after the rest.
+    looping = _comprehension_targets(static, probe) & stores
+    loose: dict[str, Choice] = {}
     for name, text in current.locals.items():
         if name in unbound:
             continue  # the line bound it, and nothing before it can have
+        if name in looping:
+            loose[name] = Choice(same=diff)
+            continue
         if undone is not None and name == undone[0]:
             unchanged = diff and undone[1] == text
             choice = Choice(same=unchanged, text=None if unchanged else undone[1], free=False)
@@ -219,7 +227,29 @@ def _backward_plan(
             plan.slots.append((name, True, kept))
     deleted = [name for name in sorted(stores) if name not in current.locals and name in info.names]
     plan.pool = {name: Choice() for name in deleted}  # bound before the line, which deleted them
+    plan.pool.update(loose)
     return plan
+
+
+def _comprehension_targets(static: StaticCode, probe: State) -> frozenset[str]:
+    """The names comprehensions on `probe`'s line bind as their loops run, and nothing else binds."""
+    root = static.tree if probe.func == "<module>" else static.defs.get(probe.func)
+    if root is None:
+        return frozenset()
+    kinds = ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+    targets = [
+        (comp, n) for comp in ast.walk(root) if isinstance(comp, kinds)
+        for gen in comp.generators for n in ast.walk(gen.target) if isinstance(n, ast.Name)
+    ]
+    skip = {id(n) for _comp, n in targets}
+    elsewhere = {
+        n.id for n in ast.walk(root)
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and id(n) not in skip
+    }
+    return frozenset(
+        n.id for comp, n in targets
+        if comp.lineno <= probe.line <= (comp.end_lineno or comp.lineno) and n.id not in elsewhere
+    )
 
 
 def _unbound_before(static: StaticCode, probe: State) -> frozenset[str]:

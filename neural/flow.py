@@ -93,6 +93,49 @@ def _program_call(static: StaticCode, node: ast.Call) -> bool:
     return isinstance(func, ast.Name) and func.id in static.defs and func.id in static.functions
 
 
+def _frame_order(static: StaticCode, func: str) -> list[str]:
+    """The order a frame of `func` lists its locals in (variables, cells, free variables)."""
+    return [n for code in static.functions[func].codes[:1]
+            for n in (*code.co_varnames, *code.co_cellvars, *code.co_freevars)]
+
+
+def _comprehension_events(
+    chain: list[Any], outer: Mapping[str, str], shadowed: frozenset[str]
+) -> list[dict[str, str]]:
+    """The targets bound (reprs) at each line event an inlined comprehension makes: one per backward
+    jump of each of its loops, in order. `chain`: the comprehension, then the one that is its element..."""
+    events: list[dict[str, str]] = []
+
+    def run(depth: int, env: dict[str, str]) -> None:
+        comp = chain[depth]
+
+        def loop(level: int, env: dict[str, str]) -> dict[str, str]:
+            generator = comp.generators[level]
+            iterable = value_of(generator.iter, {**outer, **env}, shadowed)
+            if not isinstance(iterable, list | tuple | str | range | dict):
+                raise NotExact("iteration order")  # (a set's order is not the repr's)
+            current = env
+            for item in list(iterable):
+                bound: dict[str, Any] = {}
+                bind(generator.target, item, bound)
+                here = {**current, **{n: certain_repr(v) for n, v in bound.items()}}
+                if all(value_of(test, {**outer, **here}, shadowed) for test in generator.ifs):
+                    if level + 1 < len(comp.generators):
+                        here = loop(level + 1, here)  # the inner clause's targets stay bound
+                    elif depth + 1 < len(chain):
+                        run(depth + 1, here)  # the element: a comprehension, whose targets end cleared
+                events.append(dict(here))  # this loop jumps back: a line event
+                if len(events) > MAX_ITEMS:
+                    raise NotExact("too many steps")
+                current = here
+            return current
+
+        loop(0, env)
+
+    run(0, {})
+    return events
+
+
 def _plain_call(node: ast.Call, shadowed: frozenset[str]) -> bool:
     """A call of a builtin function or of a method that changes nothing (no traced code can run)."""
     from neural.exact import _BUILTINS, _METHODS  # (what the evaluator itself accepts)
@@ -907,28 +950,37 @@ class FlowMemory:
         return Decision(only=body, values=values, keep_rest=True)
 
     def _comprehension(self, previous: State) -> Decision | None:
-        """A simple statement around one inlined list, set or dict comprehension (one `for`, over a value
-        the evaluator computes, calling no traced code): its line comes back once per item, the target
-        bound to the item just taken; after the last item the statement completes, the target gone.
-        Without history the item is found by its value (left to the model when it repeats)."""
+        """A simple statement around one inlined list, set or dict comprehension (over values the
+        evaluator computes, calling no traced code; several `for` clauses, or a comprehension as its
+        element, allowed): its line comes back at each loop's backward jump, the targets bound as they
+        are then (an inner comprehension's cleared when it ends); after the last, the statement
+        completes, the targets gone. Without history the step is found by the targets' values (left to
+        the model when they repeat with different next steps)."""
         static = self.static
         info = static.functions.get(previous.func)
         found = _statement(static, previous.func, previous.line)
         if info is None or not info.function or found is None or static.has_classes:
             return None
         statement = found[0]
-        comps = [n for n in ast.walk(statement) if isinstance(n, ast.ListComp | ast.SetComp | ast.DictComp)]
-        if len(comps) != 1 or len(comps[0].generators) != 1 or comps[0].generators[0].is_async:
+        kinds = ast.ListComp | ast.SetComp | ast.DictComp
+        comps = [n for n in ast.walk(statement) if isinstance(n, kinds)]
+        top = comps[0] if comps else None
+        if top is None or any(gen.is_async for comp in comps for gen in comp.generators):
             return None
+        chain: list[Any] = [top]  # the comprehensions, each the element of the one before
+        while isinstance(getattr(chain[-1], "elt", None), kinds):
+            chain.append(chain[-1].elt)
+        if len(chain) != len(comps):
+            return None  # a comprehension elsewhere (in a test, an iterable, a second one)
         if any(isinstance(n, ast.GeneratorExp | ast.Lambda | ast.NamedExpr) for n in ast.walk(statement)):
             return None
         shadowed = _shadowed(static, previous.func)
         if any(isinstance(n, ast.Call) and not _plain_call(n, shadowed) for n in ast.walk(statement)):
             return None  # traced code, or a method that could change the items while they are read
-        generator = comps[0].generators[0]
-        targets = [n.id for n in ast.walk(generator.target) if isinstance(n, ast.Name)]
+        targets = [n.id for comp in chain for gen in comp.generators for n in ast.walk(gen.target)
+                   if isinstance(n, ast.Name)]
         root = _root(static, previous.func)
-        if root is None:
+        if root is None or not targets:
             return None
         # Names the function binds outside any comprehension's target (another comprehension's target
         # is its own, cleared after it).
@@ -941,38 +993,31 @@ class FlowMemory:
             n.id for n in ast.walk(root)
             if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and id(n) not in comprehended
         }
-        if not targets or set(targets) & (elsewhere | set(info.params) | info.cells):
+        if set(targets) & (elsewhere | set(info.params) | info.cells):
             return None  # a name the frame also has outside the comprehension
         outer = {n: t for n, t in previous.locals.items() if n not in targets}
         try:
-            value_of(comps[0], outer, shadowed)  # every item's element and tests compute (nothing raises)
-            iterable = value_of(generator.iter, outer, shadowed)
-            if not isinstance(iterable, list | tuple | str | range | dict):
-                return None  # (a set's order is not the repr's)
-            items = list(iterable)
-            if len(items) > MAX_ITEMS:
-                return None
-            texts = []
-            for item in items:
-                bound: dict[str, Any] = {}
-                bind(generator.target, item, bound)
-                texts.append({name: certain_repr(bound[name]) for name in targets})
+            value_of(top, outer, shadowed)  # every element and test computes (nothing raises)
+            events = _comprehension_events(chain, outer, shadowed)
         except Exception:  # not certain, or the program raises there
             return None
         now = {n: previous.locals[n] for n in targets if n in previous.locals}
-        if not now:
-            at = [-1]  # the statement's first line event: no item taken yet
-        elif len(now) != len(targets):
-            return None
-        else:
-            at = [k for k, item in enumerate(texts) if item == now]
+        at = [-1] if not now else [k for k, event in enumerate(events) if event == now]
         if not at:
             return None
-        if all(k + 1 < len(texts) for k in at):
-            following = texts[at[0] + 1] if len(at) == 1 else {}  # (a repeated item: the model's)
-            return Decision(only=previous.line, values=following, keep_rest=True)
-        if any(k + 1 < len(texts) for k in at):
-            return None  # the last item or not: the model's
+        if all(k + 1 < len(events) for k in at):
+            following = {tuple(events[k + 1].items()) for k in at}
+            if len(following) != 1:
+                return Decision(only=previous.line)  # the line again; which step it is, the model's
+            after = {**outer, **events[at[0] + 1]}
+            new = [n for n in after if n not in previous.locals]
+            if len(new) > 1:
+                return Decision(only=previous.line)  # the order the recorder lists new names in is its own
+            names = [n for n in previous.locals if n in after] + new  # kept in place, a new one last
+            return Decision(only=previous.line, depth=previous.depth, func=previous.func,
+                            frame=tuple((n, after[n]) for n in names))
+        if any(k + 1 < len(events) for k in at):
+            return None  # the last step or not: the model's
         return self._completed(previous, statement, outer, targets)
 
     def _completed(
@@ -980,8 +1025,7 @@ class FlowMemory:
     ) -> Decision | None:
         """After a comprehension's last item: the statement's effects, its target names gone."""
         shadowed = _shadowed(self.static, previous.func)
-        order = [n for code in self.static.functions[previous.func].codes[:1]
-                 for n in (*code.co_varnames, *code.co_cellvars, *code.co_freevars)]
+        order = _frame_order(self.static, previous.func)
         if isinstance(statement, ast.Return):
             try:
                 value = evaluate(statement.value, outer, shadowed) if statement.value is not None else "None"
