@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from neural.constraints import CodeInfo, StaticCode, changeable, fixed_text, line_stores, may_be_bound
-from neural.exact import assigned, effects, returned, value_before
+from neural.exact import assigned, effects, plain_stores, returned, value_before
 from neural.flow import target_before
 from neural.textformat import escape, is_diff
 from neural.trajectory import CLOSE_EVENTS, OPEN_EVENTS, Action, State
@@ -241,11 +241,7 @@ def _comprehension_targets(static: StaticCode, probe: State) -> frozenset[str]:
         (comp, n) for comp in ast.walk(root) if isinstance(comp, kinds)
         for gen in comp.generators for n in ast.walk(gen.target) if isinstance(n, ast.Name)
     ]
-    skip = {id(n) for _comp, n in targets}
-    elsewhere = {
-        n.id for n in ast.walk(root)
-        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and id(n) not in skip
-    }
+    elsewhere = plain_stores(root)
     return frozenset(
         n.id for comp, n in targets
         if comp.lineno <= probe.line <= (comp.end_lineno or comp.lineno) and n.id not in elsewhere
@@ -261,12 +257,7 @@ def _unbound_before(static: StaticCode, probe: State) -> frozenset[str]:
         return frozenset()
     bound: set[str] = set()
     for line in before:
-        names = (
-            frozenset(info.params) | frozenset(info.free) if line in info.calls and line not in info.lines
-            else may_be_bound(static, probe.func, line)
-        )
-        if line in info.calls:
-            names = frozenset(info.params) | frozenset(info.free) | (names or frozenset())
+        names = may_be_bound(static, probe.func, line)  # (its call line: the parameters, and no more)
         if names is None:
             return frozenset()
         bound |= names

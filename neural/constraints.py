@@ -594,8 +594,6 @@ def _earlier_in_frame(static: StaticCode, current: State) -> list[tuple[str, int
     for line in sorted(before):
         if line in info.calls and info.function:
             out.append(("call", line))  # the function's first line follows its call
-        elif line in info.calls and line not in info.lines:
-            continue
         else:
             out.append(("line", line))
     if not info.function and min(info.lines) == current.line:

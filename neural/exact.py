@@ -771,6 +771,19 @@ def pure_line(static: StaticCode, state: State) -> bool:
     return True
 
 
+def plain_stores(root: ast.AST) -> frozenset[str]:
+    """The names code binds other than as a comprehension's (or generator expression's) loop target."""
+    kinds = ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+    targets = {
+        id(n) for comp in ast.walk(root) if isinstance(comp, kinds)
+        for gen in comp.generators for n in ast.walk(gen.target)
+    }
+    return frozenset(
+        n.id for n in ast.walk(root)
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and id(n) not in targets
+    )
+
+
 def _header_test(static: StaticCode, func: str, line: int) -> ast.expr | None:
     """The test of the `if`/`elif`/`while` whose header is `line` of `func` (all of it on that line)."""
     node = compound(static, func, line)

@@ -32,6 +32,8 @@ from typing import Any
 
 from neural.constraints import StaticCode, fixed_text, is_immutable, is_literal, literal_value
 from neural.exact import (
+    _BUILTINS,
+    _METHODS,
     _SCOPES,
     MAX_ITEMS,
     NotExact,
@@ -45,6 +47,7 @@ from neural.exact import (
     compound,
     evaluate,
     execute,
+    plain_stores,
     raises,
     returned,
     value_of,
@@ -138,8 +141,6 @@ def _comprehension_events(
 
 def _plain_call(node: ast.Call, shadowed: frozenset[str]) -> bool:
     """A call of a builtin function or of a method that changes nothing (no traced code can run)."""
-    from neural.exact import _BUILTINS, _METHODS  # (what the evaluator itself accepts)
-
     func = node.func
     if isinstance(func, ast.Name):
         return func.id in _BUILTINS and func.id not in shadowed
@@ -982,17 +983,7 @@ class FlowMemory:
         root = _root(static, previous.func)
         if root is None or not targets:
             return None
-        # Names the function binds outside any comprehension's target (another comprehension's target
-        # is its own, cleared after it).
-        comprehended = {
-            id(n) for comp in ast.walk(root) if isinstance(comp, ast.ListComp | ast.SetComp | ast.DictComp
-                                                              | ast.GeneratorExp)
-            for gen in comp.generators for n in ast.walk(gen.target)
-        }
-        elsewhere = {
-            n.id for n in ast.walk(root)
-            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and id(n) not in comprehended
-        }
+        elsewhere = plain_stores(root)  # (another comprehension's target is its own, cleared after it)
         if set(targets) & (elsewhere | set(info.params) | info.cells):
             return None  # a name the frame also has outside the comprehension
         outer = {n: t for n, t in previous.locals.items() if n not in targets}
