@@ -100,19 +100,20 @@ def body_plan(
     info = static.functions.get(probe.func)
     if info is None:
         return plan
-    if event == "call" and info.function and info.params:
+    call_params, call_free = static.call_names(probe.func, probe.line) if event == "call" else ((), ())
+    if event == "call" and info.function and call_params:
         fixed: dict[str, str] = {}
         if (previous.func, previous.depth) == (probe.func, probe.depth) and previous.event not in OPEN_EVENTS:
             if action.name == "back_to_call":
                 fixed = _kept_since_call(static, previous, info)
             elif action.name in ("step_back", "step_back_over") and previous.event == "line" and \
-                    set(previous.locals) <= set(info.params) | set(info.free):
+                    set(previous.locals) <= set(call_params) | set(call_free):
                 fixed = dict(previous.locals)  # the first line's state: nothing of the frame ran since
         plan.slots = [
             (name, True, Choice(text=fixed[name], free=False) if name in fixed else Choice())
-            for name in info.params
+            for name in call_params
         ]
-        plan.slots += [(name, False, Choice()) for name in info.free]
+        plan.slots += [(name, False, Choice()) for name in call_free]
         return plan
     backward = (
         action.name in ("step_back", "step_back_over")

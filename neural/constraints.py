@@ -156,6 +156,19 @@ class StaticCode:
         found.sort(key=lambda info: -max(info.calls))
         return [info.qualname for info in found]
 
+    def call_names(self, func: str, line: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(parameters, free variables) of a call state of func on `line`: the code object that starts
+        there when several share the name (the generator expressions of one function)."""
+        info = self.functions[func]
+        if len(info.codes) > 1:
+            here = [code for code in info.codes if code.co_firstlineno == line]
+            if len(here) == 1 and here[0].co_flags & 0x1:
+                code = here[0]
+                count = code.co_argcount + code.co_kwonlyargcount
+                count += bool(code.co_flags & 0x4) + bool(code.co_flags & 0x8)
+                return code.co_varnames[:count], code.co_freevars
+        return info.params, info.free
+
     def effects(self, func: str) -> dict[int, LineEffect] | None:
         """What each line of `func` may change, from the recorder's own analysis (None: cannot tell)."""
         if func not in self._effects:
@@ -602,7 +615,7 @@ def _earlier_in_frame(static: StaticCode, current: State) -> list[tuple[str, int
     possible = []
     for event, line in out:
         bound = (
-            frozenset(info.params) | frozenset(info.free) if event == "call" and info.function
+            frozenset().union(*static.call_names(current.func, line)) if event == "call" and info.function
             else frozenset() if event == "call" else may_be_bound(static, current.func, line)
         )
         if bound is None or set(current.locals) <= bound or (not info.function and event != "call"):

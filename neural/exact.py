@@ -40,11 +40,19 @@ class Raised(NotExact):
 CERTAIN_ERRORS = (KeyError, IndexError, ZeroDivisionError, ValueError)
 
 
+def _next(it: Any, *default: Any) -> Any:
+    """next() of a generator expression's items (any other value here is no iterator: it raises)."""
+    if not isinstance(it, _Gen):
+        raise NotExact("next() of a value that may be an iterator")
+    return next(iter(it), *default)
+
+
 _BUILTINS: dict[str, Callable[..., Any]] = {
     "len": len, "abs": abs, "min": min, "max": max, "sum": sum, "sorted": sorted, "str": str, "int": int,
     "float": float, "bool": bool, "list": list, "tuple": tuple, "round": round, "ord": ord, "chr": chr,
     "repr": repr, "any": any, "all": all, "divmod": divmod, "range": range, "enumerate": enumerate,
     "zip": zip, "reversed": reversed, "set": set, "dict": dict, "type": type, "isinstance": isinstance,
+    "next": _next,
 }
 # Builtins whose result depends on the order they iterate an argument in: never given a set, whose
 # parsed order may differ from the program's.
@@ -69,7 +77,7 @@ _MUTATORS: dict[type, frozenset[str]] = {
                     "intersection_update"}),
 }
 _SCOPES = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda)
-_TAKES_ITERABLES = frozenset({sum, min, max, sorted, list, tuple, set, dict, any, all, enumerate, zip})
+_TAKES_ITERABLES = frozenset({sum, min, max, sorted, list, tuple, set, dict, any, all, enumerate, zip, _next})
 MAX_ITEMS = 10_000  # longest sequence a comprehension or loop is evaluated over
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -794,9 +802,12 @@ def _root(static: StaticCode, func: str) -> ast.AST | None:
     return static.tree if func == "<module>" else static.defs.get(func)
 
 
-def compound(static: StaticCode, func: str, line: int) -> ast.If | ast.While | ast.For | None:
+def compound(
+    static: StaticCode, func: str, line: int, scoped: bool = False
+) -> ast.If | ast.While | ast.For | None:
     """The `if`/`elif`/`while`/`for` statement of `func` whose header is on `line` (one-line headers only,
-    and a body that starts on a later line)."""
+    and a body that starts on a later line); one whose header holds a comprehension, lambda or generator
+    expression only when `scoped`."""
     root = _root(static, func)
     if root is None:
         return None
@@ -811,7 +822,7 @@ def compound(static: StaticCode, func: str, line: int) -> ast.If | ast.While | a
                 return None
             if isinstance(node, ast.For) and node.target.end_lineno != line:
                 return None
-            if any(isinstance(sub, _SCOPES) for sub in ast.walk(head)):
+            if not scoped and any(isinstance(sub, _SCOPES) for sub in ast.walk(head)):
                 return None  # a comprehension's own steps (line events, a generator's frame) come first
             return node
         if isinstance(node, ast.stmt) and not (node.lineno <= line <= (node.end_lineno or node.lineno)):

@@ -28,9 +28,18 @@ import builtins
 import copy as copy_module
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import BuiltinFunctionType
 from typing import Any
 
-from neural.constraints import StaticCode, fixed_text, is_immutable, is_literal, literal_value
+from neural.constraints import (
+    _ANYTHING,
+    StaticCode,
+    _touched,
+    fixed_text,
+    is_immutable,
+    is_literal,
+    literal_value,
+)
 from neural.exact import (
     _BUILTINS,
     _METHODS,
@@ -53,6 +62,7 @@ from neural.exact import (
     value_of,
 )
 from neural.trajectory import CLOSE_EVENTS, OPEN_EVENTS, State
+from tracer.plan import G_CALL
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +98,55 @@ def _carried(
         out.append((name, text if pure or (ok and is_immutable(parsed)) else None))
     out += [(name, text) for name, text in computed.items() if name not in before]
     return tuple(out)
+
+
+# Builtins that iterate an argument at once (`next` takes one item): a generator expression given to them runs
+# on the caller's line.
+_CONSUMERS = frozenset(
+    {"next", "min", "max", "sum", "all", "any", "list", "tuple", "set", "frozenset", "sorted", "dict"}
+)
+
+
+def _genexps(node: ast.AST | None) -> list[ast.GeneratorExp]:
+    """The generator expressions of a line's simple statement, or of a compound line's `if`/`while` test."""
+    if isinstance(node, ast.If | ast.While):
+        node = node.test
+    elif node is None or isinstance(node, ast.For | ast.AsyncFor):
+        return []
+    return [n for n in ast.walk(node) if isinstance(n, ast.GeneratorExp)]
+
+
+_REFLECTIVE = frozenset({"exec", "eval", "setattr", "delattr", "__import__", "vars", "globals", "locals"})
+
+
+def _kept_objects(static: StaticCode, func: str, shown: Mapping[str, str]) -> frozenset[str]:
+    """The names of `shown` (a state of func) holding a mutable object no line of func can change: every
+    line that may change an object names what it changes (its effect guards) and never one of these, nor
+    a value that may hold one of them. Empty when a line can change anything."""
+    table = static.effects(func)
+    if table is None:
+        return frozenset()
+    mutable = {name for name, text in shown.items() if not fixed_text(text) and not text.endswith("...")}
+    for effect in table.values():
+        if not effect.mutates:
+            continue
+        if effect is _ANYTHING:
+            return frozenset()
+        guards = effect.guards
+        if guards is not None:  # a builtin function changes none of its arguments (no class: no dunder)
+            guards = tuple(g for g in guards if not (
+                g[0] == G_CALL and not static.has_classes and g[1] not in static.global_stores
+                and g[1] not in _REFLECTIVE and isinstance(getattr(builtins, g[1], None), BuiltinFunctionType)
+            ))
+        touched = _touched(static, guards, shown)
+        if touched is None:
+            return frozenset()
+        for name in touched:
+            text = shown.get(name)
+            if text is None:
+                return frozenset()
+            mutable = {m for m in mutable if m != name and shown[m] not in text and text not in shown[m]}
+    return frozenset(mutable)
 
 
 def _program_call(static: StaticCode, node: ast.Call) -> bool:
@@ -359,6 +418,22 @@ class _Keyed:
 
 
 @dataclass(slots=True)
+class _Genexp:
+    """A generator expression a builtin consumes at once on its frame's line (`sum(x * x for x in xs)`,
+    `next((e for e in xs if e), -1)`, `if any(...)`): its frame's states computed ahead, item by item (call,
+    line, then per item yield, resume, line, or a line again when a condition drops it; a return when the
+    items run out), and whether the consumer stops at the last yield (next; all at a false value; any at a
+    true one)."""
+
+    line: int
+    qualname: str
+    depth: int
+    script: list[tuple[str, tuple[tuple[str, str], ...], str | None]]  # (event, its locals, its value)
+    stops: bool
+    taken: int = 1  # the states of the script decided so far
+
+
+@dataclass(slots=True)
 class _Caught:
     """An exception a line certainly raised, and the handler of this frame that catches it (if known)."""
 
@@ -376,6 +451,7 @@ class _Frame:
     loops: dict[int, _Loop] = field(default_factory=dict)
     state: State | None = None  # the frame's latest line state (the caller's, while a callee runs)
     keyed: _Keyed | None = None  # a max/min/sorted/sort with key=lambda running on this frame's line
+    genexp: _Genexp | None = None  # a generator expression a builtin consumes on this frame's line
     error: _Caught | None = None  # an exception the code raised on this frame's line, and its handler
 
 
@@ -423,6 +499,8 @@ class FlowMemory:
         line = state.line
         if frame.keyed is not None and frame.keyed.line != line:
             frame.keyed = None
+        if frame.genexp is not None and frame.genexp.line != line:
+            frame.genexp = None
         for start in [s for s, loop in frame.loops.items() if not (s <= line <= _body_end(loop.node))]:
             del frame.loops[start]  # the run left that loop (exhausted, break, return to an outer line)
         node = self._node(state.func, line)
@@ -527,6 +605,8 @@ class FlowMemory:
             return self._after_return(previous)
         if previous.func.endswith("<lambda>"):
             return self._in_lambda(previous)
+        if previous.func.endswith("<genexpr>"):
+            return self._in_genexp(previous)
         if previous.event == "call":
             return self._first_line(previous)
         if previous.event in ("exception", "handled"):
@@ -547,6 +627,11 @@ class FlowMemory:
             return Decision(only=previous.line, event="exception", value=repr(error), depth=previous.depth,
                             func=previous.func, frame=tuple(previous.locals.items()))
         node = self._node(previous.func, previous.line)
+        simple = _statement(self.static, previous.func, previous.line) if node is None else None
+        header = compound(self.static, previous.func, previous.line, scoped=True) if node is simple is None \
+            else node
+        if _genexps(header if header is not None else simple[0] if simple is not None else None):
+            return self._genexp_start(previous, header)  # its items are steps of their own frame first
         if node is None:
             return self._keyed_start(previous) or self._comprehension(previous) or self._simple(previous)
         body = node.body[0].lineno
@@ -709,6 +794,178 @@ class FlowMemory:
         return Decision(only=previous.line, event="return", depth=previous.depth, func=previous.func,
                         frame=frame, value=text)
 
+    # -- generator expressions a builtin consumes --------------------------------------------------------
+    def _genexp_start(self, previous: State, node: ast.AST | None) -> Decision | None:
+        """A line whose one generator expression a builtin consumes, with nothing else of the program's
+        to run: the next state is the generator's call; its later states are computed here (_Genexp)."""
+        frame = self.frames.get(previous.depth)
+        static = self.static
+        found = _statement(static, previous.func, previous.line) if node is None else None
+        statement: ast.AST | None = found[0] if found is not None else node
+        if frame is None or frame.func != previous.func or statement is None or static.has_classes:
+            return None
+        if isinstance(statement, ast.If | ast.While):
+            statement = statement.test
+        elif node is not None:
+            return None  # (a for loop over a generator: its items are the loop's)
+        if not isinstance(statement, ast.stmt | ast.expr) or statement.lineno != statement.end_lineno:
+            return None  # a later line of the statement would be a step of its own
+        gens = _genexps(statement)
+        scopes = [n for n in ast.walk(statement) if isinstance(n, _SCOPES)]
+        if len(gens) != 1 or len(scopes) != 1:
+            return None
+        gen = gens[0]
+        shadowed = _shadowed(static, previous.func)
+        consumers = [n for n in ast.walk(statement) if isinstance(n, ast.Call) and n.args[:1] == [gen]]
+        targets = {n.id for c in gen.generators for n in ast.walk(c.target) if isinstance(n, ast.Name)}
+        plain = replace(previous, locals={**previous.locals, **dict.fromkeys(targets, "0")})  # (plain items)
+        if len(consumers) != 1 or not _builtin_calls_only(statement, plain, shadowed, static):
+            return None
+        consumer = consumers[0]
+        func = consumer.func
+        if isinstance(func, ast.Name) and func.id in _CONSUMERS and func.id not in shadowed \
+                and func.id not in previous.locals:
+            name = func.id
+        elif (isinstance(func, ast.Attribute) and func.attr == "join"
+              and isinstance(func.value, ast.Constant) and isinstance(func.value.value, str)):
+            name = "join"
+        else:
+            return None
+        if consumer.keywords or len(consumer.args) > (2 if name == "next" else 1):
+            return None
+        if _conditional(statement, consumer):
+            return None
+        if len(gen.generators) != 1 or gen.generators[0].is_async:
+            return None
+        clause = gen.generators[0]
+        codes = [(info.qualname, code) for info in static.functions.values()
+                 if info.qualname.endswith("<genexpr>")
+                 for code in info.codes if code.co_firstlineno == gen.lineno]
+        if len(codes) != 1:
+            return None  # two on one line
+        qualname, code = codes[0]
+        try:
+            source = value_of(clause.iter, previous.locals, shadowed)
+            if type(source) not in (list, tuple, str, range, dict, bytes):
+                return None  # (a set's order is not certain; an iterator may be shared)
+            items = list(source)
+            if len(items) > MAX_ITEMS or not all(_plain(item) for item in items):
+                return None
+            opening = [(".0", f"<{type(iter(source)).__name__} object at 0x?>")]
+            for free in code.co_freevars:
+                if free not in previous.locals:
+                    return None
+                opening.append((free, previous.locals[free]))
+            script: list[tuple[str, tuple[tuple[str, str], ...], str | None]] = [
+                ("call", tuple(opening), None), ("line", tuple(opening), None)]
+            stops = False
+            yielded = 0
+            texts = dict(previous.locals)
+            for item in items:
+                values: dict[str, Any] = {}
+                bind(clause.target, item, values)
+                bound = {n: certain_repr(v) for n, v in values.items()}
+                shown = tuple(opening) + tuple(bound.items())
+                texts.update(bound)
+                if not all(value_of(test, texts, shadowed) for test in clause.ifs):
+                    script.append(("line", shown, None))  # dropped: the loop goes round on this line
+                    continue
+                value = value_of(gen.elt, texts, shadowed)
+                script.append(("yield", shown, certain_repr(value)))
+                yielded += 1
+                if name == "next" or (name == "all" and not value) or (name == "any" and value):
+                    stops = True
+                    break
+                script += [("resume", shown, None), ("line", shown, None)]
+            if not stops:
+                if (name == "next" and len(consumer.args) == 1) or (name in ("min", "max") and not yielded):
+                    return None  # it raises
+                script.append(("return", script[-1][1], "None"))
+        except Exception:  # not certain (NotExact), or the program raises on the way
+            return None
+        frame.genexp = _Genexp(previous.line, qualname, previous.depth + 1, script, stops)
+        return self._genexp_state(frame.genexp)
+
+    def _genexp_state(self, genexp: _Genexp) -> Decision:
+        event, shown, value = genexp.script[genexp.taken - 1]
+        return Decision(only=genexp.line, event=event, depth=genexp.depth, func=genexp.qualname, frame=shown,
+                        value=value)
+
+    def _in_genexp(self, previous: State) -> Decision | None:
+        """A generator expression's frame: its computed next state (_Genexp), the caller's line finished
+        once a consumer that stops early has its value, or else what its shape alone decides."""
+        caller = self.frames.get(previous.depth - 1)
+        genexp = caller.genexp if caller is not None else None
+        if genexp is None or genexp.qualname != previous.func or genexp.depth != previous.depth:
+            return self._bare_genexp(previous)
+        assert caller is not None
+        event, shown, _value = genexp.script[genexp.taken - 1]
+        if event != previous.event or dict(shown) != dict(previous.locals):
+            caller.genexp = None  # the run went its own way
+            return None
+        if genexp.taken < len(genexp.script):
+            genexp.taken += 1
+            return self._genexp_state(genexp)
+        caller.genexp = None
+        if not genexp.stops or caller.state is None:
+            return None
+        return self._genexp_done(caller.state)
+
+    def _genexp_done(self, before: State) -> Decision | None:
+        """The consumer has its value: the caller's line runs to its end (only builtins ran in it)."""
+        static = self.static
+        node = compound(static, before.func, before.line, scoped=True)
+        shadowed = _shadowed(static, before.func)
+        frame = tuple(before.locals.items())
+        try:
+            if isinstance(node, ast.If | ast.While):
+                body = node.body[0].lineno
+                if bool(value_of(node.test, before.locals, shadowed)):
+                    decided = Decision(only=body)
+                else:
+                    decided = self._leave(before, body)
+                return replace(decided, depth=before.depth, func=before.func, frame=frame,
+                               carry=before.locals)
+            found = _statement(static, before.func, before.line)
+            if found is None or node is not None:
+                return None
+            statement = found[0]
+            if isinstance(statement, ast.Return):
+                if any(isinstance(p, ast.Try | ast.TryStar | ast.With | ast.AsyncWith) for p in found[1]):
+                    return None
+                result = evaluate(statement.value, before.locals, shadowed) if statement.value else "None"
+                return Decision(only=before.line, event="return", depth=before.depth, func=before.func,
+                                frame=frame, value=result, carry=before.locals)
+            computed = execute(statement, before.locals, shadowed)
+        except Exception:  # not certain (NotExact), or the program raises
+            return None
+        info = static.functions.get(before.func)
+        others = static.successors(before.func, before.line) - {before.line}
+        if not others and info is not None and not info.function and before.func == "<module>":
+            return Decision(only=before.line, event="return", depth=before.depth, func=before.func,
+                            frame=_carried(before.locals, computed, pure=True), value="None",
+                            carry=before.locals)
+        if len(others) != 1:
+            return None
+        return Decision(only=next(iter(others)), depth=before.depth, func=before.func,
+                        frame=_carried(before.locals, computed, pure=True), carry=before.locals)
+
+    def _bare_genexp(self, previous: State) -> Decision | None:
+        """A generator expression's frame seen without its caller's line: a one-line one goes from its call
+        and each resume to its line; from its line with one `for` and no condition, to a yield or its
+        return (never the line again)."""
+        outer = previous.func.rsplit(".<locals>.", 1)[0] if ".<locals>." in previous.func else "<module>"
+        root = _root(self.static, outer)
+        gens = [n for n in ast.walk(root) if isinstance(n, ast.GeneratorExp) and n.lineno == previous.line] \
+            if root is not None else []
+        if len(gens) != 1 or gens[0].end_lineno != previous.line:
+            return None
+        if previous.event in ("call", "resume"):
+            return Decision(only=previous.line, keep_rest=True)
+        if previous.event != "line" or len(gens[0].generators) != 1 or gens[0].generators[0].ifs:
+            return None
+        return Decision(never=previous.line)
+
     def _keyed_next(self, returned_state: State, caller: _Frame, keyed: _Keyed) -> Decision | None:
         """After a key lambda returned: the next item's call, or the caller's line finished."""
         if len(keyed.values) < len(keyed.items):
@@ -740,6 +997,11 @@ class FlowMemory:
         value = returned_state.value
         if caller is not None and caller.keyed is not None:
             return self._keyed_next(returned_state, caller, caller.keyed)
+        if caller is not None and caller.genexp is not None:
+            genexp, caller.genexp = caller.genexp, None
+            if returned_state.func != genexp.qualname or caller.state is None:
+                return None
+            return self._genexp_done(caller.state)
         if value is None or not is_literal(value):
             return None
         unknown: frozenset[str] = frozenset()
@@ -832,9 +1094,10 @@ class FlowMemory:
         for effect in table.values():
             stores |= effect.stores
         shown = returned_state.locals
+        kept = _kept_objects(static, callee, shown)
         held = {
             i: shown[name] for i, name in enumerate(info.params)
-            if name in shown and name not in stores and fixed_text(shown[name])
+            if name in shown and name not in stores and (fixed_text(shown[name]) or name in kept)
         }
         sites: list[int] = []
         for line in sorted(static.functions["<module>"].lines):

@@ -214,6 +214,21 @@ def kinds(items):
     return list(filter(lambda v: v % 2 == 0, out))
 
 
+def genexps(xs, words):
+    k = 1
+    total = sum(x * x for x in xs if x > 1)
+    first = next((w for w in words if len(w) > k), None)
+    none = next((w for w in words if w == 'zz'), '-')
+    if all(xs[i] <= xs[i + k] for i in range(len(xs) - 1)):
+        total += 1
+    if any(w.startswith('b') for w in words):
+        total += 2
+    joined = '-'.join(w.upper() for w in words)
+    longest = max(len(w) for w in words)
+    return (total, first, none, joined, longest, tuple(x for x in xs if x % 2),
+            min(x for x in xs) if xs else None)
+
+
 from collections import Counter
 LIMIT = 3 * 2
 assert area(4, 5) == 20
@@ -222,6 +237,7 @@ size = area(1, 7) + LIMIT
 print(Counter('aab')['a'], size)
 print(kinds([1, [2, 3], 4, 'x', [5, 6, 7, 8]]))
 print(comps([1, 2, 3, 2], 2), comps([], 1))
+print(genexps([1, 2, 3, 2], ['a', 'bb', 'ccc']), genexps([], ['b']), genexps([3, 4, 5], ['zz']))
 print(loops(['a', 'bb', 'a', 'z', 'c'], 5))
 print(calls([1, 2, 3]))
 print(rows(2), list(gen(3)), spin('1, 2,,3'), bubble([4, 1, 3, 2]))
@@ -250,7 +266,8 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
     """Walk the recorded run: every decided branch, loop item and computed value is what happened."""
     memory = FlowMemory(static)
     memory.observe(tree.states[0])
-    counts = {"only": 0, "never": 0, "bound": 0, "assigned": 0, "returned": 0, "after_return": 0, "calls": 0}
+    counts = {"only": 0, "never": 0, "bound": 0, "assigned": 0, "returned": 0, "after_return": 0, "calls": 0,
+              "yields": 0, "consumed": 0}
     for before, after in zip(tree.states, tree.states[1:]):
         decision = memory.decide(before)
         same_frame = (after.func, after.depth) == (before.func, before.depth)
@@ -263,6 +280,8 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
                 assert happened == (decision.event, decision.only, depth, func), (before, decision)
                 counts["only"] += 1
                 counts["calls"] += decision.event == "call" and not func.endswith("<lambda>")
+                counts["yields"] += decision.event == "yield" and decision.value is not None
+                counts["consumed"] += before.func.endswith("<genexpr>") and func == "genexps"
             if decision.frame is not None:  # the caller after a return: its locals and value
                 assert [name for name, _ in decision.frame] == list(after.locals), (before, decision)
                 for name, text in decision.frame:
@@ -289,6 +308,9 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
     assert counts["only"] >= 150 and counts["never"] >= 1 and counts["bound"] >= 100, counts
     assert counts["assigned"] >= 100 and counts["returned"] >= 3 and counts["after_return"] >= 20, counts
     assert counts["calls"] >= 8, counts  # helper and recursive calls entered with exact arguments
+    # Generator expressions a builtin consumes: each yield's value, the caller's line after the last one
+    # (a return, or next/all/any stopping early).
+    assert counts["yields"] >= 15 and counts["consumed"] >= 15, counts
 
 
 def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: StaticCode) -> None:
@@ -327,7 +349,7 @@ def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: Stati
 def test_decisions_from_any_recorded_state_without_history(tree: StateTree, static: StaticCode) -> None:
     """Differential, as an eval item or a restart starts: a memory that sees only one recorded state
     (no history) must still decide only what is true of the next one; loops it can place resume."""
-    resumed = unseen = lambdas = comprehensions = 0
+    resumed = unseen = lambdas = comprehensions = genexps = 0
     for before, after in zip(tree.states, tree.states[1:]):
         memory = FlowMemory(static)
         memory.observe(before)
@@ -335,6 +357,7 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
         if decision is None:
             continue
         lambdas += before.func == "kinds.<locals>.<lambda>"  # filter's lambda: its line, its return
+        genexps += before.func == "genexps.<locals>.<genexpr>"
         comprehensions += before.func == "comps" and before.event == "line"
         if decision.only is not None:
             depth = decision.depth if decision.depth is not None else before.depth
@@ -358,6 +381,7 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
     assert lambdas >= 6, lambdas
     assert comprehensions >= 40, comprehensions  # each item's step, the statement's end, from any state
     assert unseen >= 3  # area's returns: the module line found by its arguments, the module state rebuilt
+    assert genexps >= 20, genexps  # a genexpr's call and resume go to its line, its line elsewhere
 
 
 def test_loops_over_unknown_or_shared_things_are_left_to_the_model(static: StaticCode) -> None:
