@@ -37,7 +37,8 @@ def test_shared_constants_are_the_python_definitions() -> None:
     assert set(found) == {
         *(f"G_{n}" for n in ("GLOBAL", "METHOD", "ITEM_METHOD", "SUBSCR", "STORE", "INPLACE", "CALL")),
         *(f"K_{n}" for n in ("PURE", "MUTATES", "UNKNOWN")),
-        *("NATIVE_INT_LIMIT", "NATIVE_FLOAT_LIMIT", "FAST_LEN", "NESTED_BUDGET", "HEAD_TRACKED"),
+        *("NATIVE_INT_LIMIT", "NATIVE_FLOAT_LIMIT", "FAST_LEN", "NESTED_BUDGET"),
+        *("HEAD_TRACKED", "HEAD_TRACKED_FLAT"),
     }
 
 

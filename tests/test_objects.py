@@ -790,6 +790,45 @@ def main():
 main()
 """
 
+# Big flat containers the compiled core skips without a look after lines whose guards name other objects
+# (HEAD_TRACKED_FLAT), changed in between through an alias, an element of another list, a deque's end, a
+# dict store and an untraced builtin.
+_PROGRAMS["untouched"] = """
+import collections
+
+def touch(big, other, q, d):
+    alias = big
+    other.append(1)
+    alias[3] = -1
+    other.append(2)
+    q.append(7)
+    other.append(q.popleft())
+    d[5] = 'five'
+    other.append(len(big))
+    holder = [big, q]
+    holder[0].append(99)
+    other.append(3)
+    holder[1].appendleft(-5)
+    other.append(4)
+    big.sort(reverse=True)
+    other.append(5)
+    list(map(big.append, (8, 9)))
+    other.append(6)
+    return other
+
+def main():
+    big = list(range(600))
+    q = collections.deque(range(500))
+    d = {i: i for i in range(400)}
+    other = []
+    for _ in range(3):
+        touch(big, other, q, d)
+        del big[:2]
+    return len(other)
+
+main()
+"""
+
 
 def _state_digests(trace: Path, script: Path) -> list[list[Any]]:
     """Our (line, {name: digest}) at every line step of the program's functions, rebuilt by replay."""

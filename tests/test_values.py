@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import collections
 import math
 from typing import Any
 
@@ -482,3 +483,67 @@ def test_same_encoding_is_type_and_sign_exact() -> None:
     assert not same_encoding(0.0, -0.0)
     assert not same_encoding(1, 1.0)
     assert not same_encoding(1, "1")
+
+
+# -- the compiled core's head of a big flat container -------------------------------------------------------
+_FLAT = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(alphabet=st.sampled_from("ab'\"\\xé\n "), max_size=12),
+    st.text(alphabet="abcxyz", min_size=0, max_size=400),
+    st.none(),
+    st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(["list", "tuple", "dict", "set", "deque"]),
+    items=st.lists(_FLAT, min_size=1, max_size=300),
+    limit=st.integers(min_value=16, max_value=300),
+)
+def test_the_compiled_head_of_a_big_flat_container_is_the_python_one(
+    kind: str, items: list[Any], limit: int
+) -> None:
+    """Differential: tracer/_core head_text (the head of a big container's cut repr, written in C) gives the
+    pure Python encoder's exact encoding, and a head that covers everything the cut text shows."""
+    import tracer.values as values
+
+    if kind == "dict":
+        value: Any = {i: x for i, x in enumerate(items)}
+    elif kind == "set":
+        value = {x for x in items if not isinstance(x, float) or x == x}
+    elif kind == "deque":
+        value = collections.deque(items, maxlen=len(items) + 1)
+    else:
+        value = list(items) if kind == "list" else tuple(items)
+    encoder = ValueEncoder(limit)
+    compiled = encoder.encode(value)
+    head = encoder.last_head
+    saved, values._head_text = values._head_text, None
+    try:
+        python = ValueEncoder(limit).encode(value)
+    finally:
+        values._head_text = saved
+    assert compiled == python
+    assert decode_text(compiled)[0] == expected_text(value, limit)
+    if head is not None and decode_text(compiled)[2] and kind != "deque":  # the first elements: all shown
+        elements = head[0]
+        flat = [x for kv in value.items() for x in kv] if kind == "dict" else list(value)
+        assert all(a is b for a, b in zip(elements, flat)) and len(elements) <= len(flat)
+        if kind == "dict":
+            shown = "{" + ", ".join(f"{k!r}: {v!r}" for k, v in zip(elements[::2], elements[1::2]))
+        else:
+            shown = ("[" if kind == "list" else "(") + ", ".join(map(repr, elements))
+        assert len(elements) == len(flat) or len(shown) > limit
+
+
+def test_the_compiled_head_is_used_for_big_flat_containers() -> None:
+    from tracer.native import core
+
+    if core is None:
+        pytest.skip("the compiled core is not built")
+    text, shown = core.head_text(list(range(10_000)), 100)
+    assert len(text) > 100 and text == repr(list(range(shown)))[:-1] and shown < 40
+    assert core.head_text([[1]] * 1000, 100) is None  # nested: the Python path
+    assert core.head_text(list(range(5)), 100) is None  # not cut

@@ -59,6 +59,7 @@ from tracer.tee import OutputTee
 from tracer.values import (
     _NON_LITERAL_FLOATS,
     DEFAULT_LIMIT,
+    TRACKED_FLAT_HEAD,
     TRACKED_HEAD,
     ValueEncoder,
     decode_text,
@@ -497,7 +498,7 @@ class PythonRecorder(ForkHooks, Flusher):
             rec.heads.pop(name, None)
         else:
             rec.mutables.add(name)
-            self._remember_head(rec, name, enc)
+            self._remember_head(rec, name, enc, obj)
         if not same_encoding(rec.texts.get(name, _MISSING), enc):
             rec.texts[name] = enc
             if changes is None:
@@ -658,7 +659,8 @@ class PythonRecorder(ForkHooks, Flusher):
         if self._guarded and self._touched is not None and self.objects.untouched(obj, self._touched):
             return None
         if self._guarded and self._planned_change(rec, name, obj):
-            rec.heads[name] = TRACKED_HEAD  # (a fingerprint taken before would now be stale)
+            # (a fingerprint taken before would now be stale)
+            rec.heads[name] = TRACKED_FLAT_HEAD if self.objects.flat(obj) else TRACKED_HEAD
             return None
         self.objects.touched = self._touched if self._guarded else None
         try:
@@ -666,21 +668,21 @@ class PythonRecorder(ForkHooks, Flusher):
         finally:
             self.objects.touched = None
             self.objects.in_step = None
-        self._remember_head(rec, name, enc)
+        self._remember_head(rec, name, enc, obj)
         if not same_encoding(rec.texts[name], enc):
             rec.texts[name] = enc
             return enc
         return None
 
-    def _remember_head(self, rec: FrameRecord, name: str, enc: Any) -> None:
-        """After encoding name's mutable value as enc: the head that shows its text unchanged next time
+    def _remember_head(self, rec: FrameRecord, name: str, enc: Any, obj: object) -> None:
+        """After encoding name's mutable value obj as enc: the head that shows its text unchanged next time
         (the encoder's), or TRACKED_HEAD for a value the object tracker records (no fingerprint: the tracker
-        alone says what changed), or none."""
+        alone says what changed; TRACKED_FLAT_HEAD when it holds nothing that changes in place), or none."""
         head = self.encoder.last_head
         if head is not None:
             rec.heads[name] = head
         elif object_id(enc) is not None:
-            rec.heads[name] = TRACKED_HEAD
+            rec.heads[name] = TRACKED_FLAT_HEAD if self.objects.flat(obj) else TRACKED_HEAD
         else:
             rec.heads.pop(name, None)
 

@@ -59,6 +59,7 @@ def shared_constants() -> dict[str, int]:
         FAST_LEN=values._FAST_LEN,
         NESTED_BUDGET=values._NESTED_BUDGET,
         HEAD_TRACKED=values.HEAD_TRACKED,
+        HEAD_TRACKED_FLAT=values.HEAD_TRACKED_FLAT,
     )
     return found
 

@@ -515,7 +515,13 @@ class ObjectTracker:
         entry = self.entries.get(id(obj))
         if entry is None or entry.obj is not obj or entry.shown is None or entry.nested:
             return False
-        return all(t is not obj for t in touched)
+        return not any(map(operator.is_, touched, itertools.repeat(obj)))
+
+    def flat(self, obj: Any) -> bool:
+        """True when obj is tracked, its text is known (shown) and it holds no element whose recorded form
+        can change in place: only a change to obj itself can change what is recorded of it."""
+        entry = self.entries.get(id(obj))
+        return entry is not None and entry.obj is obj and entry.shown is not None and not entry.nested
 
     def grow(self, obj: list[Any]) -> bool:
         """obj, a tracked list whose text was cut, was at most appended to since it was last observed (the

@@ -47,6 +47,19 @@ def _python_same_head(value: Any, head: Any) -> bool:
 
 _same_head: Callable[[Any, Any], Any] | None = _load_same_head
 
+
+def _load_head_text(value: Any, limit: int) -> Any:
+    """The compiled core's head_text (see _load_same_head), looked up on first use."""
+    global _head_text
+    from tracer.native import core
+
+    _head_text = getattr(core, "head_text", None)
+    return _head_text(value, limit) if _head_text is not None else None
+
+
+# (text, shown) of a big flat container's cut repr, or None (tracer/_core/values.c head_text)
+_head_text: Callable[[Any, int], Any] | None = _load_head_text
+
 DEFAULT_LIMIT = 1000
 ELLIPSIS = "..."
 FLAG_TRUNCATED = 1
@@ -274,6 +287,11 @@ class ValueEncoder:
         as repr cut at the limit (a Counter's most common keys first, as its repr shows them)."""
         t = type(value)
         keep = self.limit // 2 + 1  # more items than that cannot fit (each takes 3 characters or more)
+        if t is collections.deque and _head_text is not None:
+            got = _head_text(value, self.limit)  # flat and cut: its head written in C (no copy)
+            if got is not None:
+                self.last_head = self.walk_head = None
+                return self._cut(got[0])
         if t is collections.deque:
             body: Any = list(itertools.islice(value, keep))
         elif t is collections.Counter:
@@ -311,6 +329,14 @@ class ValueEncoder:
         if n > head_len and t is not frozenset:
             # Big container: only its head can show in the bounded text. repr of the head is an exact
             # prefix of repr of the whole (same iteration order), so cut it and we are done.
+            got = _head_text(value, self.limit) if _head_text is not None else None
+            if got is not None:  # flat: written in C up to the limit, with how many elements it shows
+                text, shown = got
+                if t is dict:
+                    self.last_head = ([x for kv in itertools.islice(value.items(), shown) for x in kv], -1)
+                elif t is not set:
+                    self.last_head = (list(itertools.islice(value, shown)), -1)
+                return self._cut(text)
             items = value.items() if t is dict else value
             probe = list(itertools.islice(items, 8))
             per_item = max(len(repr(probe)) / max(len(probe), 1), 3.0)
@@ -470,6 +496,10 @@ def _int_text(value: int, limit: int) -> str:
 # bytecode plan); only the tracker says whether it changed.
 HEAD_TRACKED = -4
 TRACKED_HEAD: tuple[list[Any], int] = ([], HEAD_TRACKED)
+# A tracked container holding no element that can change in place (ObjectTracker.flat): the compiled core
+# skips it without a look after a line whose guards held and name other objects (ObjectTracker.untouched).
+HEAD_TRACKED_FLAT = -5
+TRACKED_FLAT_HEAD: tuple[list[Any], int] = ([], HEAD_TRACKED_FLAT)
 _NESTED_BUDGET = 2048  # elements in the inner containers that a direct repr may render
 
 

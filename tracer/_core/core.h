@@ -207,6 +207,7 @@ struct Core {
 #define FINGERPRINT (-2) /* rec.heads[name] = (fingerprint, FINGERPRINT): see "fingerprints" below */
 #define FP_FLAT (-3)     /* the same, for a value whose repr shows no container but itself */
 #define HEAD_TRACKED (-4) /* values.py HEAD_TRACKED: an object the tracker records (only it can tell a change) */
+#define HEAD_TRACKED_FLAT (-5) /* the same, holding no element that can change in place (values.py) */
 
 static inline int is_none(PyObject *o) { return o == NULL || o == Py_None; }
 
@@ -307,6 +308,7 @@ PyObject *fp_list(PyObject *v, int *flat);
 int fp_match(PyObject *v, PyObject *fp, Py_ssize_t *pos);
 int fp_remember(FrameRecord *rec, PyObject *name, PyObject *obj);
 PyObject *container_repr(PyObject *v, Py_ssize_t size_hint);
+PyObject *head_text(PyObject *v, Py_ssize_t limit);
 PyObject *encode_container(Py_ssize_t limit, PyObject *v, int *immutable);
 PyObject *text_delta(PyObject *old, PyObject *new);
 

@@ -168,6 +168,7 @@ int shows_touched(FrameRecord *rec, PyObject *name, PyObject *obj, PyObject **to
     Py_ssize_t kind = PyLong_AsSsize_t(PyTuple_GET_ITEM(head, 1));
     if (kind == -1 && PyErr_Occurred()) return -1;
     if (kind == FP_FLAT) return 0; /* it shows no other container, and it is none of them */
+    if (kind == HEAD_TRACKED_FLAT) return 0; /* tracked, none of them, and its elements cannot change */
     if (kind != FINGERPRINT) return 1;
     PyObject *fp = PyTuple_GET_ITEM(head, 0);
     PyObject **items = ((PyListObject *)fp)->ob_item;

@@ -151,6 +151,15 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
 
 static PyObject *repr_of(PyObject *module, PyObject *value) { return container_repr(value, 0); }
 
+static PyObject *head_text_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t limit;
+    if (nargs != 2 || (limit = PyLong_AsSsize_t(args[1])) < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "head_text(value, limit)");
+        return NULL;
+    }
+    return head_text(args[0], limit);
+}
+
 /* common_affixes(old, new): (prefix, suffix), how many leading and trailing elements of two lists or
  * tuples are the same objects (tracer/objects.py: a tracked list's change is the splice between them).
  * new may also be a collections.deque, walked by its iterators (no copy). Pointer comparisons only: no
@@ -313,6 +322,8 @@ static PyMethodDef module_methods[] = {
     {"dict_unwatch", dict_unwatch, METH_O, "Stop logging the changes of dict d."},
     {"dict_events", dict_events, METH_NOARGS, "(events logged since the last call, lost)."},
     {"repr", repr_of, METH_O, "repr(value) as the encoder writes it (non-recursive builtin values only)."},
+    {"head_text", (PyCFunction)(void (*)(void))head_text_of, METH_FASTCALL,
+     "(text, shown): the head of a big flat container's repr, past the limit, or None."},
     {"packb", packb, METH_O, "msgpack.packb(obj, use_bin_type=True) for a chunk's types, else None."},
     {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL, "The C encoding of a value, or None."},
     {"fingerprint", fingerprint, METH_O, "The fingerprint kept for a value, or None."},
@@ -349,6 +360,7 @@ static const struct {
     /* tracer/values.py */
     CONSTANT(NATIVE_INT_LIMIT), CONSTANT(NATIVE_FLOAT_LIMIT), CONSTANT(FAST_LEN), CONSTANT(NESTED_BUDGET),
     CONSTANT(HEAD_TRACKED),
+    CONSTANT(HEAD_TRACKED_FLAT),
     /* the size of tracer/monitor.py fast_info's tuple (checked by tracer/monitor.py) */
     CONSTANT(INFO_SIZE),
 };

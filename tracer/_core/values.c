@@ -107,7 +107,7 @@ int head_unchanged(PyObject *value, PyObject *head) {
     Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(head, 1));
     if (length == -1 && PyErr_Occurred()) return -1;
     if (!PyList_CheckExact(elements)) return -2;
-    if (length == HEAD_TRACKED) return 0; /* recorded by the object tracker: it compares it */
+    if (length == HEAD_TRACKED || length == HEAD_TRACKED_FLAT) return 0; /* the object tracker compares it */
     if (length == FINGERPRINT || length == FP_FLAT) {
         Py_ssize_t pos = 0;
         int rc = fp_match(value, elements, &pos);
@@ -749,6 +749,88 @@ PyObject *container_repr(PyObject *v, Py_ssize_t size_hint) {
         return NULL;
     }
     return _PyUnicodeWriter_Finish(&w);
+}
+
+/* head_text(v, limit): the head of a big list, tuple, dict, set or deque's repr, written until it is longer than
+ * limit (values.py ValueEncoder._encode_direct cuts it there), and how many elements (dict: pairs) it shows:
+ * (text, shown). Only flat elements (compact ints, finite or not floats, plain ASCII strs no longer than
+ * limit, None, bools): for anything else, or a text that ends before the limit, None (the Python path).
+ * The text is a prefix of repr(v); no element's code runs. */
+static int head_element(AsciiBuf *b, PyObject *x, Py_ssize_t limit) {
+    PyTypeObject *t = Py_TYPE(x);
+    if (t == &PyUnicode_Type && PyUnicode_GET_LENGTH(x) > limit) return 1;
+    if (t != &PyLong_Type && t != &PyUnicode_Type && t != &PyFloat_Type && x != Py_None && t != &PyBool_Type)
+        return 1;
+    return ascii_repr(b, x, 1);
+}
+
+PyObject *head_text(PyObject *v, Py_ssize_t limit) {
+    AsciiBuf b;
+    b.data = b.inline_data;
+    b.size = 0;
+    b.cap = sizeof b.inline_data;
+    PyTypeObject *t = Py_TYPE(v);
+    Py_ssize_t shown = 0;
+    int rc = 0;
+    if (t == &PyList_Type || t == &PyTuple_Type) {
+        rc = ascii_put(&b, t == &PyList_Type ? "[" : "(", 1);
+        for (Py_ssize_t i = 0; rc == 0 && i < Py_SIZE(v) && b.size <= limit; i++) {
+            PyObject *x = t == &PyList_Type ? PyList_GET_ITEM(v, i) : PyTuple_GET_ITEM(v, i);
+            if (i > 0) rc = ascii_put(&b, ", ", 2);
+            if (rc == 0) rc = head_element(&b, x, limit);
+            shown++;
+        }
+    } else if (t == &PyDict_Type) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        rc = ascii_put(&b, "{", 1);
+        while (rc == 0 && b.size <= limit && PyDict_Next(v, &pos, &key, &value)) {
+            if (shown > 0) rc = ascii_put(&b, ", ", 2);
+            if (rc == 0) rc = head_element(&b, key, limit);
+            if (rc == 0) rc = ascii_put(&b, ": ", 2);
+            if (rc == 0) rc = head_element(&b, value, limit);
+            shown++;
+        }
+    } else if (strcmp(t->tp_name, "collections.deque") == 0) { /* its iterator is C: no code runs */
+        PyObject *it = PyObject_GetIter(v);
+        rc = it == NULL ? -1 : ascii_put(&b, "deque([", 7);
+        while (rc == 0 && b.size <= limit) {
+            PyObject *x = PyIter_Next(it);
+            if (x == NULL) {
+                if (PyErr_Occurred()) rc = -1;
+                break;
+            }
+            if (shown > 0) rc = ascii_put(&b, ", ", 2);
+            if (rc == 0) rc = head_element(&b, x, limit);
+            Py_DECREF(x);
+            shown++;
+        }
+        Py_XDECREF(it);
+    } else if (t == &PySet_Type) {
+        Py_ssize_t pos = 0;
+        PyObject *item;
+        rc = ascii_put(&b, "{", 1);
+        while (rc == 0 && b.size <= limit && set_next(v, &pos, &item)) {
+            if (shown > 0) rc = ascii_put(&b, ", ", 2);
+            if (rc == 0) rc = head_element(&b, item, limit);
+            shown++;
+        }
+    } else {
+        rc = 1;
+    }
+    if (rc == 0 && b.size <= limit) rc = 1; /* not cut: the Python path shows it whole */
+    PyObject *result = NULL;
+    if (rc == 0) {
+        PyObject *text = PyUnicode_New(b.size, 127);
+        if (text != NULL) {
+            memcpy(PyUnicode_1BYTE_DATA(text), b.data, b.size);
+            result = Py_BuildValue("(Nn)", text, shown);
+        }
+    } else if (rc == 1) {
+        result = Py_NewRef(Py_None);
+    }
+    if (b.data != b.inline_data) PyMem_Free(b.data);
+    return result;
 }
 
 /* Encode v when the encoder would give repr(v) for it (a builtin container of scalars, or an object with
