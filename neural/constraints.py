@@ -79,6 +79,9 @@ class StaticCode:
     has_classes: bool = False  # a class can give operators traced code (dunder methods)
     tree: ast.Module = field(default_factory=lambda: ast.Module([], []))
     _effects: dict[str, dict[int, LineEffect] | None] = field(default_factory=dict)
+    # Pure standard modules (neural.exact can compute their functions) that the module imports once, plainly
+    # (`import math`), and that no code rebinds: `math.sqrt(n)` is then the real one.
+    imported: frozenset[str] = frozenset()
 
     @classmethod
     def from_source(cls, code: str, filename: str = "<predicted>") -> StaticCode:
@@ -148,7 +151,9 @@ class StaticCode:
             n for n in top.names | global_stores if not (n.startswith("__") and n.endswith("__"))
         )
         classes = any(isinstance(node, ast.ClassDef) for node in ast.walk(tree))
-        return cls(code, functions, returns, defs, global_stores, rebinds, classes, tree)
+        static = cls(code, functions, returns, defs, global_stores, rebinds, classes, tree)
+        static.imported = _plain_imports(tree)
+        return static
 
     def function_of_line(self, line: int) -> list[str]:
         """The code objects with instructions on `line`, innermost (latest starting) first."""
@@ -234,6 +239,35 @@ class LineEffect:
 
 
 _ANYTHING = LineEffect(frozenset(), True, None, True)  # marks a line on which any name may change
+
+
+PURE_MODULES = frozenset({"math"})
+
+
+def _plain_imports(tree: ast.Module) -> frozenset[str]:
+    """The PURE_MODULES the module binds exactly once, by a top-level `import NAME`, and nothing rebinds."""
+    out = set()
+    for name in PURE_MODULES:
+        bindings = 0
+        plain = False
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
+                bindings += 1
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                for alias in node.names:
+                    bound = alias.asname or alias.name.split(".")[0]
+                    if bound == name:
+                        bindings += 1
+                        plain = plain or (isinstance(node, ast.Import) and node in tree.body
+                                          and alias.name == name and alias.asname is None)
+            else:
+                named = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name
+                named = named or (isinstance(node, ast.arg) and node.arg)
+                declared = isinstance(node, ast.Global | ast.Nonlocal) and name in node.names
+                bindings += named == name or declared
+        if bindings == 1 and plain:
+            out.add(name)
+    return frozenset(out)
 
 
 def _effects(codes: list[CodeType]) -> dict[int, LineEffect] | None:

@@ -40,6 +40,32 @@ class Raised(NotExact):
 CERTAIN_ERRORS = (KeyError, IndexError, ZeroDivisionError, ValueError)
 
 
+class _Module:
+    """A pure standard module's functions and constants, as the program's plain `import` gives them."""
+
+    def __init__(self, name: str, names: list[str]) -> None:
+        self.name = name
+        module = __import__(name)
+        self.members = {n: getattr(module, n) for n in names}
+
+
+_MODULES = {
+    "math": _Module("math", [
+        "sqrt", "isqrt", "floor", "ceil", "trunc", "gcd", "lcm", "factorial", "comb", "perm", "prod", "fsum",
+        "log", "log2", "log10", "exp", "pow", "fabs", "hypot", "isclose", "isfinite", "isinf", "isnan",
+        "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "degrees", "radians", "copysign", "fmod",
+        "pi", "e", "tau", "inf", "nan",
+    ]),
+}
+IMPORTED = "import:"  # marks, in a shadowed set, a module name that is the plainly imported module
+
+
+def _known(shadowed: frozenset[str], locals_: Mapping[str, str]) -> frozenset[str]:
+    """The builtins and plainly imported pure modules a name may refer to."""
+    names = frozenset(_BUILTINS) - shadowed - set(locals_)
+    return names | {m for m in _MODULES if IMPORTED + m in shadowed and m not in locals_}
+
+
 def _next(it: Any, *default: Any) -> Any:
     """next() of a generator expression's items (any other value here is no iterator: it raises)."""
     if not isinstance(it, _Gen):
@@ -146,10 +172,17 @@ class _Evaluator:
         if node.id in self.names:
             return self.names[node.id]
         if node.id in self.builtins:
-            return _BUILTINS[node.id]
+            return _BUILTINS[node.id] if node.id in _BUILTINS else _MODULES[node.id]
         if node.id in ("True", "False", "None"):
             return {"True": True, "False": False, "None": None}[node.id]
         raise NotExact(f"unknown name {node.id}")
+
+    def visit_Attribute(self, node: ast.Attribute) -> Any:
+        owner = self.visit(node.value)
+        member = owner.members.get(node.attr) if isinstance(owner, _Module) else None
+        if member is not None and not callable(member):
+            return member  # math.pi
+        raise NotExact("attribute")
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.visit(node.left), self.visit(node.right)
@@ -233,6 +266,11 @@ class _Evaluator:
         args = [self.visit(arg) for arg in node.args]
         if any(isinstance(a, int) and abs(a) > 100_000 for a in [*args, *keywords.values()]):
             raise NotExact("large argument")
+        if isinstance(owner, _Module):
+            function = owner.members.get(node.func.attr) if isinstance(node.func, ast.Attribute) else None
+            if not callable(function) or keywords or any(isinstance(a, _Gen) or callable(a) for a in args):
+                raise NotExact("a module function")
+            return function(*args)
         if isinstance(node.func, ast.Attribute):
             attr = node.func.attr
             if attr in _MUTATORS.get(type(owner), frozenset()):
@@ -437,7 +475,7 @@ def _text(result: Any) -> str:
 def value_of(expression: ast.expr, locals_: Mapping[str, str], shadowed: frozenset[str]) -> Any:
     """The value of `expression` over `locals_` (reprs), or NotExact; `shadowed`: names that hide builtins."""
     names = _parsed([expression], locals_)
-    builtins = frozenset(_BUILTINS) - shadowed - set(locals_)
+    builtins = _known(shadowed, locals_)
     try:
         return _Evaluator(names, builtins).visit(expression)
     except NotExact:
@@ -476,7 +514,7 @@ def execute(
     """
     names = _parsed([node], locals_)
     inplace: set[str] = set()
-    builtins = frozenset(_BUILTINS) - shadowed - set(locals_)
+    builtins = _known(shadowed, locals_)
     ev = _Evaluator(names, builtins, mutate=True)
     ev.key_values = key_values
     changed: set[str] = set()
@@ -598,8 +636,12 @@ def _statement(static: StaticCode, func: str, line: int) -> tuple[ast.stmt, list
 
 
 def _shadowed(static: StaticCode, func: str) -> frozenset[str]:
+    """The names that hide builtins in func; a pure module the program imports plainly (StaticCode.imported)
+    and func does not hide is marked known instead (IMPORTED + name)."""
     info = static.functions.get(func)
-    return static.global_stores | (info.names if info is not None else frozenset())
+    own = info.names if info is not None else frozenset()
+    known = static.imported - own
+    return (static.global_stores | own) - known | {IMPORTED + name for name in known}
 
 
 @dataclass(frozen=True, slots=True)

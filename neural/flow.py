@@ -237,9 +237,10 @@ def _builtin_calls_only(
                 return False
         elif isinstance(func, ast.Attribute):
             owner = func.value
+            named = owner.id if isinstance(owner, ast.Name) else None
             plain = isinstance(owner, ast.Constant) or (
-                isinstance(owner, ast.Name) and literal_value(previous.locals.get(owner.id, "<?>"))[0]
-            )
+                named is not None and literal_value(previous.locals.get(named, "<?>"))[0]
+            ) or (named in static.imported and named not in previous.locals)  # math.sqrt
             if not plain:
                 return False
         else:
@@ -547,6 +548,8 @@ class FlowMemory:
             if isinstance(sub, ast.Global | ast.Nonlocal) and name in sub.names:
                 return None, 0
         shadowed = _shadowed(self.static, state.func)
+        if name not in state.locals:  # it has not started: its items are made now, from the names as they are
+            return _source(node.iter, node, state.locals, shadowed), 0
         used = {n.id for n in ast.walk(node.iter) if isinstance(n, ast.Name)}
         if any(_stores(node, n) for n in used):
             return None, 0
@@ -564,8 +567,6 @@ class FlowMemory:
                 ok, value = literal_value(state.locals[n])
                 if not ok or not is_immutable(value):
                     return None, 0
-        if name not in state.locals:
-            return source, 0
         items: list[Any] = []
         while len(items) <= MAX_ITEMS:
             ok, item = source.item(len(items), state.locals)

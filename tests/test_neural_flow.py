@@ -23,6 +23,7 @@ from neural.trajectory import CLOSE_EVENTS, State, StateTree, sample_trajectorie
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 PROGRAM = """\
+import math
 def helper(v):
     return v + 1
 
@@ -229,6 +230,17 @@ def genexps(xs, words):
             min(x for x in xs) if xs else None)
 
 
+def factors(n):
+    out = []
+    for i in range(2, int(math.sqrt(n)) + 1):
+        while n % i == 0:
+            out.append(i)
+            n //= i
+    if n > 1:
+        out.append(n)
+    return out, math.floor(math.pi * len(out))
+
+
 from collections import Counter
 LIMIT = 3 * 2
 assert area(4, 5) == 20
@@ -237,6 +249,7 @@ size = area(1, 7) + LIMIT
 print(Counter('aab')['a'], size)
 print(kinds([1, [2, 3], 4, 'x', [5, 6, 7, 8]]))
 print(comps([1, 2, 3, 2], 2), comps([], 1))
+print(factors(360), factors(97), factors(4))
 print(genexps([1, 2, 3, 2], ['a', 'bb', 'ccc']), genexps([], ['b']), genexps([3, 4, 5], ['zz']))
 print(loops(['a', 'bb', 'a', 'z', 'c'], 5))
 print(calls([1, 2, 3]))
@@ -246,6 +259,8 @@ print(guarded({'n': 4}, ['a', 'n', 'b'], 0), guarded({}, [], 2))
 for t in range(2):
     print(loops(['x'], t))
 """
+
+MATH_LOOP = PROGRAM.splitlines().index("    for i in range(2, int(math.sqrt(n)) + 1):") + 1
 
 
 @pytest.fixture(scope="module")
@@ -349,7 +364,7 @@ def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: Stati
 def test_decisions_from_any_recorded_state_without_history(tree: StateTree, static: StaticCode) -> None:
     """Differential, as an eval item or a restart starts: a memory that sees only one recorded state
     (no history) must still decide only what is true of the next one; loops it can place resume."""
-    resumed = unseen = lambdas = comprehensions = genexps = 0
+    resumed = unseen = lambdas = comprehensions = genexps = mathy = 0
     for before, after in zip(tree.states, tree.states[1:]):
         memory = FlowMemory(static)
         memory.observe(before)
@@ -358,6 +373,7 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
             continue
         lambdas += before.func == "kinds.<locals>.<lambda>"  # filter's lambda: its line, its return
         genexps += before.func == "genexps.<locals>.<genexpr>"
+        mathy += before.line == MATH_LOOP and decision.only is not None  # its items need math.sqrt
         comprehensions += before.func == "comps" and before.event == "line"
         if decision.only is not None:
             depth = decision.depth if decision.depth is not None else before.depth
@@ -382,6 +398,7 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
     assert comprehensions >= 40, comprehensions  # each item's step, the statement's end, from any state
     assert unseen >= 3  # area's returns: the module line found by its arguments, the module state rebuilt
     assert genexps >= 20, genexps  # a genexpr's call and resume go to its line, its line elsewhere
+    assert mathy >= 3, mathy  # each loop start
 
 
 def test_loops_over_unknown_or_shared_things_are_left_to_the_model(static: StaticCode) -> None:
