@@ -426,11 +426,12 @@ def _own_nodes(func: ast.AST) -> Iterable[ast.AST]:
             todo.extend(ast.iter_child_nodes(node))
 
 
-def compact_code(code: str, func: str) -> tuple[str, list[int]]:
+def compact_code(code: str, func: str, callers: bool = True) -> tuple[str, list[int]]:
     """`code` without the lines that cannot matter to `func`, and the original number of each line kept.
 
-    Kept: the top-level definitions `func`'s top-level function names, transitively, and module-level
-    statements other than docstrings and the `if __name__ == "__main__":` block.
+    Kept: the top-level definitions `func`'s top-level function names, transitively, and (with `callers`)
+    those that name it or a function that does (where its returns go), with what they name in turn; and
+    module-level statements other than docstrings and the `if __name__ == "__main__":` block.
     """
     try:
         tree = ast.parse(code)
@@ -438,13 +439,23 @@ def compact_code(code: str, func: str) -> tuple[str, list[int]]:
         return code, list(range(1, len(code.splitlines()) + 1))
     definitions = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
     top = {n.name: n for n in tree.body if isinstance(n, definitions)}
+    names = {name: {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and sub.id in top}
+             for name, node in top.items()}
     wanted = {func.split(".")[0]} & set(top)
+    if callers:  # the callers of func, transitively
+        todo = list(wanted)
+        while todo:
+            called = todo.pop()
+            for name, named in names.items():
+                if called in named and name not in wanted:
+                    wanted.add(name)
+                    todo.append(name)
     todo = list(wanted)
-    while todo:
-        for sub in ast.walk(top[todo.pop()]):
-            if isinstance(sub, ast.Name) and sub.id in top and sub.id not in wanted:
-                wanted.add(sub.id)
-                todo.append(sub.id)
+    while todo:  # and everything they name, transitively
+        for name in names[todo.pop()]:
+            if name not in wanted:
+                wanted.add(name)
+                todo.append(name)
     blank: set[int] = set()
     for node in tree.body:
         end = node.end_lineno or node.lineno

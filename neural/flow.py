@@ -1006,6 +1006,8 @@ class FlowMemory:
         if value is None or not is_literal(value):
             return None
         unknown: frozenset[str] = frozenset()
+        if (caller is None or caller.state is None) and returned_state.depth >= 2:
+            return self._unseen_function_caller(returned_state, value)
         if caller is None or caller.state is None:
             unseen = self._unseen_caller(returned_state)
             if unseen is None:
@@ -1074,6 +1076,65 @@ class FlowMemory:
         return Decision(only=next(iter(others)), depth=before.depth, func=before.func,
                         frame=_carried(before.locals, computed, self._closed(call.func.id)),
                         carry=before.locals)
+
+    def _unseen_function_caller(self, returned_state: State, value: str) -> Decision | None:
+        """A function returns to a calling function the run has not seen (an eval item, a restart): when
+        the program calls it from one line of one function only, and only by name, that line finishes
+        with the returned value: an `if`/`while` whose test is the call (or `not` it) goes where the value
+        sends it; a one-line simple statement around the one call goes to its one next line. The caller's
+        locals are the model's (nothing says what they were)."""
+        static = self.static
+        callee = returned_state.func
+        if callee not in static.defs or "." in callee or static.has_classes:
+            return None
+        inside: set[tuple[str, int]] = set()  # (function, line) of every use of the callee's name
+        for name, definition in static.defs.items():
+            for node in ast.walk(definition):
+                if isinstance(node, ast.Name) and node.id == callee and isinstance(node.ctx, ast.Load):
+                    inside.add((name, node.lineno))
+        calls = [c for c in ast.walk(static.tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+                 and c.func.id == callee]
+        loads = [n for n in ast.walk(static.tree) if isinstance(n, ast.Name) and n.id == callee
+                 and isinstance(n.ctx, ast.Load)]
+        if len(loads) != len(calls):
+            return None  # passed as a value somewhere: something else may call it
+        if len(inside) != 1:
+            return None
+        func, line = next(iter(inside))
+        if ".<locals>." in func or "." in func or func not in static.functions:
+            return None
+        mine = [c for c in calls if c.lineno == line and c.end_lineno == line]
+        if len(mine) != 1:
+            return None
+        call = mine[0]
+        ok, returned_value = literal_value(value)
+        if not ok:
+            return None
+        header = compound(static, func, line, scoped=True)
+        if isinstance(header, ast.If | ast.While):
+            test = header.test
+            negated = isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+            if (test.operand if negated else test) is not call:  # type: ignore[attr-defined]
+                return None
+            body = header.body[0].lineno
+            taken = bool(returned_value) != negated
+            if taken:
+                return Decision(only=body, depth=returned_state.depth - 1, func=func)
+            decided = self._leave(State("line", line, returned_state.depth - 1, func, {}), body)
+            return replace(decided, depth=returned_state.depth - 1, func=func) if decided.only else None
+        found = _statement(static, func, line)
+        if found is None or header is not None or any(isinstance(n, _SCOPES) for n in ast.walk(found[0])):
+            return None
+        statement = found[0]
+        if isinstance(statement, ast.Return | ast.Raise) or _conditional(statement, call):
+            return None
+        others = [c for c in ast.walk(statement) if isinstance(c, ast.Call) and c is not call]
+        if others:
+            return None  # another call may raise or run code after this one
+        following = static.successors(func, line) - {line}
+        if len(following) != 1:
+            return None
+        return Decision(only=next(iter(following)), depth=returned_state.depth - 1, func=func)
 
     def _unseen_caller(self, returned_state: State) -> tuple[State, frozenset[str]] | None:
         """The module's line and state when a function returns to module code the run has not seen (an

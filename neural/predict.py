@@ -243,6 +243,9 @@ class Predictor:
         # Shortened when it does not fit, or when it would leave less than half the window for the steps.
         if len(self._code_ids) + state_tokens > self._room() or len(self._code_ids) > self._room() // 2:
             text, kept = compact_code(code, state.func)
+            size = len(self.encode(serialize_code(text)))
+            if size + state_tokens > self._room() or size > 3 * self._room() // 4:
+                text, kept = compact_code(code, state.func, callers=False)  # its callers do not fit too
             try:
                 static = StaticCode.from_source(text)
             except CodeError:

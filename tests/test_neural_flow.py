@@ -230,6 +230,29 @@ def genexps(xs, words):
             min(x for x in xs) if xs else None)
 
 
+def is_even(v):
+    return v % 2 == 0
+
+
+def count_even(xs):
+    n = 0
+    for x in xs:
+        if not is_even(x):
+            continue
+        n += 1
+    return n
+
+
+def nested_sum(items):
+    total = 0
+    for item in items:
+        if type(item) == type([]):
+            total = total + nested_sum(item)
+        else:
+            total = total + item
+    return total
+
+
 def factors(n):
     out = []
     for i in range(2, int(math.sqrt(n)) + 1):
@@ -250,6 +273,7 @@ print(Counter('aab')['a'], size)
 print(kinds([1, [2, 3], 4, 'x', [5, 6, 7, 8]]))
 print(comps([1, 2, 3, 2], 2), comps([], 1))
 print(factors(360), factors(97), factors(4))
+print(count_even([1, 2, 4, 7, 8]), nested_sum([1, [2, [3, 4], 5], [6]]))
 print(genexps([1, 2, 3, 2], ['a', 'bb', 'ccc']), genexps([], ['b']), genexps([3, 4, 5], ['zz']))
 print(loops(['a', 'bb', 'a', 'z', 'c'], 5))
 print(calls([1, 2, 3]))
@@ -364,7 +388,7 @@ def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: Stati
 def test_decisions_from_any_recorded_state_without_history(tree: StateTree, static: StaticCode) -> None:
     """Differential, as an eval item or a restart starts: a memory that sees only one recorded state
     (no history) must still decide only what is true of the next one; loops it can place resume."""
-    resumed = unseen = lambdas = comprehensions = genexps = mathy = 0
+    resumed = unseen = lambdas = comprehensions = genexps = mathy = callers = 0
     for before, after in zip(tree.states, tree.states[1:]):
         memory = FlowMemory(static)
         memory.observe(before)
@@ -374,6 +398,7 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
         lambdas += before.func == "kinds.<locals>.<lambda>"  # filter's lambda: its line, its return
         genexps += before.func == "genexps.<locals>.<genexpr>"
         mathy += before.line == MATH_LOOP and decision.only is not None  # its items need math.sqrt
+        callers += before.event == "return" and before.depth >= 2 and decision.func is not None
         comprehensions += before.func == "comps" and before.event == "line"
         if decision.only is not None:
             depth = decision.depth if decision.depth is not None else before.depth
@@ -399,6 +424,7 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
     assert unseen >= 3  # area's returns: the module line found by its arguments, the module state rebuilt
     assert genexps >= 20, genexps  # a genexpr's call and resume go to its line, its line elsewhere
     assert mathy >= 3, mathy  # each loop start
+    assert callers >= 8, callers  # a function's return into its one calling line, in a caller never seen
 
 
 def test_loops_over_unknown_or_shared_things_are_left_to_the_model(static: StaticCode) -> None:

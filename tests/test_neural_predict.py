@@ -164,6 +164,19 @@ def test_compact_code_drops_what_cannot_matter_and_maps_line_numbers() -> None:
     assert "\n\n\n\n" not in out and not out.startswith("\n")
 
 
+def test_compact_code_keeps_the_callers_a_return_goes_to() -> None:
+    from neural.constraints import compact_code
+
+    code = ("def leaf(x):\n    return x > 1\n\n\ndef mid(xs):\n    return [v for v in xs if leaf(v)]\n\n\n"
+            "def top(xs):\n    return len(mid(xs))\n\n\ndef other():\n    return 3\n\n\nprint(top([1, 2]))\n")
+
+    def defs(text: str) -> set[str]:
+        return {line.split("(")[0] for line in text.splitlines() if line.startswith("def")}
+
+    assert defs(compact_code(code, "leaf")[0]) == {"def leaf", "def mid", "def top"}  # where its return goes
+    assert defs(compact_code(code, "leaf", callers=False)[0]) == {"def leaf"}
+
+
 def test_is_repr_accepts_reprs_and_rejects_text() -> None:
     for good in ("1", "'a'", "[1, {'k': (2, 3)}]", "<Foo object at 0x?>", "Point(x=1, y=2)", "'abc..."):
         assert is_repr(good), good
