@@ -496,10 +496,27 @@ _FLAT = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _hashable(x: object) -> bool:
+    try:
+        hash(x)
+    except TypeError:
+        return False
+    return True
+
+
+_NESTED = st.recursive(
+    _FLAT,
+    lambda inner: st.lists(inner, max_size=6) | st.tuples(inner) | st.tuples(inner, inner, inner)
+    | st.dictionaries(st.integers(0, 20) | st.text("ab", max_size=3), inner, max_size=5)
+    | st.frozensets(st.integers(0, 50), max_size=6) | st.sets(st.text("xyz", max_size=2), max_size=4),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     kind=st.sampled_from(["list", "tuple", "dict", "set", "deque"]),
-    items=st.lists(_FLAT, min_size=1, max_size=300),
+    items=st.lists(_FLAT, min_size=1, max_size=300) | st.lists(_NESTED, min_size=1, max_size=60),
     limit=st.integers(min_value=16, max_value=300),
 )
 def test_the_compiled_head_of_a_big_flat_container_is_the_python_one(
@@ -512,7 +529,7 @@ def test_the_compiled_head_of_a_big_flat_container_is_the_python_one(
     if kind == "dict":
         value: Any = {i: x for i, x in enumerate(items)}
     elif kind == "set":
-        value = {x for x in items if not isinstance(x, float) or x == x}
+        value = {x for x in items if (not isinstance(x, float) or x == x) and _hashable(x)}
     elif kind == "deque":
         value = collections.deque(items, maxlen=len(items) + 1)
     else:
@@ -527,6 +544,9 @@ def test_the_compiled_head_of_a_big_flat_container_is_the_python_one(
         values._head_text = saved
     assert compiled == python
     assert decode_text(compiled)[0] == expected_text(value, limit)
+    containers = list | tuple | dict | set | frozenset
+    if decode_text(compiled)[2] and head is not None:  # an identity head holds no container (it may change)
+        assert not any(isinstance(x, containers) for x in head[0])
     if head is not None and decode_text(compiled)[2] and kind != "deque":  # the first elements: all shown
         elements = head[0]
         flat = [x for kv in value.items() for x in kv] if kind == "dict" else list(value)
@@ -543,7 +563,21 @@ def test_the_compiled_head_is_used_for_big_flat_containers() -> None:
 
     if core is None:
         pytest.skip("the compiled core is not built")
-    text, shown = core.head_text(list(range(10_000)), 100)
-    assert len(text) > 100 and text == repr(list(range(shown)))[:-1] and shown < 40
-    assert core.head_text([[1]] * 1000, 100) is None  # nested: the Python path
+    text, shown, flat = core.head_text(list(range(10_000)), 100)
+    assert len(text) > 100 and text == repr(list(range(shown)))[:-1] and shown < 40 and flat
+    tree: Any = None
+    for depth in range(1, 30):  # a tree of tuples: 2**29 leaves, written only as far as the limit
+        tree = (depth, tree, tree)
+    text, shown, flat = core.head_text(tree, 100)
+    import tracer.values as values
+
+    saved, values._head_text = values._head_text, None
+    try:
+        walked = decode_text(ValueEncoder(100).encode(tree))[0]  # the pure Python walk, stopped at the limit
+    finally:
+        values._head_text = saved
+    assert walked == text[:100] + ELLIPSIS and shown == 2 and not flat
+    selfish: list[Any] = [1]
+    selfish.append(selfish)
+    assert core.head_text([selfish] * 100, 100) is None  # it holds itself: the Python path
     assert core.head_text(list(range(5)), 100) is None  # not cut

@@ -57,7 +57,7 @@ def _load_head_text(value: Any, limit: int) -> Any:
     return _head_text(value, limit) if _head_text is not None else None
 
 
-# (text, shown) of a big flat container's cut repr, or None (tracer/_core/values.c head_text)
+# (text, shown, flat) of a container's cut repr, or None (tracer/_core/values.c head_text)
 _head_text: Callable[[Any, int], Any] | None = _load_head_text
 
 DEFAULT_LIMIT = 1000
@@ -263,6 +263,9 @@ class ValueEncoder:
             fast = None
         if fast is not None:
             return fast
+        got = _head_text(value, self.limit) if _head_text is not None else None
+        if got is not None:  # builtin values only, cut: written in C up to the limit
+            return self._compiled_head(value, got)
         # Slow path: build the repr piece by piece, stopping at the limit.
         parts: list[str] = []
         state = {"size": 0, "literal": True, "top": 0}
@@ -281,6 +284,25 @@ class ValueEncoder:
             return self._cut(text)
         return text if state["literal"] else [text, 0]
 
+    def _compiled_head(self, value: Any, got: tuple[str, int, bool]) -> Encoded:
+        """The cut encoding of a container from tracer/_core head_text's (text, shown, flat), with the head
+        the Python paths would keep: its first `shown` elements, compared by identity next time when they
+        are flat (last_head); when some are containers, only for the object tracker, which says which of
+        them changed in place (walk_head, as _walk keeps it)."""
+        text, shown, flat = got
+        t = type(value)
+        if t is dict:
+            head: list[Any] | None = [x for kv in itertools.islice(value.items(), shown) for x in kv]
+        elif t is list or t is tuple:
+            head = list(itertools.islice(value, shown))
+        else:
+            head = None  # (a set's head is never kept)
+        if head is not None and flat:
+            self.last_head = (head, -1)
+        elif head is not None and self.tracker is not None:
+            self.walk_head = (head, -1)
+        return self._cut(text)
+
     def _encode_wrapped(self, value: Any) -> Encoded:
         """A deque, defaultdict, OrderedDict or Counter: its repr when that is short (it is then bounded:
         its items' text is), else its type's opening and the cut text of its first items: the same text
@@ -288,7 +310,7 @@ class ValueEncoder:
         t = type(value)
         keep = self.limit // 2 + 1  # more items than that cannot fit (each takes 3 characters or more)
         if t is collections.deque and _head_text is not None:
-            got = _head_text(value, self.limit)  # flat and cut: its head written in C (no copy)
+            got = _head_text(value, self.limit)  # builtin values only, cut: its head written in C (no copy)
             if got is not None:
                 self.last_head = self.walk_head = None
                 return self._cut(got[0])
@@ -330,13 +352,8 @@ class ValueEncoder:
             # Big container: only its head can show in the bounded text. repr of the head is an exact
             # prefix of repr of the whole (same iteration order), so cut it and we are done.
             got = _head_text(value, self.limit) if _head_text is not None else None
-            if got is not None:  # flat: written in C up to the limit, with how many elements it shows
-                text, shown = got
-                if t is dict:
-                    self.last_head = ([x for kv in itertools.islice(value.items(), shown) for x in kv], -1)
-                elif t is not set:
-                    self.last_head = (list(itertools.islice(value, shown)), -1)
-                return self._cut(text)
+            if got is not None:  # written in C up to the limit, with how many elements it shows
+                return self._compiled_head(value, got)
             items = value.items() if t is dict else value
             probe = list(itertools.islice(items, 8))
             per_item = max(len(repr(probe)) / max(len(probe), 1), 3.0)

@@ -751,17 +751,83 @@ PyObject *container_repr(PyObject *v, Py_ssize_t size_hint) {
     return _PyUnicodeWriter_Finish(&w);
 }
 
-/* head_text(v, limit): the head of a big list, tuple, dict, set or deque's repr, written until it is longer than
- * limit (values.py ValueEncoder._encode_direct cuts it there), and how many elements (dict: pairs) it shows:
- * (text, shown). Only flat elements (compact ints, finite or not floats, plain ASCII strs no longer than
- * limit, None, bools): for anything else, or a text that ends before the limit, None (the Python path).
- * The text is a prefix of repr(v); no element's code runs. */
-static int head_element(AsciiBuf *b, PyObject *x, Py_ssize_t limit) {
+/* head_text(v, limit): the head of a list, tuple, dict, set, frozenset or deque's repr, written until it is
+ * longer than limit (values.py ValueEncoder cuts it there): (text, shown, flat), shown being how many
+ * top-level elements (dict: pairs) it starts, flat whether none of them is a container. Elements are
+ * compact ints, floats, plain ASCII strs no longer than limit, None, bools and builtin containers of those
+ * (nested up to HEAD_DEPTH, not holding themselves); anything else, or a text that ends before the limit,
+ * gives None (the Python path). The text is a prefix of repr(v); no element's code runs. */
+#define HEAD_DEPTH 48
+typedef struct {
+    AsciiBuf *b;
+    Py_ssize_t limit;
+    int flat;
+    int depth;
+    PyObject *stack[HEAD_DEPTH];
+} HeadWriter;
+
+static int head_write(HeadWriter *h, PyObject *x);
+
+static int head_sep(HeadWriter *h, Py_ssize_t i) { return i > 0 ? ascii_put(h->b, ", ", 2) : 0; }
+
+static int head_container(HeadWriter *h, PyObject *x) {
+    AsciiBuf *b = h->b;
     PyTypeObject *t = Py_TYPE(x);
-    if (t == &PyUnicode_Type && PyUnicode_GET_LENGTH(x) > limit) return 1;
-    if (t != &PyLong_Type && t != &PyUnicode_Type && t != &PyFloat_Type && x != Py_None && t != &PyBool_Type)
-        return 1;
-    return ascii_repr(b, x, 1);
+    int rc = 0;
+    if (t == &PyList_Type || t == &PyTuple_Type) {
+        int list = t == &PyList_Type;
+        rc = ascii_put(b, list ? "[" : "(", 1);
+        Py_ssize_t i = 0;
+        for (; rc == 0 && i < Py_SIZE(x) && b->size <= h->limit; i++) {
+            rc = head_sep(h, i);
+            if (rc == 0) rc = head_write(h, list ? PyList_GET_ITEM(x, i) : PyTuple_GET_ITEM(x, i));
+        }
+        if (rc == 0 && b->size <= h->limit && !list && Py_SIZE(x) == 1) rc = ascii_put(b, ",", 1);
+        if (rc == 0 && b->size <= h->limit) rc = ascii_put(b, list ? "]" : ")", 1);
+    } else if (t == &PyDict_Type) {
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *key, *value;
+        rc = ascii_put(b, "{", 1);
+        while (rc == 0 && b->size <= h->limit && PyDict_Next(x, &pos, &key, &value)) {
+            rc = head_sep(h, i++);
+            if (rc == 0) rc = head_write(h, key);
+            if (rc == 0 && b->size <= h->limit) rc = ascii_put(b, ": ", 2);
+            if (rc == 0) rc = head_write(h, value);
+        }
+        if (rc == 0 && b->size <= h->limit) rc = ascii_put(b, "}", 1);
+    } else { /* set, frozenset */
+        int frozen = t == &PyFrozenSet_Type;
+        if (PySet_GET_SIZE(x) == 0) return frozen ? ascii_put(b, "frozenset()", 11) : ascii_put(b, "set()", 5);
+        rc = frozen ? ascii_put(b, "frozenset({", 11) : ascii_put(b, "{", 1);
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *item;
+        while (rc == 0 && b->size <= h->limit && set_next(x, &pos, &item)) {
+            rc = head_sep(h, i++);
+            if (rc == 0) rc = head_write(h, item);
+        }
+        if (rc == 0 && b->size <= h->limit) rc = frozen ? ascii_put(b, "})", 2) : ascii_put(b, "}", 1);
+    }
+    return rc;
+}
+
+/* 0: written (perhaps only up to the limit); 1: not a value written here (the Python path); -1: error. */
+static int head_write(HeadWriter *h, PyObject *x) {
+    PyTypeObject *t = Py_TYPE(x);
+    int container =
+        t == &PyList_Type || t == &PyTuple_Type || t == &PyDict_Type || t == &PySet_Type || t == &PyFrozenSet_Type;
+    if (container) h->flat = 0; /* (even when its text starts past the limit: the head counts it) */
+    if (h->b->size > h->limit) return 0;
+    if (t == &PyLong_Type || t == &PyFloat_Type || x == Py_None || t == &PyBool_Type) return ascii_repr(h->b, x, 1);
+    if (t == &PyUnicode_Type) return PyUnicode_GET_LENGTH(x) > h->limit ? 1 : ascii_repr(h->b, x, 1);
+    if (!container) return 1;
+    if (h->depth >= HEAD_DEPTH) return 1;
+    for (int i = 0; i < h->depth; i++) {
+        if (h->stack[i] == x) return 1; /* it holds itself: repr shows [...] (the Python path) */
+    }
+    h->stack[h->depth++] = x;
+    int rc = head_container(h, x);
+    h->depth--;
+    return rc;
 }
 
 PyObject *head_text(PyObject *v, Py_ssize_t limit) {
@@ -769,27 +835,26 @@ PyObject *head_text(PyObject *v, Py_ssize_t limit) {
     b.data = b.inline_data;
     b.size = 0;
     b.cap = sizeof b.inline_data;
+    HeadWriter h = {&b, limit, 1, 1, {v}};
     PyTypeObject *t = Py_TYPE(v);
     Py_ssize_t shown = 0;
     int rc = 0;
     if (t == &PyList_Type || t == &PyTuple_Type) {
-        rc = ascii_put(&b, t == &PyList_Type ? "[" : "(", 1);
-        for (Py_ssize_t i = 0; rc == 0 && i < Py_SIZE(v) && b.size <= limit; i++) {
-            PyObject *x = t == &PyList_Type ? PyList_GET_ITEM(v, i) : PyTuple_GET_ITEM(v, i);
-            if (i > 0) rc = ascii_put(&b, ", ", 2);
-            if (rc == 0) rc = head_element(&b, x, limit);
-            shown++;
+        int list = t == &PyList_Type;
+        rc = ascii_put(&b, list ? "[" : "(", 1);
+        for (Py_ssize_t i = 0; rc == 0 && i < Py_SIZE(v) && b.size <= limit; i++, shown++) {
+            rc = head_sep(&h, i);
+            if (rc == 0) rc = head_write(&h, list ? PyList_GET_ITEM(v, i) : PyTuple_GET_ITEM(v, i));
         }
     } else if (t == &PyDict_Type) {
         Py_ssize_t pos = 0;
         PyObject *key, *value;
         rc = ascii_put(&b, "{", 1);
         while (rc == 0 && b.size <= limit && PyDict_Next(v, &pos, &key, &value)) {
-            if (shown > 0) rc = ascii_put(&b, ", ", 2);
-            if (rc == 0) rc = head_element(&b, key, limit);
-            if (rc == 0) rc = ascii_put(&b, ": ", 2);
-            if (rc == 0) rc = head_element(&b, value, limit);
-            shown++;
+            rc = head_sep(&h, shown++);
+            if (rc == 0) rc = head_write(&h, key);
+            if (rc == 0 && b.size <= limit) rc = ascii_put(&b, ": ", 2);
+            if (rc == 0) rc = head_write(&h, value);
         }
     } else if (strcmp(t->tp_name, "collections.deque") == 0) { /* its iterator is C: no code runs */
         PyObject *it = PyObject_GetIter(v);
@@ -800,20 +865,19 @@ PyObject *head_text(PyObject *v, Py_ssize_t limit) {
                 if (PyErr_Occurred()) rc = -1;
                 break;
             }
-            if (shown > 0) rc = ascii_put(&b, ", ", 2);
-            if (rc == 0) rc = head_element(&b, x, limit);
+            rc = head_sep(&h, shown++);
+            if (rc == 0) rc = head_write(&h, x);
             Py_DECREF(x);
-            shown++;
         }
         Py_XDECREF(it);
-    } else if (t == &PySet_Type) {
+    } else if (t == &PySet_Type || t == &PyFrozenSet_Type) {
+        int frozen = t == &PyFrozenSet_Type;
         Py_ssize_t pos = 0;
         PyObject *item;
-        rc = ascii_put(&b, "{", 1);
+        rc = frozen ? ascii_put(&b, "frozenset({", 11) : ascii_put(&b, "{", 1);
         while (rc == 0 && b.size <= limit && set_next(v, &pos, &item)) {
-            if (shown > 0) rc = ascii_put(&b, ", ", 2);
-            if (rc == 0) rc = head_element(&b, item, limit);
-            shown++;
+            rc = head_sep(&h, shown++);
+            if (rc == 0) rc = head_write(&h, item);
         }
     } else {
         rc = 1;
@@ -824,7 +888,7 @@ PyObject *head_text(PyObject *v, Py_ssize_t limit) {
         PyObject *text = PyUnicode_New(b.size, 127);
         if (text != NULL) {
             memcpy(PyUnicode_1BYTE_DATA(text), b.data, b.size);
-            result = Py_BuildValue("(Nn)", text, shown);
+            result = Py_BuildValue("(NnO)", text, shown, h.flat ? Py_True : Py_False);
         }
     } else if (rc == 1) {
         result = Py_NewRef(Py_None);
