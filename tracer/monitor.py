@@ -654,7 +654,9 @@ class PythonRecorder(ForkHooks, Flusher):
     def _recheck(self, rec: FrameRecord, name: str, obj: object) -> Any:
         """The new encoding of a mutable value if its text changed, else None."""
         head = rec.heads.get(name)
-        if head is not None and self.encoder.head_unchanged(obj, head):
+        # (only an identity head can say so here: a fingerprint is the compiled core's, a tracked object's
+        # head leaves it to the tracker)
+        if head is not None and head[1] >= -1 and self.encoder.head_unchanged(obj, head):
             return None
         if self._guarded and self._touched is not None and self.objects.untouched(obj, self._touched):
             return None
