@@ -887,6 +887,18 @@ class FlowMemory:
         frame.genexp = _Genexp(previous.line, qualname, previous.depth + 1, script, stops)
         return self._genexp_state(frame.genexp)
 
+    def decide_over(self, previous: State, decided: Decision | None) -> Decision | None:
+        """step_over from `previous`, given what decide() said for step_into: when that was a generator
+        expression's call (_genexp_start), the line runs to its end with the consumer's value; any other
+        call into the program is the model's (the callee's effects are not known here)."""
+        if decided is None or decided.event != "call" or decided.depth != previous.depth + 1:
+            return decided
+        frame = self.frames.get(previous.depth)
+        if frame is None or frame.genexp is None or frame.genexp.qualname != decided.func:
+            return None
+        frame.genexp = None
+        return self._genexp_done(previous)
+
     def _genexp_state(self, genexp: _Genexp) -> Decision:
         event, shown, value = genexp.script[genexp.taken - 1]
         return Decision(only=genexp.line, event=event, depth=genexp.depth, func=genexp.qualname, frame=shown,

@@ -365,6 +365,11 @@ class Predictor:
         decision: Decision | None = None
         if action.name in ("step_into", "step_over") and self.flow is not None:
             decision = self.flow.safe_decide(previous)
+            if action.name == "step_over" and decision is not None:
+                try:
+                    decision = self.flow.decide_over(previous, decision)
+                except Exception:  # (as safe_decide: this module's own reasoning failing means "not decided")
+                    decision = None
             if decision is not None:
                 allowed = _decided_headers(allowed, previous, decision)
                 decided = decision.values

@@ -427,6 +427,37 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
     assert callers >= 8, callers  # a function's return into its one calling line, in a caller never seen
 
 
+def test_step_over_a_consumed_generator_expression_finishes_its_line(
+    tree: StateTree, static: StaticCode
+) -> None:
+    """Differential, step_over: from a line whose generator expression a builtin consumes, the decision is
+    the line run to its end (the recorded step_over target), never the generator's call."""
+    from neural.trajectory import Action
+
+    over = Action("step_over")
+    checked = 0
+    for node, before in enumerate(tree.states):
+        target = tree.apply(node, over)
+        if target is None or before.event != "line":
+            continue
+        memory = FlowMemory(static)
+        memory.observe(before)
+        decision = memory.decide_over(before, memory.decide(before))
+        if decision is None or decision.only is None:
+            continue
+        after = tree.states[target]
+        depth = decision.depth if decision.depth is not None else before.depth
+        func = decision.func if decision.func is not None else before.func
+        happened = (after.event, after.line, after.depth, after.func)
+        assert happened == (decision.event, decision.only, depth, func), (before, decision)
+        if decision.frame is not None:
+            assert [name for name, _ in decision.frame] == list(after.locals), (before, decision)
+            for name, text in decision.frame:
+                assert text is None or after.locals[name] == text, (before, name)
+        checked += before.func == "genexps" and decision.frame is not None
+    assert checked >= 8, checked  # sum/next/all/any/join/max lines of genexps(), three calls
+
+
 def test_loops_over_unknown_or_shared_things_are_left_to_the_model(static: StaticCode) -> None:
     memory = FlowMemory(static)
     code_line = {text.strip(): n for n, text in enumerate(PROGRAM.splitlines(), 1)}
