@@ -807,8 +807,6 @@ class FlowMemory:
             return None
         if isinstance(statement, ast.If | ast.While):
             statement = statement.test
-        elif node is not None:
-            return None  # (a for loop over a generator: its items are the loop's)
         if not isinstance(statement, ast.stmt | ast.expr) or statement.lineno != statement.end_lineno:
             return None  # a later line of the statement would be a step of its own
         gens = _genexps(statement)

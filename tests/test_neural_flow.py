@@ -615,3 +615,22 @@ def test_inverse_constraints_accept_every_recorded_step(
     assert counts["checked"] >= 300 and counts["one_header"] >= 60 and counts["fixed"] >= 100, counts
     if name != "back_to_call":
         assert counts["dropped"] >= 20 and counts["undone"] >= 5 and counts["item"] >= 5, counts
+
+
+def test_math_is_computed_only_when_imported_plainly_and_never_huge() -> None:
+    import ast as ast_module
+
+    from neural.exact import NotExact, _shadowed, value_of
+
+    def value(code: str, expression: str) -> object:
+        static = StaticCode.from_source(code)
+        return value_of(ast_module.parse(expression, mode="eval").body, {"n": "36"}, _shadowed(static, "f"))
+
+    plain = "import math\ndef f(n):\n    return n\n"
+    assert value(plain, "int(math.sqrt(n)) + math.floor(math.pi)") == 9
+    body = "def f(n):\n    return n\n"
+    for code in ("import math as m\n" + body, "import math\nmath = 3\n" + body, body):
+        with pytest.raises(NotExact):
+            value(code, "math.sqrt(n)")  # not the module, or not imported: never guessed
+    with pytest.raises(NotExact):
+        value(plain, "math.factorial(99999)")  # would take seconds and print past any limit

@@ -558,7 +558,7 @@ def test_the_compiled_head_of_a_big_flat_container_is_the_python_one(
         assert len(elements) == len(flat) or len(shown) > limit
 
 
-def test_the_compiled_head_is_used_for_big_flat_containers() -> None:
+def test_the_compiled_head_of_flat_nested_and_self_holding_containers() -> None:
     from tracer.native import core
 
     if core is None:
