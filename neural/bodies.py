@@ -454,6 +454,31 @@ class BodyGrammar:
             current = frozenset(nxt)
         return current
 
+    def forced(self, states: frozenset[tuple[Any, ...]]) -> tuple[str, frozenset[tuple[Any, ...]], bool]:
+        """The text every body continuing from `states` writes next, the states after it, and whether the
+        body must end there (nothing else can follow). The text stops where the plan leaves a choice."""
+        text = ""
+        current = states
+        while len(current) == 1:
+            (state,) = current
+            if state[0] == "lit" and len(state[1]) == 1:
+                piece = state[1][0][0][state[2]:]
+            elif state[0] == "fval" and state[1] < len(self.forced_value or ""):
+                piece = (self.forced_value or "")[state[1]:]
+            else:
+                break
+            after = self.advance(current, piece)
+            if not after:  # (cannot happen: the piece is the automaton's own)
+                break
+            text += piece
+            current = after
+        ends = all(
+            (s[0] == "fval" and s[1] == len(self.forced_value or ""))
+            or (s[0] == "after" and self.plan.value == "forbidden")
+            for s in current
+        )
+        return text, current, ends
+
     def complete(self, states: frozenset[tuple[Any, ...]]) -> bool:
         """Whether the body may end here."""
         for state in states:

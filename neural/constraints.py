@@ -504,6 +504,19 @@ class HeaderSet:
         i = bisect.bisect_left(self.items, prefix)
         return i < len(self.items) and self.items[i].startswith(prefix)
 
+    def forced(self, prefix: str) -> str:
+        """The longest text every header starting with `prefix` starts with (`prefix` itself when the
+        headers part there, or when `prefix` is a header another one extends; '' when none starts so)."""
+        i = bisect.bisect_left(self.items, prefix)
+        if i >= len(self.items) or not self.items[i].startswith(prefix):
+            return ""
+        j = bisect.bisect_left(self.items, prefix + "\U0010ffff") - 1  # the last one with the prefix
+        first, last = self.items[i], self.items[j]
+        n = len(prefix)
+        while n < len(first) and n < len(last) and first[n] == last[n]:
+            n += 1
+        return first[:n]
+
     def completions(self, prefix: str) -> list[str]:
         i = bisect.bisect_left(self.items, prefix)
         out = []

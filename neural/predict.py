@@ -173,6 +173,7 @@ class Predictor:
         self.lm = lm
         self.walk = walk  # step_return/breakpoint taken step by step, up to this many steps (0: one jump)
         self.sampling = False  # sample every prediction (seeded) instead of greedy decoding
+        self.ahead = True  # feed what the constraints decide in one model call (False: token by token)
         self._walk_start: State | None = None
         self.tokenizer = tokenizer
         self.retries = retries
@@ -479,6 +480,18 @@ class Predictor:
         text = ""
         used = 0
         while True:
+            forced = allowed.forced(text)
+            if self.ahead and forced in allowed and len(allowed.completions(forced)) == 1:  # decided
+                ids = self.encode(forced[len(text):])
+                logits = self.lm.feed([*ids, src_id])
+                text = forced
+                used += len(ids)
+                break
+            ids = self._ahead(forced[len(text):])
+            if ids:
+                logits = self.lm.feed(ids)
+                text += "".join(self.token_text[t] for t in ids)
+                used += len(ids)
             current = text
 
             def ok(t: int, current: str = current) -> bool:
@@ -509,12 +522,42 @@ class Predictor:
         logits = self.lm.feed(forced)
         return text, logits, used
 
+    def _ahead(self, text: str, whole: bool = False) -> list[int]:
+        """The tokens of `text` to feed at once; without `whole`, all but the last one (the model picks
+        the tokens at the boundary, which may join the forced text to what follows, as in training).
+        Empty when `text` does not split into tokens that spell it out (as grammar_text reads them)."""
+        if not text or not self.ahead:
+            return []
+        ids: list[int] = []
+        for n, piece in enumerate(text.split(SAME_CHAR)):
+            if n:
+                ids.append(self.special[SAME])
+            for m, part in enumerate(piece.split(VALUE_CHAR)):
+                if m:
+                    ids.append(self.special[VALUE])
+                if part:
+                    ids.extend(self.encode(part))
+        if "".join(self.grammar_text[t] for t in ids) != text:
+            return []
+        return ids if whole else ids[:-1]
+
     def _decode_body(self, logits: Any, grammar: BodyGrammar, sample: bool) -> tuple[str, int]:
         """Decode the locals and value up to (not including) <|action|> or <|end|>, within `grammar`."""
         out: list[int] = []
         states = grammar.start()
         texts = self.grammar_text
         while len(out) < self.max_state_tokens:
+            text, after, ends = grammar.forced(states)
+            if text:  # what the plan decides is written at once, not token by token
+                ids = self._ahead(text, whole=ends)
+                if ids and len(out) + len(ids) < self.max_state_tokens and (
+                    self.lm.length + len(ids) + 1 < self.lm.context
+                ):
+                    logits = self.lm.feed(ids)
+                    out.extend(ids)
+                    if ends:  # (whole: `ids` spell all of `text`)
+                        break
+                    states = grammar.advance(states, "".join(texts[t] for t in ids))
             current = states
 
             def ok(t: int, current: frozenset[tuple[Any, ...]] = current) -> bool:

@@ -209,6 +209,59 @@ def test_the_grammar_accepts_every_true_body(tree: StateTree, static: StaticCode
     assert checked > 500
 
 
+def test_what_the_grammar_forces_is_what_the_true_body_writes(tree: StateTree, static: StaticCode) -> None:
+    """Differential: at every character of every recorded body, the text the grammar says every body
+    writes next (and the predictor feeds at once) is what the true body writes there; where it says the
+    body ends, the true body ends."""
+    forced_chars = checked = ended = 0
+    for previous, action, truth in transitions(tree):
+        body = serialize_state(tree.code, truth, previous, action).split(LOCALS, 1)[1]
+        body = body.replace(SAME, SAME_CHAR).replace(VALUE, VALUE_CHAR)
+        probe = State(truth.event, truth.line, truth.depth, truth.func, {})
+        for decided in (None, truth.locals):  # as planned, and with every value given (as flow decides)
+            plan = body_plan(static, previous, action, probe, decided)
+            grammar = BodyGrammar(plan)
+            states = grammar.start()
+            at = 0
+            while at < len(body):
+                text, after, ends = grammar.forced(states)
+                assert body.startswith(text, at), (truth, body, at, text)
+                if text:
+                    forced_chars += len(text)
+                    assert after == grammar.advance(states, text)
+                    at += len(text)
+                    states = after
+                if ends:
+                    assert at == len(body), (truth, body, at)
+                    ended += 1
+                    break
+                if at < len(body):
+                    states = grammar.advance(states, body[at])
+                    assert states, (truth, body, at)
+                    at += 1
+            checked += 1
+    assert checked > 1000 and ended > 100 and forced_chars > 20 * checked
+
+
+def test_the_header_set_forces_the_common_prefix() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from neural.constraints import HeaderSet
+
+    @given(st.lists(st.text("ab1 ", max_size=6), max_size=12), st.text("ab1 ", max_size=3))
+    def check(items: list[str], prefix: str) -> None:
+        headers = HeaderSet(items)
+        matching = [h for h in set(items) if h.startswith(prefix)]
+        if not matching:
+            assert headers.forced(prefix) == ""
+            return
+        common = os.path.commonprefix(matching)
+        assert headers.forced(prefix) == common
+
+    check()
+
+
 def test_the_grammar_rejects_impossible_bodies(static: StaticCode) -> None:
     call = State("call", 6, 1, "most_common", {})
     previous = State("line", 18, 0, "<module>", {})

@@ -735,3 +735,30 @@ def test_shaped_candidates_keep_the_outputs_type_and_cover_simple_inverses() -> 
         assert repr(given) in found, (code, found)
     assert shaped_candidates("def f(a, b):\n    return a\n", "3") == []
     assert shaped_candidates("def f(x):\n    return str(x)\n", "<object>") == []
+
+
+def test_what_the_code_decides_is_fed_at_once_and_changes_nothing(tiny_model_dir: Path) -> None:
+    """Differential: a run the code decides step by step (a loop over literals) gives the same states
+    whether the decided text is fed to the model at once or token by token, in far fewer model calls."""
+    from neural.predict import Predictor
+
+    code = "def f(xs):\n    total = 0\n    for x in xs:\n        total += x * 2\n    return total\n"
+    runs = {}
+    for ahead in (True, False):
+        predictor = Predictor.from_path(str(tiny_model_dir), retries=1, seed=5)
+        predictor.ahead = ahead
+        feeds: list[int] = []
+        feed = predictor.lm.feed
+
+        def counted(ids: Any, feed: Any = feed, feeds: list[int] = feeds) -> Any:
+            feeds.append(len(ids))
+            return feed(ids)
+
+        predictor.lm.feed = counted  # type: ignore[method-assign]
+        timeline = NeuralTimeline.for_call(predictor, code, "/virtual/f.py", "f([1, 2, 3])", max_steps=40)
+        last = timeline.run_to_end()
+        runs[ahead] = (list(timeline.states), last, feeds)
+    states, last, feeds = runs[True]
+    assert states == runs[False][0]
+    assert last.event == "return" and last.value == "12"
+    assert len(feeds) * 3 < len(runs[False][2]), (len(feeds), len(runs[False][2]))
