@@ -5,7 +5,8 @@
 Latency: a NeuralTimeline over a bundled sample function is grown step by step (step_into, greedy,
 constrained); each step's wall time is measured. The same steps are then predicted with a model wrapper
 that keeps no cache (every token re-reads the whole text, as a plain `model(ids)` loop would), so the
-ratio shows what the cache buys. Throughput: `eval cruxeval` and `eval traces` items per second on the
+ratio shows what the cache buys; and once more with what the constraints decide generated token by token
+(`Predictor.ahead = False`) instead of fed at once. Throughput: `eval cruxeval` and `eval traces` items per second on the
 given files (skipped when absent).
 """
 
@@ -99,6 +100,9 @@ def main() -> int:
     cached = Predictor.from_path(model_dir, threads=args.threads, retries=0)
     step_times(cached, 3)  # warm up
     times, tokens = step_times(cached, args.steps)
+    one_by_one = Predictor.from_path(model_dir, threads=args.threads, retries=0)
+    one_by_one.ahead = False  # what the constraints decide is generated token by token, as before session 13
+    slow_times, slow_tokens = step_times(one_by_one, args.steps)
     uncached = Predictor(NoCache(cached.lm), cached.tokenizer, retries=0)
     plain_times, plain_tokens = step_times(uncached, args.steps)
 
@@ -118,8 +122,13 @@ def main() -> int:
     )
     print(f"{'':<22} {'steps':>5} {'median ms':>9} {'p90 ms':>8} {'max ms':>8} {'tok/step':>8} {'ms/tok':>8}")
     print(row("with KV cache", times, tokens))
+    print(row("token by token", slow_times, slow_tokens))
     print(row("without cache", plain_times, plain_tokens))
     print(f"cache speed-up (median step): {statistics.median(plain_times) / statistics.median(times):.1f}x")
+    print(
+        "decided text fed at once (median step): "
+        f"{statistics.median(slow_times) / statistics.median(times):.1f}x faster than token by token"
+    )
 
     from neural.evaluate import eval_cruxeval, eval_traces, load_cruxeval, load_trees
 
