@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neural.constraints import CodeError, StaticCode, is_literal, literal_value
+from neural.inputs import input_guesses
 from neural.predict import PredictError, Predictor
 from neural.timeline import CallError, NeuralTimeline, driver_code, entry_state
 from neural.trajectory import INVERSE, Action, State, StateTree
@@ -373,7 +374,8 @@ def search_input(
     predictor: Predictor, code: str, output: str, end: State, greedy: str | None, samples: int = SAMPLES
 ) -> str | None:
     """An input for f that gives `output`, found without running f: candidates are the model's inverse
-    prediction (greedy, then `samples` sampled ones) and the output itself as the argument; the first
+    prediction (greedy, then `samples` sampled ones), the output itself as the argument, and inputs typed
+    by how f uses its parameters (`neural.inputs.input_guesses`); the first
     whose step-by-step forward prediction returns `output` is the answer, else the output itself (the
     likeliest single guess), else the greedy one."""
     candidates: list[str] = [c for c in (greedy,) if c is not None]
@@ -394,6 +396,7 @@ def search_input(
     if output not in candidates:
         candidates.append(output)
     candidates += [c for c in shaped_candidates(code, output) if c not in candidates]
+    candidates += [c for c in input_guesses(code, output) if c not in candidates]
     for candidate in candidates:
         if same_value(predicted_output(predictor, code, candidate), output):
             return candidate

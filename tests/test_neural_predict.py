@@ -762,3 +762,83 @@ def test_what_the_code_decides_is_fed_at_once_and_changes_nothing(tiny_model_dir
     assert states == runs[False][0]
     assert last.event == "return" and last.value == "12"
     assert len(feeds) * 3 < len(runs[False][2]), (len(feeds), len(runs[False][2]))
+
+
+def test_parameters_are_typed_by_their_use() -> None:
+    from neural.inputs import parameter_kinds
+
+    code = (
+        "def f(s, xs, d, a, n, b):\n"
+        "    words = s.split()\n"
+        "    xs.append(len(words))\n"
+        "    for k, v in d.items():\n"
+        "        n += v // 2\n"
+        "    return a & b, xs, n\n"
+    )
+    kinds = parameter_kinds(ast.parse(code).body[0])  # type: ignore[arg-type]
+    assert kinds["s"][0] == "str" and kinds["xs"][0] == "list" and kinds["d"][0] == "dict"
+    assert kinds["a"][0] == "set" and kinds["b"][0] == "set" and kinds["n"][0] == "int"
+    assert parameter_kinds(ast.parse("def f(x):\n    return x\n").body[0])["x"] == []  # type: ignore[arg-type]
+
+
+def bounded(run: Any, steps: int = 10_000) -> Any:
+    """run() stopped with an exception after `steps` line events (a wrong guess may never end)."""
+    import sys
+
+    left = [steps]
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        left[0] -= 1
+        if left[0] < 0:
+            raise TimeoutError("too many steps")
+        return trace
+
+    sys.settrace(trace)
+    try:
+        return run()
+    finally:
+        sys.settrace(None)
+
+
+def test_input_guesses_hold_inputs_of_simple_functions() -> None:
+    """Differential against running f (the test may; the search never does): the typed guesses are
+    argument lists of f's arity, and for most small functions one of them gives the output."""
+    from neural.inputs import input_guesses
+
+    cases = [
+        ("def f(text):\n    return sorted(set(text.split()))\n", "'b a b'"),
+        ("def f(nums, k):\n    return [x for x in nums if x > k]\n", "[1, 5, 7], 4"),
+        ("def f(d):\n    d['z'] = 0\n    return d\n", "{'a': 1}"),
+        ("def f(a, b):\n    return sorted(a | b)\n", "{1, 2}, {3}"),
+        ("def f(n):\n    total = 0\n    while n:\n        total += n % 10\n        n //= 10\n    return total\n", "0"),
+        ("def f(s):\n    return s.strip().upper()\n", "' ab '"),
+        ("def f(xs):\n    xs.reverse()\n    return xs\n", "[1, 2, 3]"),
+        ("def f(s, sep):\n    return s.split(sep)\n", "'a-b', '-'"),
+        ("def f(xs):\n    return {i: x for i, x in enumerate(xs)}\n", "[4, 6]"),
+        ("def f(words):\n    return [(w, words.count(w)) for w in sorted(set(words))]\n", "['x', 'y']"),
+        ("def f(text):\n    return text.count('a'), text.isupper(), text\n", "'Abc'"),
+        ("def f(nums, target):\n    for i, x in enumerate(nums):\n        if x == target:\n"
+         "            return i\n    return -1\n", "[3, 4], 9"),
+    ]
+    found = 0
+    for code, arguments in cases:
+        namespace: dict[str, Any] = {}
+        exec(code, namespace)
+        f = namespace["f"]
+        output = repr(eval(f"f({arguments})", namespace))
+        guesses = input_guesses(code, output)
+        assert guesses and output not in guesses and len(guesses) <= 24
+        arity = len(ast.parse(f"f({arguments})", mode="eval").body.args)  # type: ignore[attr-defined]
+        hit = False
+        for text in guesses:
+            call = ast.parse(f"f({text})", mode="eval").body
+            assert len(call.args) == arity, (code, text)  # type: ignore[attr-defined]
+        for text in [output, *guesses]:  # the search tries the output itself first
+            try:
+                hit = hit or repr(bounded(lambda: eval(f"f({text})", dict(namespace)))) == output
+            except Exception:  # a wrong guess may raise or loop: the forward prediction weeds it out
+                pass
+        found += hit
+    assert found >= 10, found
+    assert input_guesses("def f(*args):\n    return args\n", "(1,)") == []
+    assert input_guesses("def f(x):\n    return x\n", "<object at 0x1>") == []
