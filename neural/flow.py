@@ -224,12 +224,13 @@ def _builtin_calls_only(
     previous: State,
     shadowed: frozenset[str],
     static: StaticCode,
-    allow: ast.AST | None = None,
+    allow: ast.AST | list[ast.Call] | None = None,
 ) -> bool:
-    """Whether every call in `statement` but `allow` is a builtin's or a plain local's (or constant's)
-    method: no traced code can run there."""
+    """Whether every call in `statement` but `allow` (one call or several) is a builtin's or a plain
+    local's (or constant's) method: no traced code can run there."""
+    allowed = allow if isinstance(allow, list) else [allow]
     for node in ast.walk(statement):
-        if not isinstance(node, ast.Call) or node is allow:
+        if not isinstance(node, ast.Call) or any(node is a for a in allowed):
             continue
         func = node.func
         if isinstance(func, ast.Name):
@@ -249,27 +250,65 @@ def _builtin_calls_only(
 
 
 class _Swap(ast.NodeTransformer):
-    """Replaces one call node by a name bound to its value."""
+    """Replaces call nodes by names bound to their values."""
 
-    def __init__(self, call: ast.Call, name: str) -> None:
-        self.call, self.name = call, name
+    def __init__(self, names: Mapping[int, str]) -> None:
+        self.names = names  # id(call node) -> name
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
-        if node is self.call:
-            return ast.copy_location(ast.Name(self.name, ast.Load()), node)
+        name = self.names.get(id(node))
+        if name is not None:
+            return ast.copy_location(ast.Name(name, ast.Load()), node)
         self.generic_visit(node)
         return node
 
 
-def _swapped(statement: ast.stmt, call: ast.Call, name: str) -> ast.stmt:
-    """A copy of `statement` with `call` replaced by `name` (the program's own tree is left as it is)."""
-    index = next(i for i, node in enumerate(ast.walk(statement)) if node is call)
+def _swapped(statement: ast.stmt, call: ast.Call | list[ast.Call], name: str | list[str]) -> ast.stmt:
+    """A copy of `statement` with `call` replaced by `name` (or each of several calls by its name); the
+    program's own tree is left as it is."""
+    calls = call if isinstance(call, list) else [call]
+    names = name if isinstance(name, list) else [name]
+    where = {i: names[calls.index(node)] for i, node in enumerate(ast.walk(statement))
+             if any(node is c for c in calls)}
     copy = copy_module.deepcopy(statement)
-    target = next(node for i, node in enumerate(ast.walk(copy)) if i == index)
-    assert isinstance(target, ast.Call)
-    result = _Swap(target, name).visit(copy)
+    targets = {id(node): where[i] for i, node in enumerate(ast.walk(copy)) if i in where}
+    result = _Swap(targets).visit(copy)
     assert isinstance(result, ast.stmt)
     return result
+
+
+def _in_order(node: ast.AST) -> list[ast.AST]:
+    """The nodes of an expression or simple statement in the order Python evaluates them (each after
+    its operands): an assignment's value before its targets, a dict's keys and values interleaved."""
+    out: list[ast.AST] = []
+
+    def visit(n: ast.AST) -> None:
+        if isinstance(n, ast.Assign | ast.AnnAssign):
+            children: list[ast.AST] = [c for c in (n.value,) if c is not None]
+            children += n.targets if isinstance(n, ast.Assign) else [n.target]
+        elif isinstance(n, ast.Dict):
+            children = [c for pair in zip(n.keys, n.values) for c in pair if c is not None]
+        else:
+            children = list(ast.iter_child_nodes(n))
+        for child in children:
+            visit(child)
+        out.append(n)
+
+    visit(node)
+    return out
+
+
+def _ordered_calls(static: StaticCode, statement: ast.stmt) -> list[ast.Call] | None:
+    """The program's own calls in `statement`, in the order they run, when each surely runs once and
+    none sits in another's arguments (so each one's arguments are known before it runs); else None."""
+    calls = [n for n in _in_order(statement) if isinstance(n, ast.Call) and _program_call(static, n)]
+    for call in calls:
+        if _conditional(statement, call):
+            return None
+        inside = [n for arg in [*call.args, *call.keywords] for n in ast.walk(arg)]
+        if any(isinstance(n, ast.Call) and _program_call(static, n) for n in inside):
+            return None
+    return calls
 
 
 # -- the compound statement on a line ---------------------------------------------------------------------
@@ -454,6 +493,7 @@ class _Frame:
     keyed: _Keyed | None = None  # a max/min/sorted/sort with key=lambda running on this frame's line
     genexp: _Genexp | None = None  # a generator expression a builtin consumes on this frame's line
     error: _Caught | None = None  # an exception the code raised on this frame's line, and its handler
+    returns: list[str] = field(default_factory=list)  # the values calls made on this frame's line returned
 
 
 class FlowMemory:
@@ -488,6 +528,9 @@ class FlowMemory:
             return
         if state.event in CLOSE_EVENTS:
             self.frames.pop(depth, None)
+            caller = self.frames.get(depth - 1)
+            if caller is not None and caller.state is not None and state.event == "return":
+                caller.returns.append(state.value if state.value is not None else "<?>")
             return
         frame = self.frames.get(depth)
         if frame is None or frame.func != state.func:
@@ -497,6 +540,7 @@ class FlowMemory:
             frame.state = None
             return
         frame.state = state
+        frame.returns = []
         line = state.line
         if frame.keyed is not None and frame.keyed.line != line:
             frame.keyed = None
@@ -1025,18 +1069,23 @@ class FlowMemory:
             before, unknown = unseen
         else:
             before = caller.state
-        decision = self._finish_caller(returned_state, before, value)
+        returns = caller.returns if caller is not None and caller.state is before else None
+        decision = self._finish_caller(returned_state, before, value, returns)
         if decision is None or not unknown or decision.frame is None:
             return decision
         frame = tuple((name, None if name in unknown else text) for name, text in decision.frame)
         return replace(decision, frame=frame, carry=None)
 
-    def _finish_caller(self, returned_state: State, before: State, value: str) -> Decision | None:
+    def _finish_caller(
+        self, returned_state: State, before: State, value: str, returns: list[str] | None = None
+    ) -> Decision | None:
         found = _statement(self.static, before.func, before.line)
         if found is None or any(isinstance(sub, _SCOPES) for sub in ast.walk(found[0])):
             return None
         statement = found[0]
         calls = [n for n in ast.walk(statement) if isinstance(n, ast.Call) and _program_call(self.static, n)]
+        if len(calls) > 1 and returns is not None:
+            return self._next_call(returned_state, before, found, returns)
         if len(calls) != 1:
             return None
         call = calls[0]
@@ -1055,6 +1104,68 @@ class FlowMemory:
             if not ok or not is_immutable(parsed):
                 return None
         locals_ = {**before.locals, slot: value}
+        return self._complete(before, found, swapped, locals_, [slot], self._closed(call.func.id))
+
+    def _next_call(
+        self, returned_state: State, before: State, found: tuple[ast.stmt, list[ast.AST]], returns: list[str]
+    ) -> Decision | None:
+        """A line with several calls of the program's own functions (`f(n - 1) + f(n - 2)`), each sure to
+        run, none in another's arguments, over immutable values: after the k-th returned, the (k+1)-th is
+        called with its arguments bound; after the last, the line runs to its end with their values."""
+        statement = found[0]
+        calls = _ordered_calls(self.static, statement)
+        done = len(returns)
+        if not calls or len(calls) < 2 or not 0 < done <= len(calls) or self.static.has_classes:
+            return None
+        finished = calls[done - 1].func
+        if not isinstance(finished, ast.Name) or finished.id != returned_state.func:
+            return None
+        if not all(is_literal(v) for v in returns):
+            return None
+        names = [c.func.id for c in calls if isinstance(c.func, ast.Name)]
+        if any(c.keywords or any(isinstance(a, ast.Starred) for a in c.args) for c in calls):
+            return None
+        if any(name in before.locals for name in names):
+            return None  # a local's name
+        shadowed = _shadowed(self.static, before.func)
+        if not _builtin_calls_only(statement, before, shadowed, self.static, allow=calls):
+            return None
+        read = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        for name in (read - set(names)) & set(before.locals):
+            ok, parsed = literal_value(before.locals[name])
+            if not ok or not is_immutable(parsed):
+                return None  # a callee may have changed what it reads
+        slots = [f"__returned{i}__" for i in range(len(calls))]
+        locals_ = {**before.locals, **dict(zip(slots, returns))}
+        if done < len(calls):
+            call = calls[done]
+            try:
+                arguments = [certain_repr(value_of(arg, locals_, shadowed)) for arg in call.args]
+            except NotExact:
+                return None
+            from neural.timeline import CallError, entry_state  # (timeline sits above this module)
+
+            try:
+                state = entry_state(self.static.code, f"{names[done]}({', '.join(arguments)})", before.depth + 1)
+            except CallError:
+                return None
+            return Decision(only=state.line, event="call", depth=state.depth, func=state.func,
+                            frame=tuple(state.locals.items()))
+        swapped = _swapped(statement, calls, slots)
+        return self._complete(before, found, swapped, locals_, slots, all(self._closed(n) for n in names))
+
+    def _complete(
+        self,
+        before: State,
+        found: tuple[ast.stmt, list[ast.AST]],
+        swapped: ast.stmt,
+        locals_: dict[str, str],
+        slots: list[str],
+        closed: bool,
+    ) -> Decision | None:
+        """The caller's next state once the calls on its line returned (their values bound to `slots`
+        in `locals_`, `swapped` reading them): the statement's return, or its next line."""
+        statement = found[0]
         info = self.static.functions.get(before.func)
         if info is None:
             return None
@@ -1068,23 +1179,24 @@ class FlowMemory:
             except NotExact:
                 return None
             return Decision(only=before.line, event="return", depth=before.depth, func=before.func,
-                            frame=_carried(before.locals, {}, self._closed(call.func.id)), value=result,
+                            frame=_carried(before.locals, {}, closed), value=result,
                             carry=before.locals)
         try:
             computed = execute(swapped, locals_, _shadowed(self.static, before.func))
         except NotExact:
             return None
-        computed.pop(slot, None)
+        for slot in slots:
+            computed.pop(slot, None)
         others = self.static.successors(before.func, before.line) - {before.line}
         if not others and not info.function and before.func == "<module>":
             # The module's last statement: the module returns.
             return Decision(only=before.line, event="return", depth=before.depth, func=before.func,
-                            frame=_carried(before.locals, computed, self._closed(call.func.id)), value="None",
+                            frame=_carried(before.locals, computed, closed), value="None",
                             carry=before.locals)
         if len(others) != 1:
             return None
         return Decision(only=next(iter(others)), depth=before.depth, func=before.func,
-                        frame=_carried(before.locals, computed, self._closed(call.func.id)),
+                        frame=_carried(before.locals, computed, closed),
                         carry=before.locals)
 
     def _unseen_function_caller(self, returned_state: State, value: str) -> Decision | None:
@@ -1415,7 +1527,9 @@ class FlowMemory:
             return None
         statement = found[0]
         calls = [n for n in ast.walk(statement) if isinstance(n, ast.Call) and _program_call(self.static, n)]
-        if len(calls) != 1 or _conditional(statement, calls[0]):
+        if len(calls) > 1:  # several: the first to run, when each surely runs with known arguments
+            calls = _ordered_calls(self.static, statement) or []
+        if not calls or _conditional(statement, calls[0]):
             return None
         call = calls[0]
         assert isinstance(call.func, ast.Name)
@@ -1424,7 +1538,7 @@ class FlowMemory:
         shadowed = _shadowed(self.static, previous.func)
         if call.func.id in previous.locals or self.static.has_classes:
             return None  # a local's name; or an operator could run a class's dunder method before the call
-        if not _builtin_calls_only(statement, previous, shadowed, self.static, allow=call):
+        if not _builtin_calls_only(statement, previous, shadowed, self.static, allow=calls):
             return None
         try:
             arguments = [certain_repr(value_of(arg, previous.locals, shadowed)) for arg in call.args]

@@ -126,25 +126,28 @@ def default_max_steps(code: str) -> int:
     """A step cap sized for the code: its lines, times a factor per loop nesting level (bounded).
 
     Each line of the program may run once per round of every loop around it; a round is counted as 16
-    iterations, recursion as four times as many. Never below 30 or above 5000.
+    iterations, recursion as four times as many (16 times when a function calls itself from two places or
+    more, as `fib(n - 1) + fib(n - 2)`). Never below 30 or above 5000.
     """
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
         return 500
     total = 0
-    recursive = any(
-        isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == node.name
+    self_calls = [
+        sum(isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == node.name
+            for sub in ast.walk(node))
         for node in ast.walk(tree)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        for sub in ast.walk(node)
-    )
+    ]
+    # recursion: 4 rounds; a function calling itself from two places or more (a tree of calls): 16
+    recursive = 4 if max(self_calls, default=0) == 1 else 16 if self_calls and max(self_calls) > 1 else 1
 
     def visit(node: ast.AST, loops: int) -> None:
         nonlocal total
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.stmt):
-                total += 16 ** min(loops, 2) * (4 if recursive else 1)
+                total += 16 ** min(loops, 2) * recursive
             inner = loops + isinstance(child, ast.For | ast.While | ast.AsyncFor | ast.comprehension)
             visit(child, inner)
 

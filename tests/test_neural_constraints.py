@@ -414,6 +414,11 @@ def test_default_cap_grows_with_loops() -> None:
     nested = "def f(a):\n    for x in a:\n        for y in a:\n            b = y\n    return b\n"
     assert 30 <= default_max_steps(flat) < default_max_steps(loop) < default_max_steps(nested) <= 5000
     assert default_max_steps(driver_code(flat, "f(1)")) < 100
+    linear = "def f(n):\n    if n < 1:\n        return 0\n    return f(n - 1) + 1\n"
+    tree = "def f(n):\n    if n < 2:\n        return n\n    return f(n - 1) + f(n - 2)\n"
+    assert default_max_steps(linear) < default_max_steps(tree)
+    # a tree of calls: fib(6) runs 25 calls of 3-4 steps each, within the cap
+    assert default_max_steps(driver_code(tree, "f(6)")) >= 110
 
 
 def test_cli_predict_reports_the_cap(run_retrograde: Any, tmp_path: Path) -> None:

@@ -264,6 +264,17 @@ def factors(n):
     return out, math.floor(math.pi * len(out))
 
 
+def fib(n):
+    if n <= 1:
+        return n
+    return fib(n - 1) + fib(n - 2)
+
+
+def pair_sum(a, b):
+    x = area(a, 2) * 10 + area(b + 1, 3)
+    return (fact(a), x, fact(b))
+
+
 from collections import Counter
 LIMIT = 3 * 2
 assert area(4, 5) == 20
@@ -280,6 +291,7 @@ print(calls([1, 2, 3]))
 print(rows(2), list(gen(3)), spin('1, 2,,3'), bubble([4, 1, 3, 2]))
 print(fact(5), digits(175), scaled(3, 'z'), keyed(['a', 'b', 'a', 'c'], [4, 9, 8, 6, 2]))
 print(guarded({'n': 4}, ['a', 'n', 'b'], 0), guarded({}, [], 2))
+print(fib(5), pair_sum(2, 4))
 for t in range(2):
     print(loops(['x'], t))
 """
@@ -306,7 +318,7 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
     memory = FlowMemory(static)
     memory.observe(tree.states[0])
     counts = {"only": 0, "never": 0, "bound": 0, "assigned": 0, "returned": 0, "after_return": 0, "calls": 0,
-              "yields": 0, "consumed": 0}
+              "yields": 0, "consumed": 0, "next_calls": 0, "lines_done": 0}
     for before, after in zip(tree.states, tree.states[1:]):
         decision = memory.decide(before)
         same_frame = (after.func, after.depth) == (before.func, before.depth)
@@ -321,12 +333,14 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
                 counts["calls"] += decision.event == "call" and not func.endswith("<lambda>")
                 counts["yields"] += decision.event == "yield" and decision.value is not None
                 counts["consumed"] += before.func.endswith("<genexpr>") and func == "genexps"
+                counts["next_calls"] += decision.event == "call" and before.event == "return"
             if decision.frame is not None:  # the caller after a return: its locals and value
                 assert [name for name, _ in decision.frame] == list(after.locals), (before, decision)
                 for name, text in decision.frame:
                     assert text is None or after.locals[name] == text, (before, name)
                 assert decision.value is None or decision.value == after.value, (before, decision)
                 counts["after_return"] += 1
+                counts["lines_done"] += before.func in ("fib", "fact", "area") and after.func in ("fib", "pair_sum")
             if decision.never is not None:
                 assert not (same_frame and after.event == "line" and after.line == decision.never), before
                 counts["never"] += 1
@@ -350,6 +364,9 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
     # Generator expressions a builtin consumes: each yield's value, the caller's line after the last one
     # (a return, or next/all/any stopping early).
     assert counts["yields"] >= 15 and counts["consumed"] >= 15, counts
+    # Several calls on one line (fib(n - 1) + fib(n - 2), a tuple of calls): after each returns, the next
+    # is entered with its arguments; after the last, the line ends with their values.
+    assert counts["next_calls"] >= 20 and counts["lines_done"] >= 20, counts  # (13 and 7 without)
 
 
 def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: StaticCode) -> None:
