@@ -877,8 +877,18 @@ def compound(
     return None
 
 
+def runs_after_return(parents: list[ast.AST]) -> bool:
+    """Whether code may run between a `return` inside these statements and the frame's return: a `finally`
+    of an enclosing try, or a with statement's __exit__ (a try with handlers only adds nothing: a return
+    whose value is computed exactly did not raise)."""
+    return any(
+        isinstance(p, ast.With | ast.AsyncWith) or (isinstance(p, ast.Try | ast.TryStar) and p.finalbody)
+        for p in parents
+    )
+
+
 def returned(static: StaticCode, previous: State) -> str | None:
-    """The value of `return EXPR` on `previous`'s line, when certain (not inside try or with)."""
+    """The value of `return EXPR` on `previous`'s line, when certain (not under a finally or a with)."""
     if previous.event != "line":
         return None
     found = _statement(static, previous.func, previous.line)
@@ -886,7 +896,7 @@ def returned(static: StaticCode, previous: State) -> str | None:
         return None
     node, parents = found
     assert isinstance(node, ast.Return)
-    if any(isinstance(p, ast.Try | ast.TryStar | ast.With | ast.AsyncWith) for p in parents):
+    if runs_after_return(parents):
         return None  # a finally or __exit__ runs after the value is computed
     if node.value is None:
         return "None"
@@ -910,5 +920,6 @@ __all__ = [
     "execute",
     "raises",
     "returned",
+    "runs_after_return",
     "value_of",
 ]

@@ -59,6 +59,7 @@ from neural.exact import (
     plain_stores,
     raises,
     returned,
+    runs_after_return,
     value_of,
 )
 from neural.trajectory import CLOSE_EVENTS, OPEN_EVENTS, State
@@ -1171,7 +1172,7 @@ class FlowMemory:
             return None
         if isinstance(statement, ast.Return):
             assert isinstance(swapped, ast.Return)
-            if any(isinstance(p, ast.Try | ast.TryStar | ast.With | ast.AsyncWith) for p in found[1]):
+            if runs_after_return(found[1]):
                 return None
             shadowed = _shadowed(self.static, before.func)
             try:

@@ -338,10 +338,18 @@ def test_assigned_computes_only_what_is_certain(
     assert assigned(static, State("line", 6, 1, "f", locals_)) == expected
 
 
-def test_returned_skips_try_blocks() -> None:
+def test_returned_skips_finally_and_with_blocks() -> None:
     code = "def f(a):\n    try:\n        return a + 1\n    finally:\n        a = 0\n"
     static = StaticCode.from_source(code)
     assert returned(static, State("line", 3, 1, "f", {"a": "1"})) is None
+    code = "def f(a):\n    with a:\n        return 1\n"
+    assert returned(StaticCode.from_source(code), State("line", 3, 1, "f", {"a": "1"})) is None
+    # handlers only: a value computed exactly did not raise, and nothing runs before the return
+    code = "def f(s):\n    try:\n        return int(s) * 2\n    except ValueError:\n        return -1\n"
+    static = StaticCode.from_source(code)
+    assert returned(static, State("line", 3, 1, "f", {"s": "'12'"})) == "24"
+    assert returned(static, State("line", 3, 1, "f", {"s": "'1x'"})) is None  # raises: the handler's
+    assert returned(static, State("line", 5, 1, "f", {"s": "'1x'"})) == "-1"
     static = StaticCode.from_source("def f(a):\n    return a * 2\n")
     assert returned(static, State("line", 2, 1, "f", {"a": "[1]"})) == "[1, 1]"
 

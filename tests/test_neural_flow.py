@@ -270,6 +270,13 @@ def fib(n):
     return fib(n - 1) + fib(n - 2)
 
 
+def parse(s):
+    try:
+        return int(s) * 2
+    except ValueError:
+        return -1
+
+
 def pair_sum(a, b):
     x = area(a, 2) * 10 + area(b + 1, 3)
     return (fact(a), x, fact(b))
@@ -291,7 +298,7 @@ print(calls([1, 2, 3]))
 print(rows(2), list(gen(3)), spin('1, 2,,3'), bubble([4, 1, 3, 2]))
 print(fact(5), digits(175), scaled(3, 'z'), keyed(['a', 'b', 'a', 'c'], [4, 9, 8, 6, 2]))
 print(guarded({'n': 4}, ['a', 'n', 'b'], 0), guarded({}, [], 2))
-print(fib(5), pair_sum(2, 4))
+print(fib(5), pair_sum(2, 4), parse('12'), parse('x1'))
 for t in range(2):
     print(loops(['x'], t))
 """
