@@ -5,9 +5,9 @@
 Latency: a NeuralTimeline over a bundled sample function is grown step by step (step_into, greedy,
 constrained); each step's wall time is measured. The same steps are then predicted with a model wrapper
 that keeps no cache (every token re-reads the whole text, as a plain `model(ids)` loop would), so the
-ratio shows what the cache buys; and once more with what the constraints decide generated token by token
-(`Predictor.ahead = False`) instead of fed at once. Throughput: `eval cruxeval` and `eval traces` items per second on the
-given files (skipped when absent).
+ratio shows what the cache buys; and once more with what the constraints decide generated token by
+token (`Predictor.ahead = False`) instead of fed at once. Throughput: `eval cruxeval` and `eval traces`
+items per second on the given files (skipped when absent).
 """
 
 from __future__ import annotations

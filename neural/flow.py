@@ -269,8 +269,8 @@ def _swapped(statement: ast.stmt, call: ast.Call | list[ast.Call], name: str | l
     program's own tree is left as it is."""
     calls = call if isinstance(call, list) else [call]
     names = name if isinstance(name, list) else [name]
-    where = {i: names[calls.index(node)] for i, node in enumerate(ast.walk(statement))
-             if any(node is c for c in calls)}
+    where = {i: names[j] for i, node in enumerate(ast.walk(statement))
+             for j, c in enumerate(calls) if node is c}
     copy = copy_module.deepcopy(statement)
     targets = {id(node): where[i] for i, node in enumerate(ast.walk(copy)) if i in where}
     result = _Swap(targets).visit(copy)
@@ -1147,7 +1147,8 @@ class FlowMemory:
             from neural.timeline import CallError, entry_state  # (timeline sits above this module)
 
             try:
-                state = entry_state(self.static.code, f"{names[done]}({', '.join(arguments)})", before.depth + 1)
+                text = f"{names[done]}({', '.join(arguments)})"
+                state = entry_state(self.static.code, text, before.depth + 1)
             except CallError:
                 return None
             return Decision(only=state.line, event="call", depth=state.depth, func=state.func,

@@ -19,20 +19,23 @@ from neural.constraints import CodeError, StaticCode, literal_value
 
 KINDS = ("int", "str", "list", "dict", "set", "tuple", "bool", "float")
 
-_STR_METHODS = frozenset(
-    "split rsplit lower upper strip lstrip rstrip replace startswith endswith isdigit isalpha isupper "
-    "islower isspace isalnum title capitalize swapcase find rfind zfill center ljust rjust partition "
-    "rpartition splitlines casefold format expandtabs isdecimal isnumeric istitle removeprefix "
-    "removesuffix translate encode".split()
-)
-_LIST_METHODS = frozenset("append extend insert remove sort reverse".split())
-_DICT_METHODS = frozenset("items keys values get setdefault popitem".split())
-_SET_METHODS = frozenset(
-    "add discard union intersection difference symmetric_difference issubset issuperset isdisjoint "
-    "intersection_update difference_update symmetric_difference_update".split()
-)
+_STR_METHODS = frozenset({
+    "split", "rsplit", "lower", "upper", "strip", "lstrip", "rstrip", "replace", "startswith", "endswith",
+    "isdigit", "isalpha", "isupper", "islower", "isspace", "isalnum", "title", "capitalize", "swapcase",
+    "find", "rfind", "zfill", "center", "ljust", "rjust", "partition", "rpartition", "splitlines", "casefold",
+    "format", "expandtabs", "isdecimal", "isnumeric", "istitle", "removeprefix", "removesuffix", "translate",
+    "encode",
+})
+_LIST_METHODS = frozenset({"append", "extend", "insert", "remove", "sort", "reverse"})
+_DICT_METHODS = frozenset({"items", "keys", "values", "get", "setdefault", "popitem"})
+_SET_METHODS = frozenset({
+    "add", "discard", "union", "intersection", "difference", "symmetric_difference", "issubset", "issuperset",
+    "isdisjoint", "intersection_update", "difference_update", "symmetric_difference_update",
+})
 _INT_CALLS = frozenset({"range", "abs", "chr", "bin", "hex", "oct"})
-_SEQ_CALLS = frozenset({"sorted", "sum", "min", "max", "enumerate", "reversed", "zip", "list", "tuple", "set"})
+_SEQ_CALLS = frozenset({
+    "sorted", "sum", "min", "max", "enumerate", "reversed", "zip", "list", "tuple", "set",
+})
 
 
 def parameter_kinds(definition: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, list[str]]:
@@ -47,7 +50,8 @@ def parameter_kinds(definition: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[
         """The kind of value an expression surely has, as far as its own shape says."""
         if isinstance(node, ast.Constant) and not isinstance(node.value, bool) and node.value is not None:
             return {int: "int", str: "str", float: "float"}.get(type(node.value))
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv | ast.Pow | ast.LShift | ast.RShift):
+        integral = ast.FloorDiv | ast.Pow | ast.LShift | ast.RShift
+        if isinstance(node, ast.BinOp) and isinstance(node.op, integral):
             return "int"
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
             return "str" if constant_kind(node.left) == "str" else "int"
@@ -55,8 +59,8 @@ def parameter_kinds(definition: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[
             return {"len": "int", "sum": "int", "int": "int", "abs": "int", "ord": "int", "str": "str",
                     "chr": "str", "sorted": "list", "list": "list", "dict": "dict", "set": "set"}.get(
                 node.func.id)
-        return {ast.List: "list", ast.ListComp: "list", ast.Dict: "dict", ast.DictComp: "dict", ast.Set: "set",
-                ast.SetComp: "set", ast.Tuple: "tuple", ast.JoinedStr: "str"}.get(type(node))
+        return {ast.List: "list", ast.ListComp: "list", ast.Dict: "dict", ast.DictComp: "dict",
+                ast.Set: "set", ast.SetComp: "set", ast.Tuple: "tuple", ast.JoinedStr: "str"}.get(type(node))
 
     for node in ast.walk(definition):
         if isinstance(node, ast.Attribute) and (p := name(node.value)):
@@ -65,8 +69,10 @@ def parameter_kinds(definition: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[
                                   ("set", _SET_METHODS)):
                 if method in methods:
                     votes[p][kind] += 3
-            if method in ("pop", "clear", "copy", "update"):
-                votes[p].update({"list": 1, "dict": 1, "set": 1} if method != "update" else {"dict": 2, "set": 1})
+            if method == "update":
+                votes[p].update({"dict": 2, "set": 1})
+            elif method in ("pop", "clear", "copy"):
+                votes[p].update({"list": 1, "dict": 1, "set": 1})
             if method in ("index", "count"):
                 votes[p].update({"list": 1, "str": 1})
         elif isinstance(node, ast.BinOp):
@@ -79,15 +85,15 @@ def parameter_kinds(definition: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[
                 elif isinstance(node.op, ast.FloorDiv | ast.Pow | ast.RShift | ast.LShift):
                     votes[p]["int"] += 3
                 elif isinstance(node.op, ast.Mod):
-                    votes[p]["str" if side is node.left and isinstance(other, ast.Constant)
-                             and isinstance(other.value, str) else "int"] += 2
-                elif (kind := constant_kind(other)) is not None:
-                    votes[p][kind] += 2
+                    if side is node.left:  # p % k (a parameter right of a format string says nothing)
+                        votes[p]["int"] += 2
+                elif (seen := constant_kind(other)) is not None:
+                    votes[p][seen] += 2
                 elif isinstance(node.op, ast.Sub | ast.Div):
                     votes[p]["int"] += 1
         elif isinstance(node, ast.AugAssign) and (p := name(node.target)):
-            if (kind := constant_kind(node.value)) is not None:
-                votes[p][kind] += 2
+            if (seen := constant_kind(node.value)) is not None:
+                votes[p][seen] += 2
             elif isinstance(node.op, ast.FloorDiv | ast.Mod):
                 votes[p]["int"] += 2
         elif isinstance(node, ast.Compare):
@@ -96,12 +102,11 @@ def parameter_kinds(definition: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[
                 left, right = operands[i], operands[i + 1]
                 if isinstance(op, ast.In | ast.NotIn):
                     if p := name(right):
-                        kind = constant_kind(left)
-                        votes[p]["str" if kind == "str" else "list"] += 1
+                        votes[p]["str" if constant_kind(left) == "str" else "list"] += 1
                     continue
                 for side, other in ((left, right), (right, left)):
-                    if (p := name(side)) and (kind := constant_kind(other)) is not None:
-                        votes[p][kind] += 2
+                    if (p := name(side)) and (seen := constant_kind(other)) is not None:
+                        votes[p][seen] += 2
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if node.func.attr in _STR_METHODS - {"format", "translate", "encode"}:
                 for arg in node.args:  # s.split(sep), s.replace(old, new), s.startswith(prefix)...
@@ -145,9 +150,11 @@ def _constants(definition: ast.AST) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {"int": [], "str": []}
     for node in ast.walk(definition):
         if isinstance(node, ast.Constant) and not isinstance(node.value, bool):
-            kind = {int: "int", str: "str"}.get(type(node.value))
-            if kind and node.value not in out[kind] and (kind != "str" or len(node.value) <= 12):
-                out[kind].append(node.value)
+            value = node.value
+            if isinstance(value, int) and value not in out["int"]:
+                out["int"].append(value)
+            elif isinstance(value, str) and value not in out["str"] and len(value) <= 12:
+                out["str"].append(value)
     return out
 
 
@@ -161,9 +168,10 @@ def _atoms(value: Any, out: list[Any] | None = None, depth: int = 0) -> list[Any
     elif isinstance(value, list | tuple | set | frozenset) and depth < 4:
         for v in value:
             _atoms(v, out, depth + 1)
-    elif isinstance(value, int | str | float) and not isinstance(value, bool):
-        if not any(type(v) is type(value) and v == value for v in out):
-            out.append(value)
+    elif isinstance(value, int | str | float) and not isinstance(value, bool) and not any(
+        type(v) is type(value) and v == value for v in out
+    ):
+        out.append(value)
     return out
 
 
@@ -261,7 +269,7 @@ def input_guesses(code: str, output: str, limit: int = 24) -> list[str]:
         return []
     own = _kind_of(value)
     per_param: list[list[Any]] = []
-    for index, param in enumerate(params[:max(required, 1)]):
+    for param in params[:max(required, 1)]:
         likely = kinds.get(param, [])[:2] or ([own] if own and len(params) == 1 else ["int", "str"])
         if len(params) == 1 and own and own not in likely:
             likely = [*likely, own]

@@ -518,8 +518,8 @@ class Predictor:
             text += self.token_text[choice]
             logits = self.lm.feed([choice])
         line = int(text.split(" ", 2)[1])
-        forced = [*self.encode(escape(source_line(self.code, line))), self.special[LOCALS]]
-        logits = self.lm.feed(forced)
+        source_ids = [*self.encode(escape(source_line(self.code, line))), self.special[LOCALS]]
+        logits = self.lm.feed(source_ids)
         return text, logits, used
 
     def _ahead(self, text: str, whole: bool = False) -> list[int]:
@@ -547,7 +547,7 @@ class Predictor:
         states = grammar.start()
         texts = self.grammar_text
         while len(out) < self.max_state_tokens:
-            text, after, ends = grammar.forced(states)
+            text, _after, ends = grammar.forced(states)
             if text:  # what the plan decides is written at once, not token by token
                 ids = self._ahead(text, whole=ends)
                 if ids and len(out) + len(ids) < self.max_state_tokens and (

@@ -347,7 +347,8 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
                     assert text is None or after.locals[name] == text, (before, name)
                 assert decision.value is None or decision.value == after.value, (before, decision)
                 counts["after_return"] += 1
-                counts["lines_done"] += before.func in ("fib", "fact", "area") and after.func in ("fib", "pair_sum")
+                callee, caller = ("fib", "fact", "area"), ("fib", "pair_sum")
+                counts["lines_done"] += before.func in callee and after.func in caller
             if decision.never is not None:
                 assert not (same_frame and after.event == "line" and after.line == decision.never), before
                 counts["never"] += 1

@@ -810,7 +810,8 @@ def test_input_guesses_hold_inputs_of_simple_functions() -> None:
         ("def f(nums, k):\n    return [x for x in nums if x > k]\n", "[1, 5, 7], 4"),
         ("def f(d):\n    d['z'] = 0\n    return d\n", "{'a': 1}"),
         ("def f(a, b):\n    return sorted(a | b)\n", "{1, 2}, {3}"),
-        ("def f(n):\n    total = 0\n    while n:\n        total += n % 10\n        n //= 10\n    return total\n", "0"),
+        ("def f(n):\n    total = 0\n    while n:\n        total += n % 10\n        n //= 10\n"
+         "    return total\n", "0"),
         ("def f(s):\n    return s.strip().upper()\n", "' ab '"),
         ("def f(xs):\n    xs.reverse()\n    return xs\n", "[1, 2, 3]"),
         ("def f(s, sep):\n    return s.split(sep)\n", "'a-b', '-'"),
@@ -824,7 +825,6 @@ def test_input_guesses_hold_inputs_of_simple_functions() -> None:
     for code, arguments in cases:
         namespace: dict[str, Any] = {}
         exec(code, namespace)
-        f = namespace["f"]
         output = repr(eval(f"f({arguments})", namespace))
         guesses = input_guesses(code, output)
         assert guesses and output not in guesses and len(guesses) <= 24
@@ -835,7 +835,8 @@ def test_input_guesses_hold_inputs_of_simple_functions() -> None:
             assert len(call.args) == arity, (code, text)  # type: ignore[attr-defined]
         for text in [output, *guesses]:  # the search tries the output itself first
             try:
-                hit = hit or repr(bounded(lambda: eval(f"f({text})", dict(namespace)))) == output
+                run = eval(f"lambda: f({text})", dict(namespace))
+                hit = hit or repr(bounded(run)) == output
             except Exception:  # a wrong guess may raise or loop: the forward prediction weeds it out
                 pass
         found += hit
