@@ -476,12 +476,20 @@ def _text(result: Any) -> str:
     return text
 
 
-def value_of(expression: ast.expr, locals_: Mapping[str, str], shadowed: frozenset[str]) -> Any:
-    """The value of `expression` over `locals_` (reprs), or NotExact; `shadowed`: names that hide builtins."""
+def value_of(
+    expression: ast.expr,
+    locals_: Mapping[str, str],
+    shadowed: frozenset[str],
+    key_values: Callable[[Any], Any] | None = None,
+) -> Any:
+    """The value of `expression` over `locals_` (reprs), or NotExact; `shadowed`: names that hide builtins;
+    `key_values`: a key lambda's values, already computed (see execute)."""
     names = _parsed([expression], locals_)
     builtins = _known(shadowed, locals_)
     try:
-        return _Evaluator(names, builtins).visit(expression)
+        evaluator = _Evaluator(names, builtins)
+        evaluator.key_values = key_values
+        return evaluator.visit(expression)
     except NotExact:
         raise
     except Exception as exc:  # the program would raise here: not a value
@@ -495,9 +503,14 @@ def certain_repr(value: Any) -> str:
     return _text(value)
 
 
-def evaluate(expression: ast.expr, locals_: Mapping[str, str], shadowed: frozenset[str]) -> str:
+def evaluate(
+    expression: ast.expr,
+    locals_: Mapping[str, str],
+    shadowed: frozenset[str],
+    key_values: Callable[[Any], Any] | None = None,
+) -> str:
     """The repr of `expression` over `locals_` (reprs), or NotExact; `shadowed`: names that hide builtins."""
-    return _text(value_of(expression, locals_, shadowed))
+    return _text(value_of(expression, locals_, shadowed, key_values))
 
 
 def execute(

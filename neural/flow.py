@@ -150,6 +150,9 @@ def _kept_objects(static: StaticCode, func: str, shown: Mapping[str, str]) -> fr
     return frozenset(mutable)
 
 
+_DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
+
+
 def _program_call(static: StaticCode, node: ast.Call) -> bool:
     """A call of one of the program's own top-level functions (traced code)."""
     func = node.func
@@ -764,9 +767,9 @@ class FlowMemory:
                 return None
         except NotExact:
             return None
-        if not isinstance(iterable, list | tuple | str | dict | range):
-            return None  # (a set's order is not certain)
-        items = list(iterable)
+        if not isinstance(iterable, (list, tuple, str, dict, range, *_DICT_VIEWS)):
+            return None  # (a set's order is not certain; a dict's and its views' is)
+        items = list(iterable)  # type: ignore[call-overload]
         if not items or len(items) > MAX_ITEMS or not all(_plain(item) for item in items):
             return None
         candidates = [info for info in self.static.functions.values()
@@ -1034,8 +1037,19 @@ class FlowMemory:
         if found is None:
             return None
         values = iter(keyed.values)
+        statement = found[0]
+        if isinstance(statement, ast.Return):  # return sorted(..., key=lambda ...)[:3]
+            if statement.value is None or runs_after_return(found[1]):
+                return None
+            try:
+                result = evaluate(statement.value, before.locals, _shadowed(self.static, before.func),
+                                  key_values=lambda _item: next(values))
+            except NotExact:
+                return None
+            return Decision(only=before.line, event="return", depth=before.depth, func=before.func,
+                            frame=_carried(before.locals, {}, pure=True), value=result, carry=before.locals)
         try:
-            computed = execute(found[0], before.locals, _shadowed(self.static, before.func),
+            computed = execute(statement, before.locals, _shadowed(self.static, before.func),
                                key_values=lambda _item: next(values))
         except NotExact:
             return None

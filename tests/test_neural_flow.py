@@ -277,6 +277,13 @@ def parse(s):
         return -1
 
 
+def top(text):
+    counts = {}
+    for ch in text:
+        counts[ch] = counts.get(ch, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:2]
+
+
 def pair_sum(a, b):
     x = area(a, 2) * 10 + area(b + 1, 3)
     return (fact(a), x, fact(b))
@@ -298,7 +305,7 @@ print(calls([1, 2, 3]))
 print(rows(2), list(gen(3)), spin('1, 2,,3'), bubble([4, 1, 3, 2]))
 print(fact(5), digits(175), scaled(3, 'z'), keyed(['a', 'b', 'a', 'c'], [4, 9, 8, 6, 2]))
 print(guarded({'n': 4}, ['a', 'n', 'b'], 0), guarded({}, [], 2))
-print(fib(5), pair_sum(2, 4), parse('12'), parse('x1'))
+print(fib(5), pair_sum(2, 4), parse('12'), parse('x1'), top('abcbcc'))
 for t in range(2):
     print(loops(['x'], t))
 """
@@ -325,7 +332,8 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
     memory = FlowMemory(static)
     memory.observe(tree.states[0])
     counts = {"only": 0, "never": 0, "bound": 0, "assigned": 0, "returned": 0, "after_return": 0, "calls": 0,
-              "yields": 0, "consumed": 0, "next_calls": 0, "lines_done": 0}
+              "yields": 0, "consumed": 0, "next_calls": 0, "lines_done": 0,
+              "keyed_returns": 0}
     for before, after in zip(tree.states, tree.states[1:]):
         decision = memory.decide(before)
         same_frame = (after.func, after.depth) == (before.func, before.depth)
@@ -341,6 +349,8 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
                 counts["yields"] += decision.event == "yield" and decision.value is not None
                 counts["consumed"] += before.func.endswith("<genexpr>") and func == "genexps"
                 counts["next_calls"] += decision.event == "call" and before.event == "return"
+                keyed_return = decision.event == "return" and before.event == "return"
+                counts["keyed_returns"] += keyed_return and func == "top"
             if decision.frame is not None:  # the caller after a return: its locals and value
                 assert [name for name, _ in decision.frame] == list(after.locals), (before, decision)
                 for name, text in decision.frame:
@@ -375,6 +385,8 @@ def test_decisions_agree_with_the_recording(tree: StateTree, static: StaticCode)
     # Several calls on one line (fib(n - 1) + fib(n - 2), a tuple of calls): after each returns, the next
     # is entered with its arguments; after the last, the line ends with their values.
     assert counts["next_calls"] >= 20 and counts["lines_done"] >= 20, counts  # (13 and 7 without)
+    # return sorted(d.items(), key=lambda ...)[:2]: the lambda's calls over a dict view, then the return
+    assert counts["keyed_returns"] == 1, counts
 
 
 def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: StaticCode) -> None:
