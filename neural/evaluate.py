@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from neural.constraints import CodeError, StaticCode, is_literal, literal_value
-from neural.inputs import input_guesses
+from neural.inputs import f_definition, input_guesses
 from neural.predict import PredictError, Predictor
 from neural.timeline import CallError, NeuralTimeline, driver_code, entry_state
 from neural.trajectory import INVERSE, Action, State, StateTree
@@ -407,10 +407,7 @@ def shaped_candidates(code: str, output: str, limit: int = 6) -> list[str]:
     """For an f of one plain parameter, inputs of the output's own type that simple functions map to it
     (reversed, sorted, cased, shifted by one...): more guesses for the search to check by forward
     prediction, never by running f."""
-    try:
-        definition = StaticCode.from_source(code).defs.get("f")
-    except CodeError:
-        return []
+    definition = f_definition(code)
     if definition is None:
         return []
     a = definition.args

@@ -246,13 +246,18 @@ def _values(kind: str, output: Any, constants: dict[str, list[Any]]) -> list[Any
     return unique
 
 
+def f_definition(code: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The definition of `f` in `code` (None: no such function, or not Python)."""
+    try:
+        return StaticCode.from_source(code).defs.get("f")
+    except CodeError:
+        return None
+
+
 def input_guesses(code: str, output: str, limit: int = 24) -> list[str]:
     """Argument texts for `f(...)` (see the module docstring), simplest and likeliest first; [] when `f`
     is not a plain function of positional parameters or the output is not a literal."""
-    try:
-        definition = StaticCode.from_source(code).defs.get("f")
-    except CodeError:
-        return []
+    definition = f_definition(code)
     if definition is None:
         return []
     a = definition.args
@@ -300,4 +305,4 @@ def _kind_of(value: Any) -> str | None:
     return None
 
 
-__all__ = ["KINDS", "input_guesses", "parameter_kinds"]
+__all__ = ["KINDS", "f_definition", "input_guesses", "parameter_kinds"]
