@@ -173,6 +173,14 @@ def frequent_baseline(items: Sequence[Item]) -> Callable[[Item], State]:
     return guess
 
 
+def _reseed(predictor: Any, key: str) -> None:
+    """Seed the predictor's sampling (retries after a failed check) per item, so that an item's prediction
+    does not depend on the items before it: a change that moves one item's retries leaves the others."""
+    rng = getattr(predictor, "rng", None)
+    if isinstance(rng, random.Random):
+        rng.seed(key)
+
+
 def eval_traces(
     predictor: Predictor | None,
     trees: Sequence[tuple[str, StateTree]],
@@ -202,6 +210,7 @@ def eval_traces(
         rows["frequent"][item.kind].add(frequent(item), item.truth)
         if predictor is not None:
             try:
+                _reseed(predictor, f"{seed}:{number}")
                 predictor.begin(item.code, item.state)
                 prediction = predictor.predict(item.action)
             except PredictError:
@@ -455,6 +464,7 @@ def eval_cruxeval(
                 passed["copy"]["input_inverse"] += copied
                 passed["copy"]["input_search"] += copied
             try:
+                _reseed(predictor, f"crux:{number}")
                 answers = crux_tasks(predictor, item)
             except (PredictError, CallError, CodeError) as exc:  # too long, uncallable, or not Python
                 skipped.append(f"{item.id}: {exc}")

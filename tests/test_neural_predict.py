@@ -843,3 +843,29 @@ def test_input_guesses_hold_inputs_of_simple_functions() -> None:
     assert found >= 10, found
     assert input_guesses("def f(*args):\n    return args\n", "(1,)") == []
     assert input_guesses("def f(x):\n    return x\n", "<object at 0x1>") == []
+
+
+def test_eval_items_do_not_shift_each_others_retries(tree: StateTree, tiny_model_dir: Path) -> None:
+    """Retries after a failed check sample from the predictor's random generator: each item starts from
+    its own seed, so an item's samples do not depend on the items before it (a change that moves one
+    item's retries leaves the others' scores alone)."""
+    from neural.predict import Predictor
+
+    runs = []
+    for burn in (0, 37):  # the generator as earlier items may have left it
+        predictor = Predictor.from_path(str(tiny_model_dir), retries=2, seed=5)
+        for _ in range(burn):
+            predictor.rng.random()
+        seen: list[Any] = []
+        begin = predictor.begin
+
+        def spy(code: str, state: State, begin: Any = begin, seen: list[Any] = seen,
+                predictor: Any = predictor) -> None:
+            seen.append(predictor.rng.getstate())
+            begin(code, state)
+
+        predictor.begin = spy  # type: ignore[method-assign]
+        result = eval_traces(predictor, [("program", tree)], per_action=2, limit=10)
+        runs.append((seen, result["scores"]["model"]))
+    assert len(runs[0][0]) == 10 and runs[0] == runs[1]
+    assert len({repr(state) for state in runs[0][0]}) == 10  # and each item has a seed of its own
