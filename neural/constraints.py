@@ -685,12 +685,19 @@ def _earlier_in_frame(static: StaticCode, current: State) -> list[tuple[str, int
 _IMMUTABLE = (str, bytes, int, float, complex, bool, type(None))
 
 
+def quiet_literal(text: str) -> Any:
+    """ast.literal_eval without the SyntaxWarnings a model's text can raise ("invalid decimal literal")."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return ast.literal_eval(text)
+
+
 def literal_value(text: str) -> tuple[bool, Any]:
     """(True, the value) when a repr reads as a Python literal, else (False, None)."""
     if len(text) > 10_000 or text.endswith("..."):
         return False, None
     try:
-        return True, ast.literal_eval(text)
+        return True, quiet_literal(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return False, None
 
@@ -822,7 +829,9 @@ def is_repr(text: str) -> bool:
     if _OBJECT_REPR.fullmatch(text):
         return True
     try:
-        ast.parse(text, mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return False
     return True
@@ -830,7 +839,7 @@ def is_repr(text: str) -> bool:
 
 def is_literal(text: str) -> bool:
     try:
-        ast.literal_eval(text)
+        quiet_literal(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return False
     return True

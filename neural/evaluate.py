@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from neural.constraints import CodeError, StaticCode, is_literal, literal_value
+from neural.constraints import CodeError, StaticCode, is_literal, literal_value, quiet_literal
 from neural.inputs import f_definition, input_guesses
 from neural.predict import PredictError, Predictor
 from neural.timeline import CallError, NeuralTimeline, driver_code, entry_state
@@ -57,7 +57,7 @@ def same_value(predicted: str | None, expected: str) -> bool:
     if predicted is None:
         return False
     try:
-        return bool(ast.literal_eval(predicted) == ast.literal_eval(expected))
+        return bool(quiet_literal(predicted) == quiet_literal(expected))
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return predicted.strip() == expected.strip()
 

@@ -869,3 +869,18 @@ def test_eval_items_do_not_shift_each_others_retries(tree: StateTree, tiny_model
         runs.append((seen, result["scores"]["model"]))
     assert len(runs[0][0]) == 10 and runs[0] == runs[1]
     assert len({repr(state) for state in runs[0][0]}) == 10  # and each item has a seed of its own
+
+
+def test_a_models_malformed_numbers_raise_no_syntax_warnings() -> None:
+    """A model can write `1abc` or `1if 2`: every check of its text stays silent (no SyntaxWarning on the
+    user's terminal), and the text is not a value."""
+    import warnings
+
+    from neural.constraints import is_literal, literal_value
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for text in ("1abc", "1if 2", "[0x1g]", "0b12"):
+            assert not is_literal(text) and not literal_value(text)[0] and not is_repr(text)
+            assert not same_value(text, "1")
+    assert [w for w in caught if issubclass(w.category, SyntaxWarning)] == []
