@@ -1021,9 +1021,41 @@ class FlowMemory:
             return None
         if previous.event in ("call", "resume"):
             return Decision(only=previous.line, keep_rest=True)
+        if previous.event == "yield" and root is not None:
+            return self._consumed_on(previous, root, gens[0], outer)
         if previous.event != "line" or len(gens[0].generators) != 1 or gens[0].generators[0].ifs:
             return None
         return Decision(never=previous.line)
+
+    def _consumed_on(
+        self, previous: State, root: ast.AST, genexp: ast.GeneratorExp, outer: str
+    ) -> Decision | None:
+        """After a generator expression's yield, seen without its caller: when a builtin consumes it that
+        asks for the next item (sum, min, sorted...; all after a true item, any after a false one), the
+        next state is its resume on the same line, nothing else having run."""
+        consumers = [n for n in ast.walk(root)
+                     if isinstance(n, ast.Call) and any(a is genexp for a in n.args)]
+        if len(consumers) != 1:
+            return None
+        func = consumers[0].func
+        info = self.static.functions.get(outer)
+        if isinstance(func, ast.Name):
+            if func.id not in _CONSUMERS or func.id == "next" or func.id in _shadowed(self.static, outer) or (
+                info is not None and func.id in info.names
+            ):
+                return None
+            name = func.id
+        elif (isinstance(func, ast.Attribute) and func.attr == "join"
+              and isinstance(func.value, ast.Constant) and isinstance(func.value.value, str)):
+            name = "join"
+        else:
+            return None
+        if name in ("all", "any"):
+            ok, value = literal_value(previous.value or "")
+            if not ok or bool(value) != (name == "all"):
+                return None  # it may stop here: the caller's line goes on
+        return Decision(only=previous.line, event="resume", depth=previous.depth, func=previous.func,
+                        frame=tuple(previous.locals.items()))
 
     def _keyed_next(self, returned_state: State, caller: _Frame, keyed: _Keyed) -> Decision | None:
         """After a key lambda returned: the next item's call, or the caller's line finished."""

@@ -425,7 +425,7 @@ def test_decided_plans_accept_every_recorded_step(tree: StateTree, static: Stati
 def test_decisions_from_any_recorded_state_without_history(tree: StateTree, static: StaticCode) -> None:
     """Differential, as an eval item or a restart starts: a memory that sees only one recorded state
     (no history) must still decide only what is true of the next one; loops it can place resume."""
-    resumed = unseen = lambdas = comprehensions = genexps = mathy = callers = 0
+    resumed = unseen = lambdas = comprehensions = genexps = mathy = callers = yields = 0
     for before, after in zip(tree.states, tree.states[1:]):
         memory = FlowMemory(static)
         memory.observe(before)
@@ -434,6 +434,7 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
             continue
         lambdas += before.func == "kinds.<locals>.<lambda>"  # filter's lambda: its line, its return
         genexps += before.func == "genexps.<locals>.<genexpr>"
+        yields += before.event == "yield" and decision.event == "resume"
         mathy += before.line == MATH_LOOP and decision.only is not None  # its items need math.sqrt
         callers += before.event == "return" and before.depth >= 2 and decision.func is not None
         comprehensions += before.func == "comps" and before.event == "line"
@@ -462,6 +463,7 @@ def test_decisions_from_any_recorded_state_without_history(tree: StateTree, stat
     assert genexps >= 20, genexps  # a genexpr's call and resume go to its line, its line elsewhere
     assert mathy >= 3, mathy  # each loop start
     assert callers >= 8, callers  # a function's return into its one calling line, in a caller never seen
+    assert yields >= 30, yields  # a consumer that asks for the next item: the genexpr resumes (0 without)
 
 
 def test_step_over_a_consumed_generator_expression_finishes_its_line(
