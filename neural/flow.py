@@ -26,7 +26,7 @@ from __future__ import annotations
 import ast
 import builtins
 import copy as copy_module
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from types import BuiltinFunctionType
 from typing import Any
@@ -106,6 +106,17 @@ def _carried(
 _CONSUMERS = frozenset(
     {"next", "min", "max", "sum", "all", "any", "list", "tuple", "set", "frozenset", "sorted", "dict"}
 )
+
+
+def _consumer_name(func: ast.expr, shadowed: frozenset[str], bound: Collection[str]) -> str | None:
+    """The builtin consumer a call names (`sum`, `all`... or "join" for `'sep'.join`), unless a name the
+    frame binds or shadows hides it; else None."""
+    if isinstance(func, ast.Name):
+        return func.id if func.id in _CONSUMERS and func.id not in shadowed and func.id not in bound else None
+    if (isinstance(func, ast.Attribute) and func.attr == "join"
+            and isinstance(func.value, ast.Constant) and isinstance(func.value.value, str)):
+        return "join"
+    return None
 
 
 def _genexps(node: ast.AST | None) -> list[ast.GeneratorExp]:
@@ -869,14 +880,8 @@ class FlowMemory:
         if len(consumers) != 1 or not _builtin_calls_only(statement, plain, shadowed, static):
             return None
         consumer = consumers[0]
-        func = consumer.func
-        if isinstance(func, ast.Name) and func.id in _CONSUMERS and func.id not in shadowed \
-                and func.id not in previous.locals:
-            name = func.id
-        elif (isinstance(func, ast.Attribute) and func.attr == "join"
-              and isinstance(func.value, ast.Constant) and isinstance(func.value.value, str)):
-            name = "join"
-        else:
+        name = _consumer_name(consumer.func, shadowed, previous.locals)
+        if name is None:
             return None
         if consumer.keywords or len(consumer.args) > (2 if name == "next" else 1):
             return None
@@ -1037,18 +1042,9 @@ class FlowMemory:
                      if isinstance(n, ast.Call) and any(a is genexp for a in n.args)]
         if len(consumers) != 1:
             return None
-        func = consumers[0].func
         info = self.static.functions.get(outer)
-        if isinstance(func, ast.Name):
-            if func.id not in _CONSUMERS or func.id == "next" or func.id in _shadowed(self.static, outer) or (
-                info is not None and func.id in info.names
-            ):
-                return None
-            name = func.id
-        elif (isinstance(func, ast.Attribute) and func.attr == "join"
-              and isinstance(func.value, ast.Constant) and isinstance(func.value.value, str)):
-            name = "join"
-        else:
+        name = _consumer_name(consumers[0].func, _shadowed(self.static, outer), info.names if info else ())
+        if name is None or name == "next":
             return None
         if name in ("all", "any"):
             ok, value = literal_value(previous.value or "")
@@ -1185,20 +1181,7 @@ class FlowMemory:
         slots = [f"__returned{i}__" for i in range(len(calls))]
         locals_ = {**before.locals, **dict(zip(slots, returns))}
         if done < len(calls):
-            call = calls[done]
-            try:
-                arguments = [certain_repr(value_of(arg, locals_, shadowed)) for arg in call.args]
-            except NotExact:
-                return None
-            from neural.timeline import CallError, entry_state  # (timeline sits above this module)
-
-            try:
-                text = f"{names[done]}({', '.join(arguments)})"
-                state = entry_state(self.static.code, text, before.depth + 1)
-            except CallError:
-                return None
-            return Decision(only=state.line, event="call", depth=state.depth, func=state.func,
-                            frame=tuple(state.locals.items()))
+            return self._enter(calls[done], locals_, shadowed, before.depth + 1)
         swapped = _swapped(statement, calls, slots)
         return self._complete(before, found, swapped, locals_, slots, all(self._closed(n) for n in names))
 
@@ -1588,15 +1571,22 @@ class FlowMemory:
             return None  # a local's name; or an operator could run a class's dunder method before the call
         if not _builtin_calls_only(statement, previous, shadowed, self.static, allow=calls):
             return None
+        return self._enter(call, previous.locals, shadowed, previous.depth + 1)
+
+    def _enter(
+        self, call: ast.Call, locals_: Mapping[str, str], shadowed: frozenset[str], depth: int
+    ) -> Decision | None:
+        """The call state of the program's function `call` names, its positional arguments computed over
+        `locals_` and bound as Python binds them (None when one is not certain)."""
+        assert isinstance(call.func, ast.Name)
         try:
-            arguments = [certain_repr(value_of(arg, previous.locals, shadowed)) for arg in call.args]
+            arguments = [certain_repr(value_of(arg, locals_, shadowed)) for arg in call.args]
         except NotExact:
             return None
         from neural.timeline import CallError, entry_state  # (timeline sits above this module)
 
         try:
-            text = f"{call.func.id}({', '.join(arguments)})"
-            state = entry_state(self.static.code, text, previous.depth + 1)
+            state = entry_state(self.static.code, f"{call.func.id}({', '.join(arguments)})", depth)
         except CallError:
             return None
         return Decision(only=state.line, event="call", depth=state.depth, func=state.func,
