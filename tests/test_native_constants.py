@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import setuptools
 
+from tracer import codes, monitor, native, plan, values
 from tracer import format as trace_format
-from tracer import monitor, native, plan, values
 
 ROOT = Path(__file__).resolve().parent.parent
 built = pytest.mark.skipif(native.core is None, reason="tracer/_core/ is not built")
@@ -38,8 +38,11 @@ def test_shared_constants_are_the_python_definitions() -> None:
         *(f"G_{n}" for n in ("GLOBAL", "METHOD", "ITEM_METHOD", "SUBSCR", "STORE", "INPLACE", "CALL")),
         *(f"K_{n}" for n in ("PURE", "MUTATES", "UNKNOWN")),
         *("NATIVE_INT_LIMIT", "NATIVE_FLOAT_LIMIT", "FAST_LEN", "NESTED_BUDGET"),
-        *("HEAD_TRACKED", "HEAD_TRACKED_FLAT"),
+        *("HEAD_TRACKED", "HEAD_TRACKED_FLAT", "FLAG_OBJECT"),
+        *("PLAN_GROW", "PLAN_ITEMS", "PLAN_POP"),
+        *("T_LIST", "T_DICT", "OP_SPLICE", "OP_SET", "OP_DEL"),
     }
+    assert found["OP_SPLICE"] == codes.OP_SPLICE and found["T_DICT"] == codes.T_DICT
 
 
 @built

@@ -14,6 +14,7 @@ import collections
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -830,6 +831,90 @@ main()
 """
 
 
+# The changes the compiled core records without the Python tracker (tracer/_core/tracker.c): appends,
+# item stores at indexes locals hold, pops at the end, watched dicts' key sets and deletes; each next to
+# what it must hand to Python (a change in the head its text shows, a big int, a tuple or nested element,
+# an alias seen from another frame, a Counter and a defaultdict).
+_PROGRAMS["c_tracker"] = """
+import collections
+
+def grow(out, n):
+    for i in range(n):
+        out.append(i * 3)
+    out.append(2**70)
+    out.append((1, 2))
+    out.append([9])
+    out[-1].append(10)
+    return len(out)
+
+def stores(xs, other):
+    for i in range(len(xs) - 1, 1, -37):
+        j = i - 1
+        xs[i], xs[j] = xs[j], xs[i]
+        other[i] = 'text' if i % 2 else None
+    k = 1
+    xs[k] = 'head'
+    m = -1
+    xs[m] = 1.5
+    xs[m] = xs[m]
+    n = 10**30
+    try:
+        xs[n] = 0
+    except IndexError:
+        pass
+    xs[k] = frozenset({1})
+    return xs[k]
+
+def pops(xs):
+    while len(xs) > 500:
+        xs.pop()
+    while len(xs) > 3:
+        xs.pop()
+    return xs
+
+def table(d, keys):
+    for k in keys:
+        d[k] = k * 0.5
+    for k in keys[::3]:
+        del d[k]
+    d['s'] = b'bytes'
+    d[None] = True
+    d[2**80] = 1
+    d[(1, 2)] = 'tuple key'
+    d[keys[1]] = [1]
+    d[keys[1]].append(2)
+    return len(d)
+
+def shared(d):
+    d[0] = 'changed in the head'
+    return d
+
+def main():
+    out = list(range(400))
+    grow(out, 300)
+    xs = list(range(1000))
+    other = xs
+    stores(xs, other)
+    ys = list(range(800))
+    pops(ys)
+    d = {i: i for i in range(600)}
+    table(d, list(range(600, 900)))
+    e = dict.fromkeys(range(500), 0)
+    alias = e
+    shared(alias)
+    e[499] = 'tail'
+    c = collections.Counter(range(400))
+    for i in range(100):
+        c[i] += 2
+    dd = collections.defaultdict(int, {i: i for i in range(400)})
+    for i in range(500, 560):
+        dd[i] += 1
+    return len(out) + len(d)
+
+main()
+"""
+
+
 def _state_digests(trace: Path, script: Path) -> list[list[Any]]:
     """Our (line, {name: digest}) at every line step of the program's functions, rebuilt by replay."""
     namespace: dict[str, Any] = {}
@@ -895,3 +980,49 @@ def test_p_deep_element_of_200k_list_at_late_steps(tmp_path: Path) -> None:
     assert "(-199997, 'end', 200001, 199997, 0)" in done.stdout, done.stdout + done.stderr
     assert "(-199997, -199999)" in done.stdout, done.stdout  # a step back: before the append
     assert "recorded only as text" not in done.stdout
+
+
+_COUNT_RECHECKS = """
+import sys
+from tracer import monitor
+calls = [0]
+python_recheck = monitor.PythonRecorder._recheck
+
+def counted(self, *args):
+    calls[0] += 1
+    return python_recheck(self, *args)
+
+monitor.PythonRecorder._recheck = counted
+from tracer.cli import main
+try:
+    main(["record", "-o", sys.argv[1], sys.argv[2]])
+finally:
+    print(calls[0], file=sys.stderr)
+"""
+
+
+@pytest.mark.skipif(tracer.objects._native_core is None, reason="tracer/_core/ is not built")
+def test_c_tracker_records_exactly_what_the_python_tracker_records(tmp_path: Path) -> None:
+    """The changes recorded in C (tracker.c) are op for op the Python tracker's, chunk by chunk, and most of
+    the looks at tracked containers no longer reach Python."""
+    from tracer.format import TraceReader
+
+    script = tmp_path / "c_tracker.py"
+    script.write_text(_PROGRAMS["c_tracker"] + _PROGRAMS["grow"] + "\nmain()\n")
+    runner = tmp_path / "count.py"
+    runner.write_text(_COUNT_RECHECKS)
+    columns, rechecks = {}, {}
+    for flag in ("0", "1"):
+        trace = tmp_path / f"t{flag}.rtrace"
+        env = dict(os.environ, PYTHONPATH=str(ROOT), RETROGRADE_RECORDER="c", RETROGRADE_C_TRACKER=flag,
+                   PYTHONHASHSEED="0")  # the order locals are looked at (a set of names) is then fixed
+        done = subprocess.run([sys.executable, str(runner), str(trace), str(script)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, check=True)
+        rechecks[flag] = int(done.stderr.split()[-1])
+        with TraceReader(trace) as reader:
+            chunks = [(chunk.start, chunk.changes, chunk.objects) for chunk in reader.iter_chunks()]
+        columns[flag] = re.sub(r"0x[0-9a-f]+", "0x", repr(chunks)), chunks  # (function reprs)
+    assert columns["1"][0] == columns["0"][0]
+    ops = sum(len(objects[2]) for _, _, objects in columns["0"][1] if objects is not None)
+    assert ops > 1500  # the program changes its big containers at every line of its loops
+    assert rechecks["1"] * 2 < rechecks["0"], rechecks  # most looks handled in C (10,807 -> 3,224)

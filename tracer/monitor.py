@@ -53,7 +53,17 @@ from tracer.format import (
 )
 from tracer.native import core as _built_core
 from tracer.objects import ObjectTracker
-from tracer.plan import G_CALL, G_GLOBAL, CodePlan, analyse, touched_objects
+from tracer.plan import (
+    G_CALL,
+    G_GLOBAL,
+    PLAN_GROW,
+    PLAN_ITEMS,
+    PLAN_POP,
+    CodePlan,
+    LinePlan,
+    analyse,
+    touched_objects,
+)
 from tracer.records import FrameRecord, StepBuffer, ThreadState
 from tracer.tee import OutputTee
 from tracer.values import (
@@ -1070,6 +1080,23 @@ if _core is not None and native_module.mismatches(
     _core = None  # a build of another version: the Python recorder is always right
 
 
+def planned_lists(lp: LinePlan) -> dict[str, tuple[Any, ...]] | None:
+    """{name: (kind, ...)}: what the line's plan says it did to a list under that name, in the order
+    PythonRecorder._planned_change tries them, for the compiled core's tracker (tracer/_core/tracker.c),
+    which records these changes itself and hands anything else to _planned_change; None when nothing."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for name in {*lp.appends, *lp.item_stores, *lp.end_ops}:
+        op = lp.end_ops.get(name)
+        if op is not None and op != "append":  # _planned_change: end_op, and nothing else for a list
+            if op == "pop":
+                out[name] = (PLAN_POP,)
+        elif name in lp.appends:
+            out[name] = (PLAN_GROW,)
+        elif name in lp.item_stores:
+            out[name] = (PLAN_ITEMS, lp.item_stores[name])
+    return out or None
+
+
 def fast_info(code: types.CodeType, plan: CodePlan) -> tuple[Any, ...]:
     """The plan as tuples the C callbacks index directly (layout: INFO_* in tracer/_core/core.h)."""
     assert _core is not None
@@ -1085,7 +1112,7 @@ def fast_info(code: types.CodeType, plan: CodePlan) -> tuple[Any, ...]:
                  stored, name, attr_kinds, expected)
                 for kind, name, stored, attr_kinds, expected in guards
             )
-        return (lp.stores, slots, lp.may_mutate, lp.full, guards)
+        return (lp.stores, slots, lp.may_mutate, lp.full, guards, planned_lists(lp))
 
     base = min(plan.lines) if plan.lines else 0
     size = max(plan.lines) - base + 1 if plan.lines else 0
@@ -1114,6 +1141,9 @@ if _core is not None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._settled = self.objects.settled  # kept true by the C settle() (tracer/_core/guards.c)
+            # The object tracker's commonest looks and ops in C (tracker.c); RETROGRADE_C_TRACKER=0: Python.
+            if os.environ.get("RETROGRADE_C_TRACKER", "1") != "0":
+                self._bind_tracker(self.objects.entries, self.objects.ops)
 
         def _register_callbacks(self) -> None:
             super()._register_callbacks()

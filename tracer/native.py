@@ -49,10 +49,13 @@ def shared_constants() -> dict[str, int]:
     """Every constant the C code shares with the Python code, from its Python definition (the C module
     exports the same names). EV_* are tracer/format.py's, which imports this module: monitor.py checks
     them, and the layout size of its fast_info."""
-    from tracer import plan, values  # neither imports this module
+    from tracer import codes, plan, values  # none of them imports this module
 
     names = ("G_GLOBAL", "G_METHOD", "G_ITEM_METHOD", "G_SUBSCR", "G_STORE", "G_INPLACE", "G_CALL")
-    found = {name: getattr(plan, name) for name in (*names, "K_PURE", "K_MUTATES", "K_UNKNOWN")}
+    found = {
+        name: getattr(plan, name)
+        for name in (*names, "K_PURE", "K_MUTATES", "K_UNKNOWN", "PLAN_GROW", "PLAN_ITEMS", "PLAN_POP")
+    }
     found.update(
         NATIVE_INT_LIMIT=values.NATIVE_INT_LIMIT,
         NATIVE_FLOAT_LIMIT=values.NATIVE_FLOAT_LIMIT,
@@ -60,7 +63,10 @@ def shared_constants() -> dict[str, int]:
         NESTED_BUDGET=values._NESTED_BUDGET,
         HEAD_TRACKED=values.HEAD_TRACKED,
         HEAD_TRACKED_FLAT=values.HEAD_TRACKED_FLAT,
+        FLAG_OBJECT=values.FLAG_OBJECT,
     )
+    shared_codes = ("T_LIST", "T_DICT", "OP_SPLICE", "OP_SET", "OP_DEL")  # tracker.c records them
+    found.update({name: getattr(codes, name) for name in shared_codes})
     return found
 
 

@@ -46,11 +46,27 @@ from typing import Any
 
 import msgpack
 
-# Node type codes. The collections containers (deque, defaultdict, OrderedDict, Counter) are recorded like
-# the builtin ones they wrap (a deque like a list, the others like a dict), with a third node element for
-# what else their repr shows: a deque's maxlen, a defaultdict's default_factory (its repr text).
-T_LIST, T_TUPLE, T_DICT, T_SET, T_FROZENSET, T_TEXT, T_BIGINT, T_REF = range(8)
-T_DEQUE, T_DEFAULTDICT, T_ORDEREDDICT, T_COUNTER = range(8, 12)
+from tracer.codes import (  # (also re-exported: the format's codes)
+    OP_ADD,
+    OP_DEL,
+    OP_DISCARD,
+    OP_NEW,
+    OP_SET,
+    OP_SPLICE,
+    T_BIGINT,
+    T_COUNTER,
+    T_DEFAULTDICT,
+    T_DEQUE,
+    T_DICT,
+    T_FROZENSET,
+    T_LIST,
+    T_ORDEREDDICT,
+    T_REF,
+    T_SET,
+    T_TEXT,
+    T_TUPLE,
+)
+
 _TYPE_CODES: dict[type, int] = {
     list: T_LIST, tuple: T_TUPLE, dict: T_DICT, set: T_SET, frozenset: T_FROZENSET,
     collections.deque: T_DEQUE, collections.defaultdict: T_DEFAULTDICT,
@@ -61,9 +77,6 @@ _DICT_CODES = frozenset({T_DICT, T_DEFAULTDICT, T_ORDEREDDICT, T_COUNTER})
 _SEQ_CODES = frozenset({T_LIST, T_DEQUE})  # diffed as one splice plus nested elements
 # Dicts whose changes the dict watcher sees (an OrderedDict's own order, move_to_end, is not a dict event).
 _WATCHABLE = frozenset({T_DICT, T_DEFAULTDICT, T_COUNTER})
-# Op codes.
-OP_NEW, OP_SPLICE, OP_SET, OP_DEL, OP_ADD, OP_DISCARD = range(6)
-
 _SCATTER_MIN = 64  # a list change spread wider than this may be recorded item by item (_diff_scattered)
 SNAP_EVERY = 8  # an object's state is never more than this many chunks of ops away from a snapshot
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
@@ -224,8 +237,10 @@ if _stale_nested is None:
 _EV_ADDED, _EV_MODIFIED, _EV_DELETED = 0, 1, 2  # PyDict_WatchEvent; CLONED, CLEARED: compare it whole
 
 
-class _Entry:
-    """One tracked container: the object, its shadow, and where its recorded state lives."""
+class _PyEntry:
+    """One tracked container: the object, its shadow, and where its recorded state lives. (The compiled
+    core has the same class in C, tracer/_core/tracker.c Entry, so that it can record the commonest changes
+    itself; the two have the same fields.)"""
 
     __slots__ = ("base", "code", "dirty", "fps", "keys", "nested", "nested_ids", "obj", "oid", "rescan",
                  "shadow", "shown", "since_snap", "text_version", "touched", "version", "watched")
@@ -256,13 +271,16 @@ class _Entry:
         self.rescan = False  # watched, but the log cannot say what changed (cleared, cloned, lost)
 
 
+_Entry: Any = getattr(_native_core, "Entry", None) or _PyEntry
+
+
 class ObjectTracker:
     """The recording side: see the module docstring."""
 
     def __init__(self, text: Callable[[object], str], step: Callable[[], int]) -> None:
         self.nodes = NodeEncoder(text, self._ref_of)
         self.step = step  # the index of the step being recorded
-        self.entries: dict[int, _Entry] = {}
+        self.entries: dict[int, _PyEntry] = {}
         self.ops: list[list[Any]] = []  # [step, oid, op, *args] not yet flushed
         self.next_oid = 0
         self.chunk = 0  # number of the chunk being filled
@@ -358,7 +376,7 @@ class ObjectTracker:
             self._diff_frozen(entry, obj)
         return entry.oid
 
-    def _nested_may_change(self, entry: _Entry) -> bool:
+    def _nested_may_change(self, entry: _PyEntry) -> bool:
         """Can a nested mutable element of entry have changed in place since it was last observed?"""
         if not entry.nested:
             return False
@@ -371,7 +389,7 @@ class ObjectTracker:
             ids = entry.nested_ids = {id(items[key]) for key in entry.nested}
         return any(id(t) in ids for t in touched)
 
-    def _op(self, entry: _Entry, *args: Any, size: int = 1) -> None:
+    def _op(self, entry: _PyEntry, *args: Any, size: int = 1) -> None:
         self.ops.append([self.step(), entry.oid, *args])
         entry.since_snap += size
         entry.touched = True
@@ -421,7 +439,7 @@ class ObjectTracker:
         entry.touched = True
         return oid
 
-    def _take_shadow(self, entry: _Entry, obj: Any) -> Any:
+    def _take_shadow(self, entry: _PyEntry, obj: Any) -> Any:
         """Remember obj's current content; returns its node."""
         nodes = self.nodes
         code = entry.code
@@ -451,7 +469,7 @@ class ObjectTracker:
                 entry.nested[i] = _packed(items[i])
         return [code, items, nodes.extra(obj, code)] if code == T_DEQUE else [code, items]
 
-    def _diff_list(self, entry: _Entry, obj: Any) -> None:
+    def _diff_list(self, entry: _PyEntry, obj: Any) -> None:
         """A list's (or deque's) change since last seen: one splice, then its nested elements. A flat list
         changed in a few places far apart (a heap push or pop) is recorded item by item instead."""
         old = entry.shadow
@@ -486,7 +504,7 @@ class ObjectTracker:
         if self._nested_may_change(entry):
             self._diff_nested(entry, old, skip=(prefix, m - suffix) if (prefix < n or n != m) else None)
 
-    def _diff_scattered(self, entry: _Entry, obj: list[Any], prefix: int, n: int, m: int) -> bool:
+    def _diff_scattered(self, entry: _PyEntry, obj: list[Any], prefix: int, n: int, m: int) -> bool:
         """SET ops for the positions where obj differs from its shadow, then a splice for what it gained or
         lost at its end, when that is a small part of the splice between the common affixes (no items
         moved); False, recording nothing, when items moved (an insert or a delete: one splice is right)."""
@@ -573,7 +591,7 @@ class ObjectTracker:
                 self._op(entry, OP_SET, i, self.nodes.node(x))
         return self._planned_done(entry, obj, in_head)
 
-    def _planned_entry(self, obj: Any) -> _Entry | None:
+    def _planned_entry(self, obj: Any) -> _PyEntry | None:
         """obj's entry when the plan's hints may update it in place: it is tracked, its text was cut and
         is known to be right, and it holds no nested mutable element; else None (observe() compares it)."""
         entry = self.entries.get(id(obj))
@@ -581,7 +599,7 @@ class ObjectTracker:
             return None
         return entry if entry.version == entry.text_version else None
 
-    def _planned_done(self, entry: _Entry, obj: Any, in_head: bool) -> bool | None:
+    def _planned_done(self, entry: _PyEntry, obj: Any, in_head: bool) -> bool | None:
         """After a plan's hint made obj's shadow exact: None when the change shows in its text (made
         again by the next observe(), which will not compare it: it is in step), else True."""
         if in_head:
@@ -665,7 +683,7 @@ class ObjectTracker:
                 old[at:at] = segment
         return self._planned_done(entry, obj, in_head)
 
-    def _grow_list(self, entry: _Entry, obj: list[Any], n: int) -> None:
+    def _grow_list(self, entry: _PyEntry, obj: list[Any], n: int) -> None:
         old = entry.shadow
         segment = obj[n:]
         self._op(entry, OP_SPLICE, n, n, self.nodes.items(segment), size=len(segment) + 1)
@@ -675,7 +693,7 @@ class ObjectTracker:
                 entry.nested[i] = _packed(self.nodes.node(x))
                 entry.nested_ids = None
 
-    def _remember_nested(self, entry: _Entry, key: Any, x: Any, packed: bytes) -> None:
+    def _remember_nested(self, entry: _PyEntry, key: Any, x: Any, packed: bytes) -> None:
         if _fingerprint is None:
             return
         fp = _fingerprint(x)
@@ -684,7 +702,7 @@ class ObjectTracker:
         else:
             entry.fps[key] = (x, fp, packed)
 
-    def _diff_nested(self, entry: _Entry, items: Any, skip: tuple[int, int] | None) -> None:
+    def _diff_nested(self, entry: _PyEntry, items: Any, skip: tuple[int, int] | None) -> None:
         """SET ops for nested mutable elements whose content changed in place."""
         fast = _fingerprint is not None
         nested = entry.nested
@@ -704,7 +722,7 @@ class ObjectTracker:
             if fast:
                 self._remember_nested(entry, pos, x, entry.nested[pos])
 
-    def _diff_dict(self, entry: _Entry, obj: dict[Any, Any]) -> None:
+    def _diff_dict(self, entry: _PyEntry, obj: dict[Any, Any]) -> None:
         old: dict[Any, Any] = entry.shadow
         keys = entry.keys
         assert keys is not None
@@ -738,7 +756,7 @@ class ObjectTracker:
         if self._nested_may_change(entry):
             self._diff_dict_nested(entry, obj)
 
-    def _set_key(self, entry: _Entry, k: Any, v: Any) -> None:
+    def _set_key(self, entry: _PyEntry, k: Any, v: Any) -> None:
         node = self.nodes.node(v)
         entry.shadow[k] = v
         self._op(entry, OP_SET, self.nodes.node(k), node)
@@ -749,7 +767,7 @@ class ObjectTracker:
             if entry.nested_ids is not None:
                 entry.nested_ids.add(id(v))
 
-    def _diff_dict_nested(self, entry: _Entry, obj: dict[Any, Any]) -> None:
+    def _diff_dict_nested(self, entry: _PyEntry, obj: dict[Any, Any]) -> None:
         fast = _fingerprint is not None
         nested = entry.nested
         stale = _stale_nested if fast else None
@@ -765,7 +783,7 @@ class ObjectTracker:
             if fast:
                 self._remember_nested(entry, k, x, entry.nested[k])
 
-    def _diff_set(self, entry: _Entry, obj: set[Any]) -> None:
+    def _diff_set(self, entry: _PyEntry, obj: set[Any]) -> None:
         old: frozenset[Any] = entry.shadow
         if len(old) == len(obj) and all(x in old for x in obj):
             return
@@ -777,7 +795,7 @@ class ObjectTracker:
             self._op(entry, OP_ADD, self.nodes.items(new), size=len(new))
         entry.shadow = frozenset(obj)
 
-    def _diff_frozen(self, entry: _Entry, obj: Any) -> None:
+    def _diff_frozen(self, entry: _PyEntry, obj: Any) -> None:
         items = list(obj)
         for pos, before in entry.nested.items():
             if _packed(self.nodes.node(items[pos])) != before:
@@ -797,7 +815,8 @@ class ObjectTracker:
         cut = len(ops)
         while cut and ops[cut - 1][0] >= stop:
             cut -= 1
-        mine, self.ops = ops[:cut], ops[cut:]
+        mine = ops[:cut]
+        del ops[:cut]  # the same list stays: the compiled core appends to it too (tracker.c)
         for op in mine:
             op[0] -= start
         snaps: dict[int, Any] = {}
@@ -824,7 +843,7 @@ class ObjectTracker:
         """{oid: [base chunk, later chunks with ops]} for every live object, as of now (a chunk start)."""
         return {e.oid: [e.base, *e.dirty] for e in self.entries.values()}
 
-    def _snapshot(self, entry: _Entry) -> Any:
+    def _snapshot(self, entry: _PyEntry) -> Any:
         """The node of the recorded state (the shadow; nested mutable elements as last recorded)."""
         code = entry.code
         nodes = self.nodes
@@ -843,7 +862,7 @@ class ObjectTracker:
             items[pos] = msgpack.unpackb(packed)
         return [code, items, *extra]
 
-    def _forget(self, entry: _Entry) -> None:
+    def _forget(self, entry: _PyEntry) -> None:
         del self.entries[id(entry.obj)]
         self.settled.discard(id(entry.obj))
         if entry.watched and _dict_unwatch is not None:

@@ -95,6 +95,8 @@ _INPLACE_MIN = 13  # BinaryOp.INPLACE_ADD; every in-place operator has a value a
 # differs.
 G_GLOBAL, G_METHOD, G_ITEM_METHOD, G_SUBSCR, G_STORE, G_INPLACE, G_CALL = range(7)
 K_PURE, K_MUTATES, K_UNKNOWN = range(3)
+# What a line did to a list under one name, for the compiled core's tracker (monitor.planned_lists).
+PLAN_GROW, PLAN_ITEMS, PLAN_POP = range(3)
 # Only builtins that neither iterate over an argument nor call one (those could run a bound method of a
 # container, e.g. map(stack.pop, ...)); their dunder calls are treated like operators'.
 PURE_BUILTINS = frozenset(

@@ -33,6 +33,8 @@ static int Core_traverse(Core *self, visitproc visit, void *arg) {
     Py_VISIT(self->ts_cached);
     Py_VISIT(self->touched_tuple);
     Py_VISIT(self->settled);
+    Py_VISIT(self->t_entries);
+    Py_VISIT(self->t_ops);
     for (int i = 0; i < CODE_CACHE; i++) {
         Py_VISIT(self->code_cache[i].entry);
         Py_VISIT(self->code_cache[i].dict);
@@ -58,6 +60,8 @@ static int Core_clear(Core *self) {
     Py_CLEAR(self->ts_cached);
     Py_CLEAR(self->touched_tuple);
     Py_CLEAR(self->settled);
+    Py_CLEAR(self->t_entries);
+    Py_CLEAR(self->t_ops);
     for (int i = 0; i < CODE_CACHE; i++) {
         Py_CLEAR(self->code_cache[i].code);
         Py_CLEAR(self->code_cache[i].entry);
@@ -605,6 +609,8 @@ static PyMethodDef Core_methods[] = {
     {"_c_on_jump", (PyCFunction)(void (*)(void))Core_on_jump, METH_FASTCALL, "JUMP callback."},
     {"_c_on_start", (PyCFunction)(void (*)(void))Core_on_start, METH_FASTCALL, "PY_START callback."},
     {"_c_on_return", (PyCFunction)(void (*)(void))Core_on_return, METH_FASTCALL, "PY_RETURN callback."},
+    {"_bind_tracker", (PyCFunction)(void (*)(void))Core_bind_tracker, METH_FASTCALL,
+     "Record the commonest changes of the object tracker's containers in C (tracker.c)."},
     {NULL},
 };
 

@@ -175,6 +175,15 @@ static PyObject *record_recheck(Core *self, FrameRecord *rec, PyObject *name, Py
         if (same == -1) return NULL;
         if (same == 1) Py_RETURN_NONE;
     }
+    if (head != NULL && self->t_entries != NULL && PyTuple_CheckExact(head) && PyTuple_GET_SIZE(head) == 2 &&
+        PyLong_CheckExact(PyTuple_GET_ITEM(head, 1))) {
+        Py_ssize_t kind = PyLong_AsSsize_t(PyTuple_GET_ITEM(head, 1));
+        if (kind == HEAD_TRACKED_FLAT || kind == HEAD_TRACKED) {
+            /* a container the object tracker records: its commonest changes are recorded in C (tracker.c) */
+            PyObject *r = tracker_recheck(self, rec, name, obj, kind == HEAD_TRACKED_FLAT);
+            if (r != NOT_HANDLED) return r;
+        }
+    }
     PyObject *recent_head = NULL;
     PyObject *enc = render_lookup(self, obj, &recent_head);
     if (enc == NULL && PyErr_Occurred()) return NULL;

@@ -15,8 +15,9 @@
  *
  * The units: records.c (Lock, FrameRecord, ThreadState), stepbuffer.c (a chunk's steps), values.c
  * (scalar encodings, fingerprints, container reprs, text deltas), check.c (what changed in a frame),
- * guards.c (effect guards), callbacks.c (Core and its callbacks), pack.c (msgpack), module.c (the
- * module, its constants, PyInit__core). This header holds what they share: the constants, the structs,
+ * guards.c (effect guards), callbacks.c (Core and its callbacks), pack.c (msgpack), tracker.c (the
+ * object tracker's entries and the changes it records without Python), module.c (the module, its
+ * constants, PyInit__core). This header holds what they share: the constants, the structs,
  * the small hot helpers (inline) and the functions one unit calls in another.
  *
  * Frame locals are read from the interpreter frame's fast-locals array, so this includes CPython's
@@ -102,7 +103,7 @@ extern PyTypeObject *deque_type; /* collections.deque (its methods have known ef
 extern PyTypeObject *defaultdict_type, *ordereddict_type, *counter_type;
 
 /* The types (records.c, stepbuffer.c, callbacks.c). */
-extern PyTypeObject LockType, FrameRecordType, ThreadStateType, StepBufferType, CoreType;
+extern PyTypeObject LockType, FrameRecordType, ThreadStateType, StepBufferType, CoreType, EntryType;
 
 /* Lock (records.c): `held` is only looked at with the GIL held. */
 typedef struct {
@@ -202,7 +203,28 @@ struct Core {
         Py_ssize_t step;
     } renders[RENDER_CACHE];
     Py_ssize_t renders_oldest; /* the oldest step among them, -1: none */
+    /* The object tracker's `entries` dict and `ops` list (tracer/objects.py ObjectTracker), bound by
+     * CompiledRecorder (Core._bind_tracker): tracker.c records the commonest changes of tracked containers
+     * into them itself. NULL: not bound (every tracked container goes to the Python tracker). */
+    PyObject *t_entries, *t_ops;
 };
+
+/* The object tracker's codes (tracer/codes.py; checked at import by tracer/native.py). */
+enum { T_LIST = 0, T_DICT = 2 };
+enum { OP_SPLICE = 1, OP_SET = 2, OP_DEL = 3 };
+#define FLAG_OBJECT 2 /* values.py FLAG_OBJECT: [text, flags, oid] is object oid */
+/* Planned changes of a line (monitor.fast_info's line tuple, item LP_PLANNED: {name: (kind, ...)}; the kinds
+ * are tracer/plan.py's). */
+enum { PLAN_GROW = 0, PLAN_ITEMS = 1, PLAN_POP = 2 };
+#define LP_PLANNED 5
+
+/* One tracked container (tracker.c): objects.py's _Entry, in C so that tracker.c can update it. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *obj, *shadow, *keys, *nested, *fps, *nested_ids, *dirty, *shown;
+    Py_ssize_t oid, code, base, since_snap, version, text_version;
+    char touched, watched, rescan;
+} Entry;
 
 #define FINGERPRINT (-2) /* rec.heads[name] = (fingerprint, FINGERPRINT): see "fingerprints" below */
 #define FP_FLAT (-3)     /* the same, for a value whose repr shows no container but itself */
@@ -324,6 +346,15 @@ int guard_touched(Core *calls, FrameRecord *rec, PyObject *guards, PyObject *obj
 int settle(Core *self, FrameRecord *rec);
 PyObject *code_entry(Core *self, PyObject *code);
 int shows_touched(FrameRecord *rec, PyObject *name, PyObject *obj, PyObject **touched, int n);
+
+/* tracker.c: changes of tracked containers recorded in C. tracker_recheck gives a new reference: the
+ * value's encoding, Py_None when it is unchanged, or NOT_HANDLED (Py_NotImplemented, not a new reference)
+ * when the Python tracker must look (nothing was changed then); NULL on error. */
+#define NOT_HANDLED Py_NotImplemented
+PyObject *tracker_recheck(Core *self, FrameRecord *rec, PyObject *name, PyObject *obj, int flat_head);
+PyObject *Core_bind_tracker(Core *self, PyObject *const *args, Py_ssize_t nargs);
+extern PyObject *dict_log; /* module.c: the dict watcher's log of (id(dict), event, key, value) */
+extern int dict_log_lost;
 
 /* pack.c: msgpack */
 PyObject *StepBuffer_pack_columns(StepBuffer *self, PyObject *unused);

@@ -251,8 +251,8 @@ static PyObject *changed_positions(PyObject *module, PyObject *const *args, Py_s
  * one log entry instead of a comparison of the whole dict. If the log cannot grow (no memory), `lost` is
  * set and the tracker compares every watched dict in full once. */
 static int dict_watcher = -1;
-static PyObject *dict_log = NULL;
-static int dict_log_lost = 0;
+PyObject *dict_log = NULL; /* shared with tracker.c */
+int dict_log_lost = 0;
 
 static int on_dict_event(PyDict_WatchEvent event, PyObject *dict, PyObject *key, PyObject *new_value) {
     if (dict_log == NULL) return 0;
@@ -357,10 +357,13 @@ static const struct {
     /* tracer/plan.py */
     CONSTANT(G_GLOBAL), CONSTANT(G_METHOD), CONSTANT(G_ITEM_METHOD), CONSTANT(G_SUBSCR), CONSTANT(G_STORE),
     CONSTANT(G_INPLACE), CONSTANT(G_CALL), CONSTANT(K_PURE), CONSTANT(K_MUTATES), CONSTANT(K_UNKNOWN),
+    CONSTANT(PLAN_GROW), CONSTANT(PLAN_ITEMS), CONSTANT(PLAN_POP),
     /* tracer/values.py */
     CONSTANT(NATIVE_INT_LIMIT), CONSTANT(NATIVE_FLOAT_LIMIT), CONSTANT(FAST_LEN), CONSTANT(NESTED_BUDGET),
     CONSTANT(HEAD_TRACKED),
-    CONSTANT(HEAD_TRACKED_FLAT),
+    CONSTANT(HEAD_TRACKED_FLAT), CONSTANT(FLAG_OBJECT),
+    /* tracer/codes.py */
+    CONSTANT(T_LIST), CONSTANT(T_DICT), CONSTANT(OP_SPLICE), CONSTANT(OP_SET), CONSTANT(OP_DEL),
     /* the size of tracer/monitor.py fast_info's tuple (checked by tracer/monitor.py) */
     CONSTANT(INFO_SIZE),
 };
@@ -415,7 +418,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     if (deque_type == NULL || defaultdict_type == NULL || ordereddict_type == NULL || counter_type == NULL) return NULL;
     if (PyType_Ready(&LockType) < 0 || PyType_Ready(&FrameRecordType) < 0 ||
         PyType_Ready(&ThreadStateType) < 0 || PyType_Ready(&StepBufferType) < 0 ||
-        PyType_Ready(&CoreType) < 0) {
+        PyType_Ready(&CoreType) < 0 || PyType_Ready(&EntryType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&core_module);
@@ -425,6 +428,7 @@ PyMODINIT_FUNC PyInit__core(void) {
         PyModule_AddObjectRef(m, "ThreadState", (PyObject *)&ThreadStateType) < 0 ||
         PyModule_AddObjectRef(m, "Core", (PyObject *)&CoreType) < 0 ||
         PyModule_AddObjectRef(m, "StepBuffer", (PyObject *)&StepBufferType) < 0 ||
+        PyModule_AddObjectRef(m, "Entry", (PyObject *)&EntryType) < 0 ||
         add_constants(m) < 0 || PyModule_AddStringConstant(m, "SOURCE_HASH", RETROGRADE_SOURCE_HASH) < 0) {
         Py_DECREF(m);
         return NULL;
