@@ -27,7 +27,9 @@ def fake_core(**changes: Any) -> types.SimpleNamespace:
     assert sources is not None
     constants = native.shared_constants()
     constants.update(changes)
-    return types.SimpleNamespace(SOURCE_HASH=native.source_hash(sources), **constants)
+    handed: dict[Any, int] = {}  # the effect table load() hands the build
+    return types.SimpleNamespace(SOURCE_HASH=native.source_hash(sources), set_library_effects=handed.update,
+                                 handed=handed, **constants)
 
 
 def test_shared_constants_are_the_python_definitions() -> None:
@@ -36,6 +38,7 @@ def test_shared_constants_are_the_python_definitions() -> None:
     assert found["NATIVE_FLOAT_LIMIT"] == values.NATIVE_FLOAT_LIMIT and found["FAST_LEN"] == values._FAST_LEN
     assert set(found) == {
         *(f"G_{n}" for n in ("GLOBAL", "METHOD", "ITEM_METHOD", "SUBSCR", "STORE", "INPLACE", "CALL")),
+        "G_LIBCALL",
         *(f"K_{n}" for n in ("PURE", "MUTATES", "UNKNOWN")),
         *("NATIVE_INT_LIMIT", "NATIVE_FLOAT_LIMIT", "FAST_LEN", "NESTED_BUDGET"),
         *("HEAD_TRACKED", "HEAD_TRACKED_FLAT", "FLAG_OBJECT"),
@@ -66,6 +69,7 @@ def test_fake_build_with_one_constant_changed_is_refused(monkeypatch: pytest.Mon
     good = fake_core()
     monkeypatch.setattr(native.importlib, "import_module", lambda name: good)
     assert native.load() is good  # the stand-in is accepted as it is
+    assert good.handed == plan.LIBRARY_EFFECTS  # with the library effects the guards read
     for name in native.shared_constants():
         bad = fake_core(**{name: native.shared_constants()[name] + 1})
         monkeypatch.setattr(native.importlib, "import_module", lambda name, bad=bad: bad)

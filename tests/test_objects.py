@@ -915,6 +915,48 @@ main()
 """
 
 
+# Library functions of known effect (tracer/plan.py LIBRARY_EFFECTS: the guards then name only the list a
+# heapq or bisect function changes, and nothing for math), reached under several names, next to the same
+# names bound to other functions: the program's own, a module attribute replaced, a first argument that is
+# not a local.
+_PROGRAMS["library"] = """
+import bisect
+import heapq
+import heapq as hq
+import math
+from heapq import heappop, heappush
+
+def own(h, x):
+    h.append(x)
+    h.reverse()
+
+def main():
+    global heappush
+    h = []
+    big = list(range(0, 3000, 2))
+    other = [0.5] * 600
+    for i in range(400):
+        heapq.heappush(h, (i * 37) % 401)
+        r = math.sqrt(i) + math.floor(i / 3)
+        other[i % 600] = r
+        bisect.insort(big, i * 3 + 1)
+        heappush(h, -i)
+        if i % 7 == 0:
+            hq.heappop(h)
+            heappop(h)
+    lists = [h, big]
+    heapq.heapify(lists[1])
+    heapq.heappush(lists[0], 5)
+    heappush = own
+    heappush(h, 99)
+    heapq.heappush = own
+    heapq.heappush(big, 7)
+    return len(h) + len(big)
+
+main()
+"""
+
+
 def _state_digests(trace: Path, script: Path) -> list[list[Any]]:
     """Our (line, {name: digest}) at every line step of the program's functions, rebuilt by replay."""
     namespace: dict[str, Any] = {}

@@ -4,10 +4,15 @@ the settrace reference step for step."""
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import math
 import subprocess
 import tempfile
+import types
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable
+from heapq import heappush
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ from tracer.plan import (
     G_GLOBAL,
     G_INPLACE,
     G_ITEM_METHOD,
+    G_LIBCALL,
     G_METHOD,
     G_STORE,
     G_SUBSCR,
@@ -28,7 +34,9 @@ from tracer.plan import (
     K_MUTATES,
     K_PURE,
     K_UNKNOWN,
+    LIBRARY_EFFECTS,
     analyse,
+    library_effect,
     method_kinds,
     touched_objects,
 )
@@ -75,11 +83,59 @@ def test_guards_name_what_each_line_touches() -> None:
     assert lines[6] == (True, ((G_INPLACE, "n", True, None, None),))  # n is stored once: old and new
     # a call of a global Python function: only settle() knows whether it is traced; the line's own
     # recheck cannot tell
-    assert lines[7] == (True, ((G_CALL, "helper", False, None, None),))
+    assert lines[7] == (True, ((G_CALL, "helper", False, (None, "stack"), None),))
     assert touched_objects(lines[7][1], {"stack": []}, {}, {"helper": len}, {}) is None
     assert lines[8] == (True, None)  # a method of an attribute: cannot tell
     stored = lines[9][1]
     assert kinds(stored) == [(G_METHOD, "stack")] and stored[0][2] is True  # receiver rebound on the line
+
+
+def library_calls(h: list[Any], xs: list[Any], x: float) -> float:
+    heapq.heappush(h, x)
+    y = math.sqrt(x)
+    bisect.insort(xs, y)
+    heappush(h, y)
+    heapq.heappush(xs[0], 1)
+    h.append(1); heapq.heapify(h)  # noqa: E702 (one line)
+    return y
+
+
+@needs_guards
+def test_library_functions_have_known_effects() -> None:
+    """A call of a library function of known effect is guarded by the function it reaches at run time,
+    under whatever name: the effect is the table's only when the global (or the module's attribute) is
+    that very function."""
+    lines = guards_by_line(library_calls)
+    assert lines[1] == (True, ((G_LIBCALL, "heapq", False, ("heappush", "h"), None),))
+    assert kinds(lines[2][1]) == [(G_LIBCALL, "math")]
+    assert kinds(lines[4][1]) == [(G_CALL, "heappush")] and lines[4][1][0][3] == (None, "h")
+    assert lines[5][1][-1][3] == ("heappush", None)  # its first argument is not a local
+    plan = analyse(library_calls.__code__, 1)
+    first = library_calls.__code__.co_firstlineno
+    assert not plan.lines[first + 6].appends  # h.append then heapify: not an append only
+    h: list[Any] = [3]
+    xs: list[Any] = [[1.0]]
+    now = {"h": h, "xs": xs, "x": 2.0, "y": 1.5}
+    g = {"heapq": heapq, "math": math, "bisect": bisect, "heappush": heapq.heappush}
+    assert touched_objects(lines[1][1], now, {}, g, {}) == [h]
+    assert touched_objects(lines[2][1], now, {}, g, {}) == []
+    assert touched_objects(lines[3][1], now, {}, g, {}) == [xs]
+    assert touched_objects(lines[4][1], now, {}, g, {}) == [h]
+    assert touched_objects(lines[5][1], now, {}, g, {}) is None
+    # the same names, other functions: the program's own, a replaced module attribute, a non-list
+    assert touched_objects(lines[4][1], now, {}, {**g, "heappush": lambda a, b: None}, {}) is None
+    fake = types.ModuleType("heapq")
+    fake.heappush = print  # type: ignore[attr-defined]
+    assert touched_objects(lines[1][1], now, {}, {**g, "heapq": fake}, {}) is None
+    assert touched_objects(lines[1][1], {**now, "h": (1,)}, {}, g, {}) is None
+    assert library_effect(heapq.heappush) == 0 and library_effect(math.sqrt) == -1
+    assert library_effect(bisect.insort) == 0 and library_effect(len) is None
+    assert library_effect(lambda: None) is None
+    # every entry names a real function of its module
+    import importlib
+
+    for (module, name), effect in LIBRARY_EFFECTS.items():
+        assert library_effect(getattr(importlib.import_module(module), name)) == effect, (module, name)
 
 
 @needs_guards

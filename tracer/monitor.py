@@ -56,6 +56,7 @@ from tracer.objects import ObjectTracker
 from tracer.plan import (
     G_CALL,
     G_GLOBAL,
+    G_LIBCALL,
     PLAN_GROW,
     PLAN_ITEMS,
     PLAN_POP,
@@ -1103,13 +1104,18 @@ def fast_info(code: types.CodeType, plan: CodePlan) -> tuple[Any, ...]:
     simple = bool(_core.simple_locals(code)) and not plan.is_module
     varnames = code.co_varnames
 
+    def call_kinds(attr_kinds: tuple[str | None, str | None]) -> tuple[str | None, int]:
+        attr, first = attr_kinds  # the first argument's local by its slot (-1: none)
+        return attr, varnames.index(first) if first is not None and first in varnames else -1
+
     def line_tuple(lp: Any) -> tuple[Any, ...]:
         slots = tuple(varnames.index(n) if n in varnames else -1 for n in lp.stores)
         guards = lp.guards
         if guards is not None:
+            calls = (G_CALL, G_LIBCALL)
             guards = tuple(
-                (kind, varnames.index(name) if kind not in (G_GLOBAL, G_CALL) and name in varnames else -1,
-                 stored, name, attr_kinds, expected)
+                (kind, varnames.index(name) if kind not in (G_GLOBAL, *calls) and name in varnames else -1,
+                 stored, name, call_kinds(attr_kinds) if kind in calls else attr_kinds, expected)
                 for kind, name, stored, attr_kinds, expected in guards
             )
         return (lp.stores, slots, lp.may_mutate, lp.full, guards, planned_lists(lp))

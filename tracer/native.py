@@ -51,7 +51,8 @@ def shared_constants() -> dict[str, int]:
     them, and the layout size of its fast_info."""
     from tracer import codes, plan, values  # none of them imports this module
 
-    names = ("G_GLOBAL", "G_METHOD", "G_ITEM_METHOD", "G_SUBSCR", "G_STORE", "G_INPLACE", "G_CALL")
+    names = ("G_GLOBAL", "G_METHOD", "G_ITEM_METHOD", "G_SUBSCR", "G_STORE", "G_INPLACE", "G_CALL",
+             "G_LIBCALL")
     found = {
         name: getattr(plan, name)
         for name in (*names, "K_PURE", "K_MUTATES", "K_UNKNOWN", "PLAN_GROW", "PLAN_ITEMS", "PLAN_POP")
@@ -85,6 +86,12 @@ def load() -> Any:
         return None
     if _stale(module) or mismatches(module, shared_constants()):
         return None
+    from tracer import plan
+
+    set_effects = getattr(module, "set_library_effects", None)
+    if set_effects is None:
+        return None  # a build without the effect table: not this one
+    set_effects(plan.LIBRARY_EFFECTS)  # one table, Python's (the effect guards read it)
     return module
 
 

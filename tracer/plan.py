@@ -85,15 +85,50 @@ _INPLACE_MIN = 13  # BinaryOp.INPLACE_ADD; every in-place operator has a value a
 #             as dicts.)
 #   G_INPLACE: an in-place operator on local `name`: nothing for an immutable builtin, only that object
 #             for an exact list, dict or set.
-#   G_CALL:   a call of global `name` that is not a builtin. The line's own recheck cannot tell what it
-#             changed; the object tracker's settled set (tracer/_core/guards.c settle) counts it as known
-#             when `name` is a plain function the recorder traces (its frame's steps account for it).
-#             (Calls of local functions, closures and attributes of globals remain "cannot tell".)
+#   G_CALL:   a call of global `name` that is not a builtin. When it is a library function of known effect
+#             (LIBRARY_EFFECTS: `sqrt` after `from math import sqrt`, `heappush`), that effect; else the
+#             line's own recheck cannot tell what it changed, and the object tracker's settled set
+#             (tracer/_core/guards.c settle) counts it as known when `name` is a plain function the
+#             recorder traces (its frame's steps account for it). attr_kinds: (None, the local passed as
+#             first argument, or None).
+#   G_LIBCALL: a call of attribute `attr` of global `name` (`math.sqrt(x)`, `heapq.heappush(h, x)`,
+#             `helpers.f()`): the same, for `name.attr` when `name` is a module. attr_kinds: (attr, the
+#             local passed as first argument, or None).
+#             (Calls of local functions, closures and attributes of other objects remain "cannot tell".)
 # `stored`: the line also binds `name` (once), so the object involved is its value before the line or
 # after it; both are looked at.
 # The C callbacks use the same numbers (tracer/_core/core.h): tracer/native.py refuses a build where one
 # differs.
-G_GLOBAL, G_METHOD, G_ITEM_METHOD, G_SUBSCR, G_STORE, G_INPLACE, G_CALL = range(7)
+G_GLOBAL, G_METHOD, G_ITEM_METHOD, G_SUBSCR, G_STORE, G_INPLACE, G_CALL, G_LIBCALL = range(8)
+# Library functions written in C whose effect is known, by (their module's __name__, their __name__): -1
+# changes nothing (of the program's), k >= 0 changes only its argument k in place, when that is an exact
+# list. Recognised by the function object called, whatever name the program imported it under. (As for
+# the methods above, the dunder methods their comparisons or conversions call are not followed.)
+LIBRARY_EFFECTS: dict[tuple[str, str], int] = {
+    **{("_heapq", f): 0 for f in ("heappush", "heappop", "heapify", "heapreplace", "heappushpop")},
+    **{("_bisect", f): -1 for f in ("bisect_left", "bisect_right")},
+    **{("_bisect", f): 0 for f in ("insort_left", "insort_right")},
+    **{("math", f): -1 for f in (
+        "sqrt", "isqrt", "floor", "ceil", "trunc", "fabs", "fmod", "modf", "frexp", "ldexp", "copysign",
+        "exp", "expm1", "log", "log1p", "log2", "log10", "pow", "sin", "cos", "tan", "asin", "acos", "atan",
+        "atan2", "sinh", "cosh", "tanh", "hypot", "degrees", "radians", "gcd", "lcm", "comb", "perm",
+        "factorial", "isclose", "isfinite", "isinf", "isnan", "erf", "erfc", "gamma", "lgamma",
+    )},
+    **{("time", f): -1 for f in ("time", "perf_counter", "monotonic", "process_time", "time_ns",
+                                  "perf_counter_ns", "monotonic_ns")},
+}
+
+
+def library_effect(fn: object) -> int | None:
+    """LIBRARY_EFFECTS for the function object fn (a builtin function of a module), or None: unknown."""
+    if type(fn) is not types.BuiltinFunctionType:
+        return None
+    module = getattr(fn, "__self__", None)
+    if type(module) is not types.ModuleType:
+        return None
+    return LIBRARY_EFFECTS.get((module.__name__, fn.__name__))
+
+
 K_PURE, K_MUTATES, K_UNKNOWN = range(3)
 # What a line did to a list under one name, for the compiled core's tracker (monitor.planned_lists).
 PLAN_GROW, PLAN_ITEMS, PLAN_POP = range(3)
@@ -250,8 +285,21 @@ def touched_objects(guards: tuple[tuple[Any, ...], ...], now: Any, before: dict[
     """
     touched: list[object] = []
     for kind, name, stored, attr_kinds, expected in guards:
-        if kind == G_CALL:  # only settle() can tell (it knows which functions are traced)
-            return None
+        if kind in (G_CALL, G_LIBCALL):
+            fn = globals_.get(name, _MISSING)
+            if kind == G_LIBCALL:
+                fn = fn.__dict__.get(attr_kinds[0], _MISSING) if type(fn) is types.ModuleType else _MISSING
+            effect = library_effect(fn)
+            if effect is None:  # only settle() can tell (it knows which functions are traced)
+                return None
+            if effect >= 0:
+                first = attr_kinds[1] if effect == 0 else None  # (the table's entries change argument 0)
+                arg = now.get(first, _MISSING) if first is not None else _MISSING
+                if type(arg) is not list:
+                    return None
+                if not any(arg is t for t in touched):
+                    touched.append(arg)
+            continue
         if kind == G_GLOBAL:
             if name in globals_ or builtins_.get(name) is not expected:
                 return None
@@ -349,6 +397,9 @@ class _Effects:
             if top is not None and top[0] == "local" and top[2] == run and top[3]:
                 # 3.13's call of a module-level name: LOAD_NAME f, PUSH_NULL
                 self.stack[-1:] = [("global", top[1], run)] * 2
+            elif top is not None and top[0] == "attribute" and top[3] == run:
+                # 3.13's call of a global's attribute (module.f): as 3.12's LOAD_ATTR of a method
+                self.stack[-1:] = [("method", top[1], top[2], run)] * 2
             else:
                 self.stack.append(("null", run))
             return
@@ -360,13 +411,22 @@ class _Effects:
             self.stack.append(("local", instr.arg[1], run, False))
             return
         tag: tuple[Any, ...]
-        if name == "LOAD_GLOBAL" and isinstance(instr.arg, tuple) and instr.arg[0]:
+        if name == "LOAD_GLOBAL" and isinstance(instr.arg, tuple):
             tag = ("global", instr.arg[1], run)
-            self.stack.extend((tag, tag))
+            if instr.arg[0]:  # a call of it follows (callable and NULL)
+                self.stack.extend((tag, tag))
+            else:  # a value (a module whose attribute is called next, say)
+                self.stack.append(("gvalue", instr.arg[1], run))
             return
         if name == "LOAD_ATTR" and isinstance(instr.arg, tuple) and instr.arg[0]:
             tag = ("method", self._pop(1)[0], instr.arg[1], run)
             self.stack.extend((tag, tag))
+            return
+        if name == "LOAD_ATTR" and isinstance(instr.arg, tuple):
+            owner = self._pop(1)[0]
+            # an attribute of a global (3.13 calls a module's function as LOAD_ATTR, PUSH_NULL)
+            is_global = owner is not None and owner[0] == "gvalue" and owner[2] == run
+            self.stack.append(("attribute", owner, instr.arg[1], run) if is_global else None)
             return
         if name == "SWAP" and isinstance(instr.arg, int) and len(self.stack) >= instr.arg:
             self.stack[-1], self.stack[-instr.arg] = self.stack[-instr.arg], self.stack[-1]
@@ -388,6 +448,17 @@ class _Effects:
             self.stack = []  # it may replace what is on the stack: trust nothing there
         self.stack.extend([pushed] * post)
 
+    def _first_arg(self, instr: Any, line: int, popped: list[Any]) -> str | None:
+        """The local passed as a plain CALL's first argument (not stored by the line), or None."""
+        if instr.name != "CALL" or not isinstance(instr.arg, int) or instr.arg < 1 or len(popped) < 3:
+            return None
+        name = self._local(popped[-3])
+        if name is None or self.store_counts.get(line, {}).get(name, 0):
+            return None
+        # a use the plan's list hints (appends, item stores, end operations) do not account for
+        self.uses.setdefault(line, {}).setdefault(name, set()).add((G_LIBCALL, ""))
+        return name
+
     def _classify(self, instr: Any, line: int, popped: list[Any]) -> None:
         name = instr.name
         if name in ("CALL", "CALL_KW") and len(popped) >= 2 and popped[-1] is popped[-2] is not None:
@@ -396,10 +467,17 @@ class _Effects:
                 self._guard(line, G_GLOBAL, tag[1], expected=getattr(builtins, tag[1]))
                 return
             if tag[0] == "global" and tag[2] == self.run and not self.module_code:
-                self._guard(line, G_CALL, tag[1])
+                self._guard(line, G_CALL, tag[1], attr_kinds=(None, self._first_arg(instr, line, popped)))
                 return
             if tag[0] == "method" and tag[3] == self.run:
                 receiver = tag[1]
+                if (
+                    receiver is not None and receiver[0] == "gvalue" and receiver[2] == self.run
+                    and name == "CALL" and not self.module_code
+                ):
+                    self._guard(line, G_LIBCALL, receiver[1],
+                                attr_kinds=(tag[2], self._first_arg(instr, line, popped)))
+                    return
                 kinds = method_kinds(tag[2])
                 if self._local(receiver) is not None:
                     # pop(i) acts anywhere: only pop() is an end operation (LinePlan.end_ops)

@@ -84,7 +84,7 @@ enum {
 };
 /* LinePlan tuple: (names, slots, may_mutate, full, guards); guards: None or a tuple of
  * (kind, slot, stored, name, attr_kinds, expected), see tracer/plan.py "effect guards". */
-enum { G_GLOBAL = 0, G_METHOD, G_ITEM_METHOD, G_SUBSCR, G_STORE, G_INPLACE, G_CALL };
+enum { G_GLOBAL = 0, G_METHOD, G_ITEM_METHOD, G_SUBSCR, G_STORE, G_INPLACE, G_CALL, G_LIBCALL };
 enum { K_PURE = 0, K_MUTATES, K_UNKNOWN };
 
 /* Limits the scalar and container encoders share with tracer/values.py (checked at import). */
@@ -346,6 +346,7 @@ int guard_touched(Core *calls, FrameRecord *rec, PyObject *guards, PyObject *obj
 int settle(Core *self, FrameRecord *rec);
 PyObject *code_entry(Core *self, PyObject *code);
 int shows_touched(FrameRecord *rec, PyObject *name, PyObject *obj, PyObject **touched, int n);
+extern PyObject *library_effects; /* plan.LIBRARY_EFFECTS, set by tracer/native.py (set_library_effects) */
 
 /* tracker.c: changes of tracked containers recorded in C. tracker_recheck gives a new reference: the
  * value's encoding, Py_None when it is unchanged, or NOT_HANDLED (Py_NotImplemented, not a new reference)

@@ -67,11 +67,43 @@ static int traced_code(Core *self, PyObject *fn) {
     return PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) >= 2 && PyTuple_GET_ITEM(entry, 1) != Py_None;
 }
 
-/* A G_CALL guard: global `name` is a traced plain function. */
-static int traced_function(Core *self, _PyInterpreterFrame *f, PyObject *name) {
-    PyObject *fn = PyDict_GetItemWithError(f->f_globals, name);
-    if (fn == NULL) return PyErr_Occurred() ? -1 : 0;
-    return traced_code(self, fn);
+PyObject *library_effects = NULL;
+
+/* What a G_CALL / G_LIBCALL guard calls: global `name`, or attribute `attr` of global module `name` (from
+ * the module's dict: no __getattr__ runs). Borrowed; NULL when there is none (an error only on failure). */
+static PyObject *callee(_PyInterpreterFrame *f, PyObject *name, PyObject *attr) {
+    PyObject *g = PyDict_GetItemWithError(f->f_globals, name);
+    if (g == NULL || attr == Py_None) return g;
+    if (!PyModule_CheckExact(g) || !PyUnicode_CheckExact(attr)) return NULL;
+    PyObject *d = PyModule_GetDict(g);
+    return d != NULL ? PyDict_GetItemWithError(d, attr) : NULL;
+}
+
+/* plan.library_effect: -1 (changes nothing), k >= 0 (changes its argument k), -2 (not known); -3 error. A
+ * few recent answers are kept (functions live as long as their module). */
+static int library_effect(PyObject *fn) {
+    static PyObject *seen[8];
+    static int effect_of[8];
+    if (!PyCFunction_CheckExact(fn) || library_effects == NULL) return -2;
+    int slot = (int)(((uintptr_t)fn >> 4) % 8);
+    if (seen[slot] == fn) return effect_of[slot];
+    PyObject *module = PyCFunction_GET_SELF(fn);
+    if (module == NULL || !PyModule_CheckExact(module)) return -2;
+    PyObject *module_name = PyModule_GetNameObject(module);
+    if (module_name == NULL) {
+        PyErr_Clear();
+        return -2;
+    }
+    PyObject *key = Py_BuildValue("(Ns)", module_name, ((PyCFunctionObject *)fn)->m_ml->ml_name);
+    if (key == NULL) return -3;
+    PyObject *found = PyDict_GetItemWithError(library_effects, key);
+    Py_DECREF(key);
+    if (found == NULL) return PyErr_Occurred() ? -3 : -2;
+    long effect = PyLong_AsLong(found);
+    if (effect == -1 && PyErr_Occurred()) return -3;
+    Py_XSETREF(seen[slot], Py_NewRef(fn));
+    effect_of[slot] = effect < 0 ? -1 : (int)effect;
+    return effect_of[slot];
 }
 
 /* A G_METHOD guard whose receiver is not a builtin container: obj.attr is a traced plain function bound to
@@ -110,9 +142,30 @@ int guard_touched(Core *calls, FrameRecord *rec, PyObject *guards, PyObject *obj
         Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(guard, 1));
         if ((kind == -1 || slot == -1) && PyErr_Occurred()) return -1;
         PyObject *name = PyTuple_GET_ITEM(guard, 3);
-        if (kind == G_CALL) {
-            if (calls == NULL) return 1;
-            int traced = traced_function(calls, f, name);
+        if (kind == G_CALL || kind == G_LIBCALL) {
+            PyObject *call = PyTuple_GET_ITEM(guard, 4); /* (attr or None, slot of the first argument) */
+            if (!PyTuple_CheckExact(call) || PyTuple_GET_SIZE(call) != 2) return 1;
+            PyObject *fn = callee(f, name, PyTuple_GET_ITEM(call, 0));
+            if (fn == NULL) return PyErr_Occurred() ? -1 : 1;
+            int effect = library_effect(fn);
+            if (effect == -3) return -1;
+            if (effect == -1) continue; /* a library function that changes nothing of the program's */
+            if (effect >= 0) {          /* ... or only its argument `effect`: the first is known */
+                Py_ssize_t arg_slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(call, 1));
+                if (arg_slot == -1 && PyErr_Occurred()) return -1;
+                PyObject *arg = effect == 0 && arg_slot >= 0 ? frame_local(rec->frame, arg_slot) : NULL;
+                if (arg == NULL || !PyList_CheckExact(arg)) return 1;
+                int known = 0;
+                for (int i = 0; i < *n; i++) known |= touched[i] == arg;
+                if (known) continue;
+                if (*n == MAX_TOUCHED) return 1;
+                touched[(*n)++] = arg;
+                continue;
+            }
+            if (calls == NULL) return 1; /* a traced function: only settle() counts its steps */
+            Py_INCREF(fn);
+            int traced = traced_code(calls, fn);
+            Py_DECREF(fn);
             if (traced < 0) return -1;
             if (!traced) return 1;
             continue;

@@ -315,7 +315,19 @@ static PyObject *same_head(PyObject *module, PyObject *const *args, Py_ssize_t n
     return PyBool_FromLong(rc == 1);
 }
 
+/* set_library_effects(effects): plan.LIBRARY_EFFECTS, {(module name, function name): argument or -1}. */
+static PyObject *set_library_effects(PyObject *module, PyObject *effects) {
+    if (!PyDict_CheckExact(effects)) {
+        PyErr_SetString(PyExc_TypeError, "set_library_effects(dict)");
+        return NULL;
+    }
+    Py_XSETREF(library_effects, Py_NewRef(effects));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"set_library_effects", set_library_effects, METH_O,
+     "The library functions of known effect (tracer/plan.py LIBRARY_EFFECTS), for the effect guards."},
     {"same_head", (PyCFunction)(void (*)(void))same_head, METH_FASTCALL,
      "True when value still holds the objects of an encoder head (elements, length)."},
     {"dict_watch", dict_watch, METH_O, "Log the changes of dict d (dict_events gives them)."},
@@ -356,7 +368,7 @@ static const struct {
     CONSTANT(EV_CALL), CONSTANT(EV_LINE), CONSTANT(EV_RETURN),
     /* tracer/plan.py */
     CONSTANT(G_GLOBAL), CONSTANT(G_METHOD), CONSTANT(G_ITEM_METHOD), CONSTANT(G_SUBSCR), CONSTANT(G_STORE),
-    CONSTANT(G_INPLACE), CONSTANT(G_CALL), CONSTANT(K_PURE), CONSTANT(K_MUTATES), CONSTANT(K_UNKNOWN),
+    CONSTANT(G_INPLACE), CONSTANT(G_CALL), CONSTANT(G_LIBCALL), CONSTANT(K_PURE), CONSTANT(K_MUTATES), CONSTANT(K_UNKNOWN),
     CONSTANT(PLAN_GROW), CONSTANT(PLAN_ITEMS), CONSTANT(PLAN_POP),
     /* tracer/values.py */
     CONSTANT(NATIVE_INT_LIMIT), CONSTANT(NATIVE_FLOAT_LIMIT), CONSTANT(FAST_LEN), CONSTANT(NESTED_BUDGET),
